@@ -1,0 +1,279 @@
+"""Run a model on a text and keep only the named tensors asked for, with a memory and a disk cache.
+
+Names (one scheme for every model):
+    embed                       (seq, d)        token-embedding rows
+    pos_embed                   (seq, d)        learned position rows (BERT family only; rotary models add none)
+    blocks.{i}.resid_pre        (seq, d)        input to block i
+    blocks.{i}.resid_post       (seq, d)        output of block i
+    blocks.{i}.attn.pattern     (heads, seq, seq) float16
+    blocks.{i}.attn.head_stats  (heads, 5)      entropy, to previous, to first, to self, to last (averaged over queries)
+    blocks.{i}.attn.pooled      (heads, p, p)   pattern average-pooled to p x p bins (ask with pooled_size=p)
+    final                       (seq, d)        last hidden state (after the final norm where the model has one)
+    logits                      (seq, vocab)    decoders only
+`*` in place of i means every layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from explorer.capture_attention import HEAD_STATS, CaptureRequest, capturing
+from explorer.models import LoadedModel, cache_dir
+
+CACHE_FORMAT = 1
+_BLOCK_NAME = re.compile(r"^blocks\.(\d+|\*)\.(resid_pre|resid_post|attn\.pattern|attn\.head_stats|attn\.pooled)$")
+_PLAIN_NAMES = {"embed", "pos_embed", "final", "logits"}
+
+
+class CaptureError(ValueError):
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind  # empty_text | bad_name | not_available
+        self.detail = detail
+
+
+@dataclass
+class Capture:
+    model_key: str
+    text: str
+    token_ids: np.ndarray  # (seq,) int64
+    tokens: list[str]  # each token decoded on its own
+    offsets: np.ndarray  # (seq, 2) character spans in `text`; (0, 0) for special tokens
+    dropped_tokens: int  # tokens cut off at the model's maximum length
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    from_cache: str = ""  # "", "memory" or "disk"
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.tensors[name]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.tensors.values()) + self.token_ids.nbytes + self.offsets.nbytes
+
+
+def expand_names(names, layers: int) -> list[str]:
+    expanded = []
+    for name in names:
+        match = _BLOCK_NAME.match(name)
+        if match is None:
+            if name not in _PLAIN_NAMES:
+                raise CaptureError("bad_name", name)
+            expanded.append(name)
+            continue
+        index, what = match.groups()
+        indices = range(layers) if index == "*" else [int(index)]
+        for i in indices:
+            if not 0 <= i < layers:
+                raise CaptureError("bad_name", f"{name}: the model has {layers} layers")
+            expanded.append(f"blocks.{i}.{what}")
+    return sorted(set(expanded), key=expanded.index)
+
+
+def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None):
+    """Token ids, decoded tokens, character offsets and how many tokens were dropped at the length limit."""
+    if not text or not text.strip():
+        raise CaptureError("empty_text")
+    limit = min(max_tokens or loaded.info.max_length, loaded.info.max_length)
+    full = loaded.tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+    ids, offsets = full["input_ids"], full["offset_mapping"]
+    dropped = max(0, len(ids) - limit)
+    if dropped:
+        encoded = loaded.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=limit)
+        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    tokens = [loaded.tokenizer.decode([token_id]) for token_id in ids]
+    return np.asarray(ids, dtype=np.int64), tokens, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), dropped
+
+
+def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = None, pooled_size: int = 0) -> Capture:
+    """One forward pass keeping only `names`; no cache (see `capture`)."""
+    names = expand_names(names, loaded.info.layers)
+    ids, tokens, offsets, dropped = tokenize(loaded, text, max_tokens)
+    if "logits" in names and loaded.info.family != "decoder":
+        raise CaptureError("not_available", "logits (encoder)")
+    request = CaptureRequest(
+        pattern_layers=frozenset(int(n.split(".")[1]) for n in names if n.endswith("attn.pattern")),
+        head_stats=any(n.endswith("attn.head_stats") for n in names),
+        pooled_size=pooled_size if any(n.endswith("attn.pooled") for n in names) else 0,
+    )
+    model = loaded.model
+    device = next(model.parameters()).device
+    input_ids = torch.as_tensor(ids, device=device)[None]  # (1, seq)
+    wants_hidden = any("resid" in n for n in names)
+    kwargs = {"output_hidden_states": wants_hidden}
+    if loaded.info.family == "decoder":
+        kwargs["logits_to_keep"] = 0 if "logits" in names else 1
+    with loaded.lock, torch.inference_mode(), capturing(request):
+        output = model(input_ids, **kwargs)
+        tensors = {}
+        for name in names:
+            tensors[name] = _pick(name, output, request, model, input_ids, loaded)
+    return Capture(loaded.info.key, text, ids, tokens, offsets, dropped, tensors)
+
+
+def _pick(name, output, request: CaptureRequest, model, input_ids, loaded) -> np.ndarray:
+    if name == "embed":
+        return _numpy(model.get_input_embeddings()(input_ids)[0])  # (seq, d)
+    if name == "pos_embed":
+        embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
+        table = getattr(embeddings, "position_embeddings", None)
+        if table is None:
+            raise CaptureError("not_available", "pos_embed (this model adds no position vectors)")
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
+        return _numpy(table(positions))  # (seq, d)
+    if name == "final":
+        hidden = getattr(output, "last_hidden_state", None)
+        if hidden is None:  # causal LM heads return no last_hidden_state: apply the final norm ourselves
+            hidden = model.base_model.norm(output.hidden_states[-1]) if output.hidden_states else None
+        if hidden is None:
+            raise CaptureError("not_available", "final (ask for blocks.*.resid_post too)")
+        return _numpy(hidden[0])
+    if name == "logits":
+        return _numpy(output.logits[0])  # (seq, vocab)
+    _, index, what = name.split(".", 2)
+    layer = int(index)
+    if what == "resid_pre":
+        return _numpy(output.hidden_states[layer][0])
+    if what == "resid_post":
+        return _numpy(output.hidden_states[layer + 1][0])
+    if what == "attn.pattern":
+        return request.patterns[layer].numpy()
+    if what == "attn.head_stats":
+        return request.stats[layer].numpy()
+    return request.pooled[layer].numpy()
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+# ---------------------------------------------------------------- cache
+
+class CaptureCache:
+    """In memory (LRU, bounded in bytes) in front of a folder of safetensors files (bounded in bytes)."""
+
+    def __init__(self, folder: Path | None = None, memory_bytes: int | None = None, disk_bytes: int | None = None):
+        self.folder = folder or cache_dir() / "captures"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.memory_bytes = memory_bytes or int(os.environ.get("EXPLORER_MEMORY_CACHE_MB", 512)) * 2**20
+        self.disk_bytes = disk_bytes or int(os.environ.get("EXPLORER_DISK_CACHE_MB", 2048)) * 2**20
+        self._memory: OrderedDict[str, Capture] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(loaded: LoadedModel, text: str, names, max_tokens, pooled_size) -> str:
+        parts = [CACHE_FORMAT, loaded.info.key, loaded.fingerprint, loaded.info.dtype, text, sorted(names), max_tokens, pooled_size]
+        return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
+
+    def get(self, key: str) -> Capture | None:
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                found = self._memory[key]
+                found.from_cache = "memory"
+                return found
+        found = self._read(self.folder / f"{key}.safetensors")
+        if found is not None:
+            self._remember(key, found)
+            found.from_cache = "disk"
+        return found
+
+    def put(self, key: str, capture: Capture) -> None:
+        self._remember(key, capture)
+        self._write(self.folder / f"{key}.safetensors", capture)
+        self._trim_disk()
+
+    def _remember(self, key: str, capture: Capture) -> None:
+        with self._lock:
+            self._memory[key] = capture
+            self._memory.move_to_end(key)
+            while sum(c.nbytes for c in self._memory.values()) > self.memory_bytes and len(self._memory) > 1:
+                self._memory.popitem(last=False)
+
+    @staticmethod
+    def _checksum(arrays: dict[str, np.ndarray]) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(arrays):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+        return digest.hexdigest()
+
+    def _write(self, path: Path, capture: Capture) -> None:
+        arrays = {f"t/{k}": np.ascontiguousarray(v) for k, v in capture.tensors.items()}
+        arrays["token_ids"] = capture.token_ids
+        arrays["offsets"] = capture.offsets
+        meta = {"model_key": capture.model_key, "text": capture.text, "tokens": capture.tokens, "dropped": capture.dropped_tokens}
+        metadata = {"meta": json.dumps(meta, ensure_ascii=False), "checksum": self._checksum(arrays)}
+        partial = path.with_suffix(f".{threading.get_ident()}.partial")
+        save_file(arrays, str(partial), metadata=metadata)
+        os.replace(partial, path)
+
+    def _read(self, path: Path) -> Capture | None:
+        """A missing, truncated or altered file reads as a miss (and is removed), never as an error."""
+        if not path.exists():
+            return None
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+            arrays = load_file(str(path))
+            if metadata.get("checksum") != self._checksum(arrays):
+                raise ValueError("checksum mismatch")
+            meta = json.loads(metadata["meta"])
+        except Exception:
+            path.unlink(missing_ok=True)
+            return None
+        tensors = {k[2:]: v for k, v in arrays.items() if k.startswith("t/")}
+        return Capture(meta["model_key"], meta["text"], arrays["token_ids"], meta["tokens"], arrays["offsets"], meta["dropped"], tensors)
+
+    def _trim_disk(self) -> None:
+        files = sorted(self.folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        while files and total > self.disk_bytes:
+            oldest = files.pop(0)
+            total -= oldest.stat().st_size
+            oldest.unlink(missing_ok=True)
+
+
+_default_cache: CaptureCache | None = None
+
+
+def default_cache() -> CaptureCache:
+    global _default_cache
+    if _default_cache is None:
+        _default_cache = CaptureCache()
+    return _default_cache
+
+
+def capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = None, pooled_size: int = 0,
+            cache: CaptureCache | None = None) -> Capture:
+    """`run_capture` behind the cache: same model weights, text and options give the stored arrays back."""
+    cache = cache or default_cache()
+    names = expand_names(names, loaded.info.layers)
+    key = cache.key(loaded, text, names, max_tokens, pooled_size)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    result = run_capture(loaded, text, names, max_tokens, pooled_size)
+    cache.put(key, result)
+    return result
+
+
+def head_stats_table(capture_result: Capture) -> np.ndarray:
+    """(layers, heads, stats) from the captured `blocks.{i}.attn.head_stats`."""
+    layers = sorted(int(n.split(".")[1]) for n in capture_result.tensors if n.endswith("attn.head_stats"))
+    return np.stack([capture_result[f"blocks.{i}.attn.head_stats"] for i in layers])
+
+
+__all__ = ["Capture", "CaptureCache", "CaptureError", "HEAD_STATS", "capture", "run_capture", "expand_names", "tokenize"]

