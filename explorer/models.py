@@ -11,10 +11,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
@@ -207,17 +209,12 @@ def check_config(config_dict: dict, parameters: int, cap: int | None = None) -> 
 def _read_config(model_id: str) -> tuple[PretrainedConfig, dict]:
     """Read only config.json (from a local folder or the hub), mapping failures to clear kinds."""
     local = Path(model_id)
-    try:
-        if local.is_dir():
-            config_dict = json.loads((local / "config.json").read_text(encoding="utf-8"))
-        else:
-            from huggingface_hub import hf_hub_download
-
-            config_dict = json.loads(Path(hf_hub_download(model_id, "config.json")).read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ModelError("unknown_id", f"{model_id}: no config.json") from error
-    except Exception as error:  # huggingface_hub's errors, mapped by name so the message fits the cause
-        raise _map_hub_error(model_id, error) from error
+    if local.is_dir():
+        if not (local / "config.json").exists():
+            raise ModelError("unknown_id", f"{model_id}: no config.json")
+        config_dict = json.loads((local / "config.json").read_text(encoding="utf-8"))
+    else:
+        config_dict = _hub_config(model_id)
     check_config(config_dict, parameters=0)  # remote code is refused before anything else is built
     try:
         config = AutoConfig.for_model(**config_dict) if "model_type" in config_dict else None
@@ -228,14 +225,44 @@ def _read_config(model_id: str) -> tuple[PretrainedConfig, dict]:
     return config, config_dict
 
 
+def _hub_config(model_id: str) -> dict:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model_id)
+    except Exception as error:
+        raise ModelError("unknown_id", model_id) from error
+    if not hub_reachable():
+        raise ModelError("offline", model_id)
+    try:
+        return json.loads(Path(hf_hub_download(model_id, "config.json")).read_text(encoding="utf-8"))
+    except Exception as error:  # huggingface_hub's errors, mapped by name so the message fits the cause
+        raise _map_hub_error(model_id, error) from error
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick look before any hub call: offline, huggingface_hub retries for half a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _map_hub_error(model_id: str, error: Exception) -> ModelError:
     name = type(error).__name__
     if name == "GatedRepoError":
         return ModelError("gated", model_id)
+    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or isinstance(error, ConnectionError):
+        return ModelError("offline", model_id)
     if name in ("RepositoryNotFoundError", "RevisionNotFoundError", "HFValidationError", "EntryNotFoundError"):
         return ModelError("unknown_id", model_id)
-    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or isinstance(error, (ConnectionError, OSError)):
-        return ModelError("offline", model_id)
+    if isinstance(error, OSError):  # a download cut off half way
+        return ModelError("offline", f"{model_id}: {error}")
     return ModelError("unknown_id", f"{model_id}: {error}")
 
 

@@ -1,0 +1,64 @@
+"""LLM Internals Explorer: entry point, shared sidebar, navigation."""
+
+import streamlit as st
+
+from explorer import models
+from explorer.i18n import LANGUAGES
+from pages.common import as_bool, current_model, show_error, tr, url_state
+
+st.set_page_config(page_title="LLM Internals Explorer", page_icon="🔎", layout="wide")
+
+PRESENTER_CSS = """<style>
+html, body, [class*="st-"], .stMarkdown p, .stMarkdown li { font-size: 1.35rem !important; }
+h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; } h3 { font-size: 1.9rem !important; }
+header[data-testid="stHeader"], [data-testid="stToolbar"], footer { display: none !important; }
+.block-container { padding-top: 1rem !important; max-width: 100% !important; }
+</style>"""
+
+
+def sidebar() -> None:
+    st.radio("Language · 언어", list(LANGUAGES), format_func=LANGUAGES.get, horizontal=True, key=url_state("lang", "ko"))
+    st.subheader(tr("sidebar_model"))
+    choices = list(models.BUNDLED)
+    chosen = st.session_state.get(url_state("model", models.SMOLLM2))
+    bundled = st.selectbox(tr("sidebar_bundled"), choices, index=choices.index(chosen) if chosen in choices else None,
+                           format_func=lambda k: models.BUNDLED[k].hub_id.split("/")[-1])
+    if bundled and bundled != chosen and chosen in choices:
+        st.session_state.model = bundled
+    with st.form("hub_model", border=False):
+        hub_id = st.text_input(tr("sidebar_hub_id"), value="" if chosen in choices else chosen,
+                               placeholder="gpt2", help=tr("sidebar_hub_help"))
+        if st.form_submit_button(tr("sidebar_load")) and hub_id.strip():
+            _switch_to_hub_model(hub_id.strip())
+    st.toggle(tr("sidebar_presenter"), key=url_state("present", False, as_bool))
+    st.radio(tr("sidebar_figure_format"), ["png", "svg"], horizontal=True, key=url_state("fig", "png"))
+
+
+def _switch_to_hub_model(hub_id: str) -> None:
+    """Load first; only a model that loaded replaces the current one."""
+    try:
+        with st.spinner(tr("loading_model", model=hub_id), show_time=True):
+            from pages.common import _load
+
+            _load(hub_id)
+    except models.ModelError as error:
+        show_error(error)
+        return
+    st.session_state.model = hub_id
+
+
+with st.sidebar:
+    sidebar()
+    loaded = current_model()
+    if loaded is not None:
+        info = loaded.info
+        st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
+
+if st.session_state.get("present"):
+    st.html(PRESENTER_CSS)
+
+navigation = st.navigation([
+    st.Page("pages/home.py", title=tr("nav_home"), icon="🏠", url_path="home", default=True),
+    st.Page("pages/inside.py", title=tr("nav_inside"), icon="🧠", url_path="inside"),
+])
+navigation.run()

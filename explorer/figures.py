@@ -1,0 +1,66 @@
+"""Plotly figure builders: plain arrays and lists in, go.Figure out. No model, no streamlit."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+FONT = "Noto Sans KR, Noto Sans CJK KR, Apple SD Gothic Neo, Malgun Gothic, sans-serif"  # Hangul first
+
+
+def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    fig.update_layout(title=title, height=height, font=dict(family=FONT, size=14), margin=dict(l=60, r=20, t=60, b=50),
+                      template="plotly_white")
+    return fig
+
+
+def timeline(years: list[int], names: list[str], captions: list[str], title: str) -> go.Figure:
+    """Events on a year axis, labels alternating above and below so neighbours never overlap."""
+    heights = [1 if i % 2 == 0 else -1 for i in range(len(years))]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=years, y=[0] * len(years), mode="lines", line=dict(color="#888"), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=years, y=heights, mode="markers+text", text=names, customdata=captions,
+        textposition=["top center" if h > 0 else "bottom center" for h in heights],
+        marker=dict(size=14, color="#3b6fd8"), hovertemplate="%{x}: %{text}<br>%{customdata}<extra></extra>",
+    ))
+    for year, height in zip(years, heights):
+        fig.add_shape(type="line", x0=year, x1=year, y0=0, y1=height, line=dict(color="#bbb", dash="dot"))
+    fig.update_yaxes(visible=False, range=[-2, 2])
+    fig.update_xaxes(dtick=1)
+    fig.update_layout(showlegend=False)
+    return _layout(fig, title, height=340)
+
+
+def parameter_chart(names: list[str], years: list[int], parameters: list[int], highlight: list[bool],
+                    title: str, y_label: str, x_label: str) -> go.Figure:
+    """Parameter counts on a log axis; `highlight` marks our own models."""
+    colors = ["#e4572e" if h else "#3b6fd8" for h in highlight]
+    labels = [f"{n}<br>{_human(p)}" for n, p in zip(names, parameters)]
+    fig = go.Figure(go.Scatter(
+        x=years, y=parameters, mode="markers+text", text=labels, textposition="middle right",
+        marker=dict(size=[18 if h else 12 for h in highlight], color=colors),
+        hovertemplate="%{text}<extra></extra>",
+    ))
+    fig.update_yaxes(type="log", title=y_label)
+    fig.update_xaxes(title=x_label, dtick=1, range=[min(years) - 0.5, max(years) + 1.5])
+    return _layout(fig, title)
+
+
+def layer_head_heatmap(values: np.ndarray, title: str, layer_label: str, head_label: str, colorbar: str) -> go.Figure:
+    """values: (layers, heads) -> one cell per head, layer 0 at the bottom."""
+    layers, heads = values.shape
+    fig = go.Figure(go.Heatmap(
+        z=values, x=list(range(heads)), y=list(range(layers)), colorscale="Viridis", colorbar=dict(title=colorbar),
+        hovertemplate=f"{layer_label} %{{y}} · {head_label} %{{x}}<br>%{{z:.3f}}<extra></extra>",
+    ))
+    fig.update_xaxes(title=head_label, dtick=1)
+    fig.update_yaxes(title=layer_label, dtick=1 if layers <= 12 else 2)
+    return _layout(fig, title, height=max(360, 22 * layers + 120))
+
+
+def _human(count: int) -> str:
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return str(count)

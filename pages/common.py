@@ -1,0 +1,130 @@
+"""UI mechanisms every page uses: URL state, the current model, errors, figure and data export.
+
+Not a page itself: app.py lists the pages with st.navigation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from explorer import activations, models
+from explorer.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+
+GLOBAL_PARAMS = ("lang", "model", "present", "fig")
+
+
+def lang() -> str:
+    return st.session_state.get("lang", DEFAULT_LANGUAGE)
+
+
+def tr(key: str, **values) -> str:
+    return t(key, lang(), **values)
+
+
+# ---------------------------------------------------------------- URL state
+
+def url_state(name: str, default, cast=str) -> str:
+    """Key of a widget whose value lives in the URL (`?name=value`) and survives moving between pages."""
+    keep = "_keep_" + name
+    if keep not in st.session_state:
+        raw = st.query_params.get(name)
+        try:
+            st.session_state[keep] = cast(raw) if raw is not None else default
+        except (TypeError, ValueError):  # a hand-edited link with a bad value falls back to the default
+            st.session_state[keep] = default
+    if name not in st.session_state:
+        st.session_state[name] = st.session_state[keep]
+    return name
+
+
+def publish_url(*names: str) -> None:
+    """Write the global settings and this page's `names` into the address bar."""
+    wanted = {}
+    for name in (*GLOBAL_PARAMS, *names):
+        if name in st.session_state:
+            value = st.session_state[name]
+            st.session_state["_keep_" + name] = value
+            wanted[name] = _encode(value)
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def _encode(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def as_bool(raw: str) -> bool:
+    return str(raw).lower() in ("1", "true", "yes", "on")
+
+
+# ---------------------------------------------------------------- model
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def _load(key_or_id: str) -> models.LoadedModel:
+    return models.load(key_or_id)
+
+
+def current_model() -> models.LoadedModel | None:
+    """The model named in the sidebar, loaded once per process and shared by every session."""
+    key = st.session_state.get("model", models.SMOLLM2)
+    try:
+        with st.spinner(tr("loading_model", model=key), show_time=True):
+            return _load(key)
+    except models.ModelError as error:
+        show_error(error)
+        return None
+
+
+def show_error(error) -> None:
+    kind = getattr(error, "kind", "unknown_id")
+    st.error(tr(f"error_{kind}", detail=getattr(error, "detail", str(error))), icon="⚠️")
+
+
+def run_capture(loaded: models.LoadedModel, text: str, names, **options) -> activations.Capture | None:
+    """Capture with a spinner and the engine's cache; a refusal is shown, never raised."""
+    try:
+        with st.spinner(tr("running_model"), show_time=True):
+            result = activations.capture(loaded, text, names, **options)
+    except activations.CaptureError as error:
+        show_error(error)
+        return None
+    except RuntimeError as error:  # out of memory on a GPU, say
+        if "out of memory" in str(error).lower():
+            show_error(models.ModelError("out_of_memory", loaded.info.key))
+            return None
+        raise
+    if result.dropped_tokens:
+        st.warning(tr("truncated", dropped=result.dropped_tokens))
+    return result
+
+
+# ---------------------------------------------------------------- export
+
+def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | None = None) -> None:
+    """Draw a figure with its download button (PNG or SVG, from the sidebar) and export its data."""
+    image_format = st.session_state.get("fig", "png")
+    st.plotly_chart(figure, key=key, config={
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},
+    })
+    if data is not None:
+        left, right = st.columns(2)
+        left.download_button(tr("download_csv"), data.to_csv(index=False).encode("utf-8-sig"), f"{name}.csv",
+                             "text/csv", key=f"{key or name}_csv")
+        right.download_button(tr("download_json"), data.to_json(orient="records", force_ascii=False).encode("utf-8"),
+                              f"{name}.json", "application/json", key=f"{key or name}_json")
+
+
+def language_options() -> dict[str, str]:
+    return LANGUAGES
+
+
+def to_json(value) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,36 @@
+"""Home: what each page shows, and where today's models come from."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from explorer import figures, models
+from pages.common import lang, publish_url, show_figure, tr
+
+HISTORY = json.loads((Path(__file__).parent.parent / "assets" / "history.json").read_text(encoding="utf-8"))
+BUNDLED_SIZES = [("SmolLM2-135M (ours)", 2024, 134_515_008), ("MiniLM-L6 (ours)", 2021, 22_713_216)]
+
+st.title(tr("app_title"))
+st.write(tr("home_intro"))
+
+st.header(tr("home_pages"))
+st.markdown(f"- {tr('home_page_inside')}")
+st.caption(tr("link_hint"))
+
+st.header(tr("home_history"))
+events = HISTORY["events"]
+show_figure(
+    figures.timeline([e["year"] for e in events], [e["name"] for e in events], [e[lang()] for e in events], tr("timeline_title")),
+    "timeline", pd.DataFrame([{"year": e["year"], "name": e["name"], "note": e[lang()]} for e in events]), key="timeline",
+)
+sizes = [(s["name"], s["year"], s["parameters"]) for s in HISTORY["sizes"]] + BUNDLED_SIZES
+names, years, counts = zip(*sizes)
+show_figure(
+    figures.parameter_chart(list(names), list(years), list(counts), [n.endswith("(ours)") for n in names],
+                            tr("params_title"), tr("params"), tr("year")),
+    "parameters", pd.DataFrame({"model": names, "year": years, "parameters": counts}), key="parameters",
+)
+st.caption(tr("home_history_note"))
+publish_url()

@@ -1,0 +1,23 @@
+"""Tests run on the real bundled models, offline. The converted SmolLM2 cache is shared by the whole run."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub, wherever they run
+os.environ.setdefault("EXPLORER_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pytest  # noqa: E402
+
+from explorer import models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm():
+    return models.load(models.SMOLLM2, device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    return models.load(models.MINILM, device="cpu", dtype="float32")

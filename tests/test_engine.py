@@ -1,0 +1,254 @@
+"""Layer 1: the engine on the real bundled models, against the models' own reference computations."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForCausalLM
+
+from explorer import activations, i18n, models
+from explorer.activations import CaptureCache, CaptureError, capture, run_capture
+from explorer.capture_attention import HEAD_STATS
+
+KO_EN = "고양이가 창가에 앉아 있다. The cat sits by the window."
+
+
+def _eager_reference(loaded, ids):
+    """The same weights run by transformers' own eager attention, which returns every softmax."""
+    folder = models.minilm_folder() if loaded.info.family == "encoder" else models.smollm2_converted_folder()
+    auto = AutoModel if loaded.info.family == "encoder" else AutoModelForCausalLM
+    reference = auto.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
+    with torch.inference_mode():
+        return reference(torch.as_tensor(ids)[None], output_attentions=True, output_hidden_states=True)
+
+
+@pytest.mark.parametrize("which", ["smollm", "minilm"])
+def test_patterns_match_the_models_own_softmax(which, request):
+    loaded = request.getfixturevalue(which)
+    layers = loaded.info.layers
+    result = run_capture(loaded, KO_EN, ["blocks.*.attn.pattern", "blocks.*.attn.head_stats"])
+    reference = _eager_reference(loaded, result.token_ids)
+    for layer in range(layers):
+        pattern = result[f"blocks.{layer}.attn.pattern"].astype(np.float32)  # (heads, seq, seq)
+        assert pattern.shape == (loaded.info.query_heads, len(result.token_ids), len(result.token_ids))
+        np.testing.assert_allclose(pattern.sum(-1), 1.0, atol=5e-3)  # rows sum to 1 (fp16 storage)
+        np.testing.assert_allclose(pattern, reference.attentions[layer][0].numpy(), atol=2e-3)
+        if loaded.info.family == "decoder":
+            assert np.all(np.triu(pattern, k=1) == 0)  # causal: nothing above the diagonal
+        else:
+            assert np.triu(pattern, k=1).sum() > 0.1  # bidirectional: the future is visible
+
+
+@pytest.mark.parametrize("which", ["smollm", "minilm"])
+def test_head_stats_agree_with_the_full_pattern(which, request):
+    loaded = request.getfixturevalue(which)
+    result = run_capture(loaded, KO_EN, ["blocks.*.attn.head_stats"])
+    reference = _eager_reference(loaded, result.token_ids)
+    for layer in range(loaded.info.layers):
+        full = reference.attentions[layer][0].numpy().astype(np.float64)  # (heads, seq, seq)
+        seq = full.shape[-1]
+        expected = np.stack([
+            -(full * np.log(np.where(full > 0, full, 1))).sum(-1).mean(-1),
+            full[:, np.arange(1, seq), np.arange(seq - 1)].mean(-1),
+            full[:, :, 0].mean(-1),
+            full[:, np.arange(seq), np.arange(seq)].mean(-1),
+            (full[:, np.arange(seq), np.arange(seq)] if loaded.info.family == "decoder" else full[:, :, -1]).mean(-1),
+        ], axis=-1)  # (heads, stats)
+        np.testing.assert_allclose(result[f"blocks.{layer}.attn.head_stats"], expected, atol=2e-4, err_msg=f"layer {layer}")
+    assert activations.head_stats_table(result).shape == (loaded.info.layers, loaded.info.query_heads, len(HEAD_STATS))
+
+
+def test_captured_logits_and_hidden_states_equal_the_models_own_forward(smollm):
+    result = run_capture(smollm, KO_EN, ["logits", "blocks.*.resid_post", "blocks.0.resid_pre", "embed", "final"])
+    reference = _eager_reference(smollm, result.token_ids)
+    np.testing.assert_allclose(result["logits"], reference.logits[0].numpy(), atol=2e-3, rtol=1e-3)
+    np.testing.assert_allclose(result["blocks.0.resid_pre"], reference.hidden_states[0][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(result["embed"], reference.hidden_states[0][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(result["blocks.29.resid_post"], reference.hidden_states[30][0].numpy(), atol=2e-3, rtol=1e-3)
+    final_norm = smollm.model.model.norm
+    with torch.inference_mode():
+        normed = final_norm(reference.hidden_states[30][0]).numpy()
+    np.testing.assert_allclose(result["final"], normed, atol=2e-3, rtol=1e-3)
+
+
+def test_smollm2_says_paris(smollm):
+    result = run_capture(smollm, "The capital of France is", ["logits"])
+    probs = torch.softmax(torch.as_tensor(result["logits"][-1]), -1)  # (vocab,)
+    assert abs(float(probs.sum()) - 1.0) < 1e-4
+    assert smollm.tokenizer.decode([int(probs.argmax())]) == " Paris"
+
+
+def test_encoder_has_learned_positions_and_offsets(minilm):
+    result = run_capture(minilm, "bank of the river", ["pos_embed", "embed"])
+    assert result.tokens[0] == "[CLS]" and result.tokens[-1] == "[SEP]"
+    assert result["pos_embed"].shape == (len(result.token_ids), minilm.info.hidden_size)
+    spans = ["bank of the river"[s:e] for s, e in result.offsets[1:-1]]
+    assert spans == ["bank", "of", "the", "river"]
+
+
+def test_rotary_model_has_no_position_vectors(smollm):
+    with pytest.raises(CaptureError) as refused:
+        run_capture(smollm, "hello", ["pos_embed"])
+    assert refused.value.kind == "not_available"
+
+
+def test_long_input_is_truncated_and_says_how_much(minilm):
+    text = "토큰 " * 800
+    result = run_capture(minilm, text, ["blocks.0.attn.head_stats"])
+    assert len(result.token_ids) == minilm.info.max_length
+    assert result.dropped_tokens > 0 and result.tokens[-1] == "[SEP]"
+    assert result.text == text  # what the user typed is kept whole
+
+
+@pytest.mark.parametrize("text", ["🙂👍🏽 emoji", "zero\u200bwidth\u200d joiner", "tab\tand\x07bell", "혼합 mixed 混合 текст"])
+def test_unusual_text_runs(smollm, text):
+    result = run_capture(smollm, text, ["blocks.0.attn.head_stats", "logits"])
+    assert np.isfinite(result["logits"]).all()
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t"])
+def test_empty_text_is_refused_clearly(smollm, text):
+    with pytest.raises(CaptureError) as refused:
+        run_capture(smollm, text, ["logits"])
+    assert refused.value.kind == "empty_text"
+
+
+def test_unknown_names_are_refused(smollm):
+    with pytest.raises(CaptureError):
+        run_capture(smollm, "hi", ["blocks.99.resid_post"])
+    with pytest.raises(CaptureError):
+        run_capture(smollm, "hi", ["everything"])
+
+
+def test_cache_hits_memory_then_disk_and_recomputes_a_corrupt_file(minilm, tmp_path):
+    names = ["blocks.*.resid_post", "blocks.2.attn.pattern", "blocks.*.attn.head_stats"]
+    cache = CaptureCache(tmp_path)
+    first = capture(minilm, KO_EN, names, cache=cache)
+    assert first.from_cache == ""
+    again = capture(minilm, KO_EN, names, cache=cache)
+    assert again.from_cache == "memory"
+    fresh = CaptureCache(tmp_path)  # a new process: only the disk remains
+    from_disk = capture(minilm, KO_EN, names, cache=fresh)
+    assert from_disk.from_cache == "disk"
+    assert from_disk.tokens == first.tokens
+    for name in first.tensors:
+        np.testing.assert_array_equal(from_disk[name], first[name])
+    files = list(tmp_path.glob("*.safetensors"))
+    assert len(files) == 1
+    data = bytearray(files[0].read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte inside the tensor data
+    files[0].write_bytes(bytes(data))
+    recomputed = capture(minilm, KO_EN, names, cache=CaptureCache(tmp_path))
+    assert recomputed.from_cache == ""
+    np.testing.assert_allclose(recomputed["blocks.2.attn.pattern"], first["blocks.2.attn.pattern"])
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # truncated
+    assert capture(minilm, KO_EN, names, cache=CaptureCache(tmp_path)).from_cache == ""
+
+
+def test_cache_key_changes_with_text_and_options(minilm, tmp_path):
+    cache = CaptureCache(tmp_path)
+    a = CaptureCache.key(minilm, "a", ["embed"], None, 0)
+    assert a != CaptureCache.key(minilm, "b", ["embed"], None, 0)
+    assert a != CaptureCache.key(minilm, "a", ["final"], None, 0)
+    assert a != CaptureCache.key(minilm, "a", ["embed"], 16, 0)
+    assert cache.get(a) is None
+
+
+def test_disk_cache_stays_within_its_bound(minilm, tmp_path):
+    cache = CaptureCache(tmp_path, disk_bytes=400_000)
+    for i in range(6):
+        capture(minilm, f"sentence number {i} " * 10, ["blocks.*.resid_post"], cache=cache)
+    assert sum(p.stat().st_size for p in tmp_path.glob("*.safetensors")) <= 400_000
+
+
+def test_concurrent_sessions_get_their_own_tensors(smollm):
+    texts = ["The cat sat on the mat.", "고양이가 매트 위에 앉았다. 그리고 잠들었다."]
+    expected = {t: run_capture(smollm, t, ["blocks.5.attn.pattern", "blocks.*.attn.head_stats"]) for t in texts}
+    results, errors = {}, []
+
+    def worker(text, slot):
+        try:
+            for _ in range(3):
+                results[slot] = run_capture(smollm, text, ["blocks.5.attn.pattern", "blocks.*.attn.head_stats"])
+        except Exception as error:  # surfaced by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(t, i)) for i, t in enumerate(texts * 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for slot, text in enumerate(texts * 2):
+        np.testing.assert_array_equal(results[slot]["blocks.5.attn.pattern"], expected[text]["blocks.5.attn.pattern"])
+
+
+def test_plain_forward_is_untouched_outside_a_capture(smollm):
+    ids = torch.tensor([[504, 3575, 282, 4649, 314]])
+    with torch.inference_mode():
+        logits = smollm.model(ids).logits[0, -1]
+    assert smollm.tokenizer.decode([int(logits.argmax())]) == " Paris"
+
+
+def test_description_of_the_bundled_models(smollm, minilm):
+    assert (smollm.info.family, smollm.info.layers, smollm.info.query_heads, smollm.info.kv_heads) == ("decoder", 30, 9, 3)
+    assert (smollm.info.hidden_size, smollm.info.vocab_size, smollm.info.parameters) == (576, 49152, 134_515_008)
+    assert (minilm.info.family, minilm.info.layers, minilm.info.query_heads, minilm.info.hidden_size) == ("encoder", 6, 12, 384)
+    assert minilm.info.vocab_size == 30522 and minilm.info.source == "package"
+    assert smollm.info.source in ("cache", "package") and smollm.info.device == "cpu"
+    assert models.smollm2_converted_folder().joinpath("model.safetensors").exists()
+    assert models.load(models.SMOLLM2).info.source == "cache"  # later loads read the converted safetensors
+
+
+def _write_config(folder, **overrides):
+    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000}
+    config.update(overrides)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_remote_code_is_refused_before_any_weights(tmp_path):
+    folder = _write_config(tmp_path / "custom", auto_map={"AutoModelForCausalLM": "modeling_custom.Custom"})
+    with pytest.raises(models.ModelError) as refused:
+        models.load(str(folder))  # the folder holds no weights: reaching them would fail differently
+    assert refused.value.kind == "remote_code"
+
+
+def test_oversized_model_is_refused_from_its_config(tmp_path):
+    folder = _write_config(tmp_path / "big", hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                           num_attention_heads=64, num_key_value_heads=8, vocab_size=128256)
+    with pytest.raises(models.ModelError) as refused:
+        models.load(str(folder))
+    assert refused.value.kind == "too_large" and "70" in refused.value.detail  # ~70,554M parameters
+
+
+def test_small_model_without_safetensors_is_refused(tmp_path):
+    folder = _write_config(tmp_path / "pickled")
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(models.ModelError) as refused:
+        models.load(str(folder))
+    assert refused.value.kind == "no_safetensors"
+
+
+def test_hub_ids_without_network_get_their_own_message():
+    with pytest.raises(models.ModelError) as refused:
+        models.load("gpt2")
+    assert refused.value.kind == "offline"
+    with pytest.raises(models.ModelError) as refused:
+        models.load("not a valid id!")
+    assert refused.value.kind in ("unknown_id", "offline")
+
+
+def test_device_and_dtype_choice():
+    assert models.pick_device("cpu").type == "cpu"
+    assert models.pick_dtype(torch.device("cpu")) == torch.float32
+    assert models.pick_dtype(torch.device("cpu"), "bfloat16") == torch.bfloat16
+
+
+def test_every_string_exists_in_korean_and_english():
+    assert i18n.missing_translations() == []
+    assert i18n.t("app_title", "ko") == "LLM 내부 탐색기"
