@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer import models
 from explorer.i18n import LANGUAGES
-from pages.common import as_bool, current_model, show_error, tr, url_state
+from pages.common import as_bool, current_model, setting, show_error, tr, url_state
 
 st.set_page_config(page_title="LLM Internals Explorer", page_icon="🔎", layout="wide")
 
@@ -20,11 +20,12 @@ def sidebar() -> None:
     st.radio("Language · 언어", list(LANGUAGES), format_func=LANGUAGES.get, horizontal=True, key=url_state("lang", "ko"))
     st.subheader(tr("sidebar_model"))
     choices = list(models.BUNDLED)
-    chosen = st.session_state.get(url_state("model", models.SMOLLM2))
+    url_state("model", models.SMOLLM2)
+    chosen = setting("model")
     bundled = st.selectbox(tr("sidebar_bundled"), choices, index=choices.index(chosen) if chosen in choices else None,
                            format_func=lambda k: models.BUNDLED[k].hub_id.split("/")[-1])
     if bundled and bundled != chosen and chosen in choices:
-        st.session_state.model = bundled
+        st.session_state.model = st.session_state["_keep_model"] = bundled
     with st.form("hub_model", border=False):
         hub_id = st.text_input(tr("sidebar_hub_id"), value="" if chosen in choices else chosen,
                                placeholder="gpt2", help=tr("sidebar_hub_help"))
@@ -44,7 +45,7 @@ def _switch_to_hub_model(hub_id: str) -> None:
     except models.ModelError as error:
         show_error(error)
         return
-    st.session_state.model = hub_id
+    st.session_state.model = st.session_state["_keep_model"] = hub_id
 
 
 with st.sidebar:
@@ -54,7 +55,7 @@ with st.sidebar:
         info = loaded.info
         st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
 
-if st.session_state.get("present"):
+if setting("present"):
     st.html(PRESENTER_CSS)
 
 navigation = st.navigation([

@@ -5,19 +5,22 @@ Not a page itself: app.py lists the pages with st.navigation.
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from explorer import activations, models
-from explorer.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from explorer.i18n import DEFAULT_LANGUAGE, t
 
 GLOBAL_PARAMS = ("lang", "model", "present", "fig")
 
 
+def setting(name: str, default=None):
+    """A URL-backed value: the widget's if it is on screen, else the last one kept for the link."""
+    return st.session_state.get(name, st.session_state.get("_keep_" + name, default))
+
+
 def lang() -> str:
-    return st.session_state.get("lang", DEFAULT_LANGUAGE)
+    return setting("lang", DEFAULT_LANGUAGE)
 
 
 def tr(key: str, **values) -> str:
@@ -44,10 +47,11 @@ def publish_url(*names: str) -> None:
     """Write the global settings and this page's `names` into the address bar."""
     wanted = {}
     for name in (*GLOBAL_PARAMS, *names):
+        keep = "_keep_" + name
         if name in st.session_state:
-            value = st.session_state[name]
-            st.session_state["_keep_" + name] = value
-            wanted[name] = _encode(value)
+            st.session_state[keep] = st.session_state[name]
+        if keep in st.session_state:
+            wanted[name] = _encode(st.session_state[keep])
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
 
@@ -72,14 +76,20 @@ def _load(key_or_id: str) -> models.LoadedModel:
 
 
 def current_model() -> models.LoadedModel | None:
-    """The model named in the sidebar, loaded once per process and shared by every session."""
-    key = st.session_state.get("model", models.SMOLLM2)
+    """The model named in the sidebar, loaded once per process and shared by every session.
+
+    A model that cannot be used (say, a hub id in a link opened offline) is explained and the bundled default is used.
+    """
+    key = setting("model", models.SMOLLM2)
     try:
         with st.spinner(tr("loading_model", model=key), show_time=True):
             return _load(key)
     except models.ModelError as error:
         show_error(error)
-        return None
+        if key == models.SMOLLM2:
+            return None
+        st.session_state.model = st.session_state["_keep_model"] = models.SMOLLM2
+        return current_model()
 
 
 def show_error(error) -> None:
@@ -109,7 +119,7 @@ def run_capture(loaded: models.LoadedModel, text: str, names, **options) -> acti
 
 def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | None = None) -> None:
     """Draw a figure with its download button (PNG or SVG, from the sidebar) and export its data."""
-    image_format = st.session_state.get("fig", "png")
+    image_format = setting("fig", "png")
     st.plotly_chart(figure, key=key, config={
         "displaylogo": False,
         "toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},
@@ -120,11 +130,3 @@ def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | 
                              "text/csv", key=f"{key or name}_csv")
         right.download_button(tr("download_json"), data.to_json(orient="records", force_ascii=False).encode("utf-8"),
                               f"{name}.json", "application/json", key=f"{key or name}_json")
-
-
-def language_options() -> dict[str, str]:
-    return LANGUAGES
-
-
-def to_json(value) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -5,7 +5,8 @@ import streamlit as st
 
 from explorer import activations, figures
 from explorer.capture_attention import HEAD_STATS
-from pages.common import current_model, publish_url, run_capture, show_figure, tr, url_state
+from explorer.i18n import t
+from pages.common import current_model, lang, publish_url, run_capture, show_figure, tr, url_state
 
 st.title(tr("nav_inside"))
 st.write(tr("inside_intro"))
@@ -30,7 +31,7 @@ if loaded is not None:
     st.dataframe(pd.DataFrame({"": list(shape), " ": [str(v) for v in shape.values()]}), hide_index=True)
 
     text = st.text_area(tr("inside_text"), key=url_state("text", tr("sample_text")), height=100)
-    stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s: tr(f"stat_{s}"),
+    stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s, lang=lang(): t(f"stat_{s}", lang),
                     key=url_state("stat", "entropy"))
     result = run_capture(loaded, text, ["blocks.*.attn.head_stats"], max_tokens=1024)
     if result is not None:

@@ -1,0 +1,76 @@
+"""Layer 2: every page under AppTest, in both languages, with the interactions a learner makes.
+
+Settings arrive the way a lecturer's link brings them: as query parameters.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 180
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def _open(page: str | None = None, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    _no_exception(at)
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.parametrize("lang, title", [("ko", "LLM 내부 탐색기"), ("en", "LLM Internals Explorer")])
+def test_home_runs_in_both_languages(lang, title):
+    at = _open(lang=lang)
+    assert at.title[0].value == title
+    assert at.query_params["lang"] == lang
+    assert len(at.get("plotly_chart")) == 2  # timeline and parameter counts
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "minilm-l6"])
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_inside_page_with_both_models(model, lang):
+    at = _open("pages/inside.py", lang=lang, model=model)
+    assert at.get("plotly_chart"), "the head map is drawn"
+    assert at.query_params["model"] == model and at.query_params["lang"] == lang
+    at.session_state["stat"] = "first"  # AppTest cannot call a format_func that reads session state
+    at.run()
+    _no_exception(at)
+    assert at.query_params["stat"] == "first"
+
+
+def test_inside_page_refuses_empty_text_without_losing_the_page():
+    at = _open("pages/inside.py", lang="en", model="minilm-l6")
+    at.text_area(key="text").set_value("   ").run()
+    _no_exception(at)
+    assert any("Type some text" in e.value for e in at.error)
+
+
+def test_inside_page_handles_long_and_odd_text():
+    at = _open("pages/inside.py", lang="ko", model="minilm-l6")
+    at.text_area(key="text").set_value("한국어 🙂 zero\u200bwidth " * 300).run()
+    _no_exception(at)
+    assert any("잘라냈습니다" in w.value for w in at.warning)
+    assert at.text_area(key="text").value.startswith("한국어 🙂")  # the text is kept as typed
+
+
+def test_unreachable_hub_model_in_a_link_falls_back_to_the_bundled_model():
+    at = _open(lang="en", model="gpt2")
+    assert any("No network" in e.value for e in at.error)
+    assert at.session_state["_keep_model"] == "smollm2-135m"
+    at.switch_page("pages/inside.py").run()
+    _no_exception(at)
+    assert at.get("plotly_chart"), "the page still works on the bundled model"
+
+
+def test_presenter_mode_from_the_link():
+    at = _open(present="1")
+    assert at.session_state["_keep_present"] is True
+    assert at.query_params["present"] == "1"
