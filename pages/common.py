@@ -6,12 +6,25 @@ Not a page itself: app.py lists the pages with st.navigation.
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from explorer import activations, models
 from explorer.i18n import DEFAULT_LANGUAGE, t
 
 GLOBAL_PARAMS = ("lang", "model", "present", "fig")
+
+
+def ensure_app_shell() -> None:
+    """Run a page inside app.py's shell, also when a deep link is the first request a new server process gets.
+
+    Until st.navigation has run once in a process, Streamlit treats a folder named pages/ as old-style pages and
+    would run this file alone, without the sidebar. Switch to st.navigation and rerun: the same URL lands here again.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def setting(name: str, default=None):
@@ -120,6 +133,8 @@ def run_capture(loaded: models.LoadedModel, text: str, names, **options) -> acti
 def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | None = None) -> None:
     """Draw a figure with its download button (PNG or SVG, from the sidebar) and export its data."""
     image_format = setting("fig", "png")
+    if setting("present"):  # a projector needs type readable from the back row
+        figure = go.Figure(figure).update_layout(font_size=22, title_font_size=28)
     st.plotly_chart(figure, key=key, config={
         "displaylogo": False,
         "toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},

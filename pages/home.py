@@ -7,11 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from explorer import figures, models
-from pages.common import lang, publish_url, show_figure, tr
+from pages.common import ensure_app_shell, lang, publish_url, show_figure, tr
 
 HISTORY = json.loads((Path(__file__).parent.parent / "assets" / "history.json").read_text(encoding="utf-8"))
 BUNDLED_SIZES = [("SmolLM2-135M (ours)", 2024, 134_515_008), ("MiniLM-L6 (ours)", 2021, 22_713_216)]
 
+ensure_app_shell()
 st.title(tr("app_title"))
 st.write(tr("home_intro"))
 

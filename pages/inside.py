@@ -6,8 +6,9 @@ import streamlit as st
 from explorer import activations, figures
 from explorer.capture_attention import HEAD_STATS
 from explorer.i18n import t
-from pages.common import current_model, lang, publish_url, run_capture, show_figure, tr, url_state
+from pages.common import ensure_app_shell, current_model, lang, publish_url, run_capture, show_figure, tr, url_state
 
+ensure_app_shell()
 st.title(tr("nav_inside"))
 st.write(tr("inside_intro"))
 
@@ -28,7 +29,7 @@ if loaded is not None:
         tr("field_source"): tr(f"source_{info.source}"),
         tr("field_device"): f"{info.device} · {info.dtype}",
     }
-    st.dataframe(pd.DataFrame({"": list(shape), " ": [str(v) for v in shape.values()]}), hide_index=True)
+    st.table(pd.DataFrame({"": [str(v) for v in shape.values()]}, index=list(shape)))
 
     text = st.text_area(tr("inside_text"), key=url_state("text", tr("sample_text")), height=100)
     stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s, lang=lang(): t(f"stat_{s}", lang),

@@ -1,0 +1,112 @@
+"""Layer 3: the real server in a real browser (Debian's chromium through Playwright), every page opened.
+
+Screenshots are kept in tests/artifacts/ to be looked at.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGES = [  # (url path, query, what must be visible)
+    ("home", "lang=ko", "LLM 내부 탐색기"),
+    ("home", "lang=en", "LLM Internals Explorer"),
+    ("inside", "lang=ko&model=smollm2-135m", "모델 구조"),
+    ("inside", "lang=en&model=minilm-l6&stat=first", "Model shape"),
+    ("inside", "lang=ko&model=minilm-l6&present=1", "모델 구조"),
+]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (the test command installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(ROOT / ".cache")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not come up: " + process.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield launched
+        launched.close()
+
+
+def _wait_until_done(page) -> None:
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+              && !document.querySelector('[data-testid="stSpinner"]')""", timeout=180_000)
+    page.wait_for_timeout(800)
+
+
+@pytest.mark.parametrize("path, query, expected", PAGES)
+def test_page_opens_with_its_figure_and_no_exception(server, browser, path, query, expected):
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    page.goto(f"{server}/{path}?{query}")
+    _wait_until_done(page)
+    page.get_by_text(expected).first.wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{path}-{query.replace('&', '_').replace('=', '-')}.png"), full_page=True)
+    assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
+    page.close()
+
+
+def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_one(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    page.goto(f"{server}/inside?lang=en&model=minilm-l6&stat=self")
+    _wait_until_done(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_label("Hub model id (when online)", exact=True).fill("gpt2")
+    sidebar.get_by_role("button", name="Load").click()
+    page.get_by_text("No network").first.wait_for(timeout=60_000)
+    _wait_until_done(page)
+    assert "model=minilm-l6" in page.url
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.get_by_role("link", name="Home").first.click()
+    _wait_until_done(page)
+    page.get_by_text("LLM Internals Explorer").first.wait_for(timeout=30_000)
+    assert "lang=en" in page.url and "model=minilm-l6" in page.url
+    page.screenshot(path=str(ARTIFACTS / "refused-hub-model-then-home.png"), full_page=True)
+    page.close()
