@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer import models
 from explorer.i18n import LANGUAGES
-from pages.common import as_bool, current_model, setting, show_error, tr, url_state
+from pages.common import as_bool, current_model, keep_value, setting, show_error, tr, url_value
 
 st.set_page_config(page_title="LLM Internals Explorer", page_icon="🔎", layout="wide")
 
@@ -18,22 +18,28 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], footer { display: non
 
 
 def sidebar() -> None:
-    st.radio("Language · 언어", list(LANGUAGES), format_func=LANGUAGES.get, horizontal=True, key=url_state("lang", "ko"))
+    # Sidebar widgets carry no key: their value is kept by hand, so a page switch can never reset it.
+    languages = list(LANGUAGES)
+    language = st.radio("Language · 언어", languages, format_func=LANGUAGES.get, horizontal=True,
+                        index=languages.index(url_value("lang", "ko") if url_value("lang", "ko") in languages else "ko"))
+    keep_value("lang", language)
     st.subheader(tr("sidebar_model"))
     choices = list(models.BUNDLED)
-    url_state("model", models.SMOLLM2)
-    chosen = setting("model")
+    chosen = url_value("model", models.SMOLLM2)
     bundled = st.selectbox(tr("sidebar_bundled"), choices, index=choices.index(chosen) if chosen in choices else None,
                            format_func=lambda k: models.BUNDLED[k].hub_id.split("/")[-1])
-    if bundled and bundled != chosen and chosen in choices:
-        st.session_state.model = st.session_state["_keep_model"] = bundled
+    if bundled and bundled != chosen:
+        keep_value("model", bundled)
     with st.form("hub_model", border=False):
         hub_id = st.text_input(tr("sidebar_hub_id"), value="" if chosen in choices else chosen,
                                placeholder="gpt2", help=tr("sidebar_hub_help"))
         if st.form_submit_button(tr("sidebar_load")) and hub_id.strip():
             _switch_to_hub_model(hub_id.strip())
-    st.toggle(tr("sidebar_presenter"), key=url_state("present", False, as_bool))
-    st.radio(tr("sidebar_figure_format"), ["png", "svg"], horizontal=True, key=url_state("fig", "png"))
+    keep_value("present", st.toggle(tr("sidebar_presenter"), value=url_value("present", False, as_bool)))
+    formats = ["png", "svg"]
+    chosen_format = url_value("fig", "png")
+    keep_value("fig", st.radio(tr("sidebar_figure_format"), formats, horizontal=True,
+                               index=formats.index(chosen_format) if chosen_format in formats else 0))
 
 
 def _switch_to_hub_model(hub_id: str) -> None:
@@ -46,7 +52,7 @@ def _switch_to_hub_model(hub_id: str) -> None:
     except models.ModelError as error:
         show_error(error)
         return
-    st.session_state.model = st.session_state["_keep_model"] = hub_id
+    keep_value("model", hub_id)
 
 
 with st.sidebar:

@@ -42,8 +42,8 @@ def tr(key: str, **values) -> str:
 
 # ---------------------------------------------------------------- URL state
 
-def url_state(name: str, default, cast=str) -> str:
-    """Key of a widget whose value lives in the URL (`?name=value`) and survives moving between pages."""
+def url_value(name: str, default, cast=str):
+    """The value kept for `name`: from the URL the first time, then whatever the page last set."""
     keep = "_keep_" + name
     if keep not in st.session_state:
         raw = st.query_params.get(name)
@@ -51,8 +51,18 @@ def url_state(name: str, default, cast=str) -> str:
             st.session_state[keep] = cast(raw) if raw is not None else default
         except (TypeError, ValueError):  # a hand-edited link with a bad value falls back to the default
             st.session_state[keep] = default
+    return st.session_state[keep]
+
+
+def keep_value(name: str, value) -> None:
+    st.session_state["_keep_" + name] = value
+
+
+def url_state(name: str, default, cast=str) -> str:
+    """Key of a page widget whose value lives in the URL (`?name=value`) and survives moving between pages."""
+    value = url_value(name, default, cast)
     if name not in st.session_state:
-        st.session_state[name] = st.session_state[keep]
+        st.session_state[name] = value
     return name
 
 
@@ -101,7 +111,7 @@ def current_model() -> models.LoadedModel | None:
         show_error(error)
         if key == models.SMOLLM2:
             return None
-        st.session_state.model = st.session_state["_keep_model"] = models.SMOLLM2
+        keep_value("model", models.SMOLLM2)
         return current_model()
 
 

@@ -74,3 +74,4 @@ def test_presenter_mode_from_the_link():
     at = _open(present="1")
     assert at.session_state["_keep_present"] is True
     assert at.query_params["present"] == "1"
+

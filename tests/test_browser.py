@@ -110,3 +110,20 @@ def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_on
     assert "lang=en" in page.url and "model=minilm-l6" in page.url
     page.screenshot(path=str(ARTIFACTS / "refused-hub-model-then-home.png"), full_page=True)
     page.close()
+
+
+def test_switching_language_in_the_sidebar_then_moving_between_pages(server, browser):
+    # Under AppTest the entry point's sidebar widgets lose their state after a rerun (DESIGN.md), so this runs here.
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{server}/home?lang=ko")
+    _wait_until_done(page)
+    page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
+    page.get_by_text("LLM Internals Explorer").first.wait_for(timeout=30_000)
+    _wait_until_done(page)
+    assert "lang=en" in page.url
+    page.get_by_role("link", name="Inside the model").first.click()
+    page.get_by_text("Model shape").first.wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_url("**/inside?*lang=en*", timeout=30_000)  # the address keeps the settings
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
