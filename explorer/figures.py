@@ -27,7 +27,7 @@ def timeline(years: list[int], names: list[str], captions: list[str], title: str
     for year, height in zip(years, heights):
         fig.add_shape(type="line", x0=year, x1=year, y0=0, y1=height, line=dict(color="#bbb", dash="dot"))
     fig.update_yaxes(visible=False, range=[-2, 2])
-    fig.update_xaxes(dtick=1)
+    fig.update_xaxes(dtick=1, range=[min(years) - 1, max(years) + 1.2])  # room for the outer labels
     fig.update_layout(showlegend=False)
     return _layout(fig, title, height=340)
 

@@ -60,6 +60,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "home_history": {"ko": "언어 모델의 역사", "en": "A short history of language models"},
     "home_history_note": {"ko": "세로축은 로그 눈금입니다: 한 칸 올라갈 때마다 10배입니다. 우리 두 내장 모델은 크기 비교를 위해 함께 표시했습니다.",
                           "en": "The vertical axis is logarithmic: each step up is ten times more. Our two bundled models are shown for scale."},
+    "ours": {"ko": "내장 모델", "en": "ours"},
     "params": {"ko": "매개변수 수", "en": "Parameters"},
     "year": {"ko": "연도", "en": "Year"},
     "timeline_title": {"ko": "연표", "en": "Timeline"},

@@ -145,6 +145,7 @@ def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | 
     image_format = setting("fig", "png")
     if setting("present"):  # a projector needs type readable from the back row
         figure = go.Figure(figure).update_layout(font_size=22, title_font_size=28)
+        figure.update_xaxes(tickfont_size=20, title_font_size=22).update_yaxes(tickfont_size=20, title_font_size=22)
     st.plotly_chart(figure, key=key, config={
         "displaylogo": False,
         "toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},

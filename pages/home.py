@@ -10,7 +10,7 @@ from explorer import figures, models
 from pages.common import ensure_app_shell, lang, publish_url, show_figure, tr
 
 HISTORY = json.loads((Path(__file__).parent.parent / "assets" / "history.json").read_text(encoding="utf-8"))
-BUNDLED_SIZES = [("SmolLM2-135M (ours)", 2024, 134_515_008), ("MiniLM-L6 (ours)", 2021, 22_713_216)]
+BUNDLED_SIZES = [("SmolLM2-135M", 2024, 134_515_008), ("MiniLM-L6", 2021, 22_713_216)]  # counted from the loaded weights
 
 ensure_app_shell()
 st.title(tr("app_title"))
@@ -26,10 +26,11 @@ show_figure(
     figures.timeline([e["year"] for e in events], [e["name"] for e in events], [e[lang()] for e in events], tr("timeline_title")),
     "timeline", pd.DataFrame([{"year": e["year"], "name": e["name"], "note": e[lang()]} for e in events]), key="timeline",
 )
-sizes = [(s["name"], s["year"], s["parameters"]) for s in HISTORY["sizes"]] + BUNDLED_SIZES
+ours = [(f"{name} ({tr('ours')})", year, count) for name, year, count in BUNDLED_SIZES]
+sizes = [(s["name"], s["year"], s["parameters"]) for s in HISTORY["sizes"]] + ours
 names, years, counts = zip(*sizes)
 show_figure(
-    figures.parameter_chart(list(names), list(years), list(counts), [n.endswith("(ours)") for n in names],
+    figures.parameter_chart(list(names), list(years), list(counts), [i >= len(HISTORY["sizes"]) for i in range(len(names))],
                             tr("params_title"), tr("params"), tr("year")),
     "parameters", pd.DataFrame({"model": names, "year": years, "parameters": counts}), key="parameters",
 )

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = [  # (url path, query, what must be visible)
-    ("home", "lang=ko", "LLM 내부 탐색기"),
-    ("home", "lang=en", "LLM Internals Explorer"),
+    ("", "lang=ko", "LLM 내부 탐색기"),  # the default page lives at the root
+    ("", "lang=en", "LLM Internals Explorer"),
     ("inside", "lang=ko&model=smollm2-135m", "모델 구조"),
     ("inside", "lang=en&model=minilm-l6&stat=first", "Model shape"),
     ("inside", "lang=ko&model=minilm-l6&present=1", "모델 구조"),
@@ -87,8 +87,9 @@ def test_page_opens_with_its_figure_and_no_exception(server, browser, path, quer
     page.get_by_text(expected).first.wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("Page not found").count() == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{path}-{query.replace('&', '_').replace('=', '-')}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{path or 'home'}-{query.replace('&', '_').replace('=', '-')}.png"), full_page=True)
     assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
     page.close()
 
@@ -115,7 +116,7 @@ def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_on
 def test_switching_language_in_the_sidebar_then_moving_between_pages(server, browser):
     # Under AppTest the entry point's sidebar widgets lose their state after a rerun (DESIGN.md), so this runs here.
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{server}/home?lang=ko")
+    page.goto(f"{server}/?lang=ko")
     _wait_until_done(page)
     page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
     page.get_by_text("LLM Internals Explorer").first.wait_for(timeout=30_000)
