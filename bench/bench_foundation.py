@@ -121,7 +121,7 @@ def main() -> None:
         def captured():
             activations.run_capture(smollm, text, names, max_tokens=tokens)
 
-        repeats = 5 if tokens < 2048 else 3
+        repeats = 7 if tokens < 2048 else 3
         plain(), captured()  # warm-up
         plain_seconds, capture_seconds = timed(plain, repeats), timed(captured, repeats)
         gc.collect()

@@ -252,3 +252,20 @@ def test_device_and_dtype_choice():
 def test_every_string_exists_in_korean_and_english():
     assert i18n.missing_translations() == []
     assert i18n.t("app_title", "ko") == "LLM 내부 탐색기"
+
+
+@pytest.mark.parametrize("which", ["smollm", "minilm"])
+def test_pooled_pattern_is_the_block_average_of_the_full_pattern(which, request):
+    loaded = request.getfixturevalue(which)
+    text = KO_EN * 3
+    result = run_capture(loaded, text, ["blocks.1.attn.pattern", "blocks.1.attn.pooled"], pooled_size=8)
+    full = result["blocks.1.attn.pattern"].astype(np.float64)  # (heads, seq, seq)
+    seq = full.shape[-1]
+    bins = np.arange(seq) * 8 // seq  # (seq,) the bin of each position
+    expected = np.zeros((full.shape[0], 8, 8))
+    for row_bin in range(8):
+        for col_bin in range(8):
+            expected[:, row_bin, col_bin] = full[:, bins == row_bin][:, :, bins == col_bin].mean(axis=(1, 2))
+    np.testing.assert_allclose(result["blocks.1.attn.pooled"], expected, atol=1e-3)
+    column_counts = np.bincount(bins, minlength=8)  # (8,) keys per column bin
+    np.testing.assert_allclose((result["blocks.1.attn.pooled"] * column_counts).sum(-1), 1.0, atol=1e-3)  # rows keep mass 1
