@@ -8,7 +8,7 @@ Names (one scheme for every model):
     blocks.{i}.attn.pattern     (heads, seq, seq) float16
     blocks.{i}.attn.head_stats  (heads, 5)      entropy, to previous, to first, to self, to last (averaged over queries)
     blocks.{i}.attn.pooled      (heads, p, p)   pattern average-pooled to p x p bins (ask with pooled_size=p)
-    final                       (seq, d)        last hidden state (after the final norm where the model has one)
+    final                       (seq, d)        last hidden state, after the final norm where the model has one
     logits                      (seq, vocab)    decoders only
 `*` in place of i means every layer.
 """
@@ -113,15 +113,36 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
     kwargs = {"output_hidden_states": wants_hidden}
     if loaded.info.family == "decoder":
         kwargs["logits_to_keep"] = 0 if "logits" in names else 1
+    last = f"blocks.{loaded.info.layers - 1}.resid_post"
+    final_norm = _final_norm(model) if (last in names or "final" in names) else None
+    around_norm: dict[str, torch.Tensor] = {}
     with loaded.lock, torch.inference_mode(), capturing(request):
-        output = model(input_ids, **kwargs)
+        # transformers returns the last hidden state after the final norm: read the last block's own output at the
+        # norm's input. The hook lives only inside the model's lock, so no other forward can run through it.
+        handle = final_norm.register_forward_hook(
+            lambda module, args, result: around_norm.update(before=args[0], after=result)) if final_norm else None
+        try:
+            output = model(input_ids, **kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
         tensors = {}
         for name in names:
-            tensors[name] = _pick(name, output, request, model, input_ids, loaded)
+            tensors[name] = _pick(name, output, request, model, input_ids, around_norm)
     return Capture(loaded.info.key, text, ids, tokens, offsets, dropped, tensors)
 
 
-def _pick(name, output, request: CaptureRequest, model, input_ids, loaded) -> np.ndarray:
+def _final_norm(model) -> torch.nn.Module | None:
+    """The norm between the last block and the unembedding (Llama `norm`, GPT-2 `ln_f`); encoders like BERT have none."""
+    base = getattr(model, "base_model", model)
+    for name in ("norm", "ln_f", "final_layer_norm"):
+        module = getattr(base, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    return None
+
+
+def _pick(name, output, request: CaptureRequest, model, input_ids, around_norm: dict) -> np.ndarray:
     if name == "embed":
         return _numpy(model.get_input_embeddings()(input_ids)[0])  # (seq, d)
     if name == "pos_embed":
@@ -132,11 +153,13 @@ def _pick(name, output, request: CaptureRequest, model, input_ids, loaded) -> np
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
         return _numpy(table(positions))  # (seq, d)
     if name == "final":
+        if "after" in around_norm:
+            return _numpy(around_norm["after"][0])  # (seq, d) what the unembedding reads
         hidden = getattr(output, "last_hidden_state", None)
-        if hidden is None:  # causal LM heads return no last_hidden_state: apply the final norm ourselves
-            hidden = model.base_model.norm(output.hidden_states[-1]) if output.hidden_states else None
+        if hidden is None and output.hidden_states:
+            hidden = output.hidden_states[-1]
         if hidden is None:
-            raise CaptureError("not_available", "final (ask for blocks.*.resid_post too)")
+            raise CaptureError("not_available", "final")
         return _numpy(hidden[0])
     if name == "logits":
         return _numpy(output.logits[0])  # (seq, vocab)
@@ -145,6 +168,8 @@ def _pick(name, output, request: CaptureRequest, model, input_ids, loaded) -> np
     if what == "resid_pre":
         return _numpy(output.hidden_states[layer][0])
     if what == "resid_post":
+        if "before" in around_norm and layer == len(output.hidden_states) - 2:
+            return _numpy(around_norm["before"][0])  # the last block's own output, before the final norm
         return _numpy(output.hidden_states[layer + 1][0])
     if what == "attn.pattern":
         return request.patterns[layer].numpy()

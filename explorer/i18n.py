@@ -82,6 +82,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "stat_first": {"ko": "첫 토큰으로", "en": "To the first token"},
     "stat_self": {"ko": "자기 자신으로", "en": "To itself"},
     "stat_last": {"ko": "마지막 토큰으로 ([SEP])", "en": "To the last token ([SEP])"},
+    "field_name": {"ko": "항목", "en": "Property"},
+    "field_value": {"ko": "값", "en": "Value"},
     "field_family": {"ko": "종류", "en": "Family"},
     "family_encoder": {"ko": "인코더 (양방향)", "en": "Encoder (bidirectional)"},
     "family_decoder": {"ko": "디코더 (인과적)", "en": "Decoder (causal)"},

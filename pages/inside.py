@@ -29,7 +29,7 @@ if loaded is not None:
         tr("field_source"): tr(f"source_{info.source}"),
         tr("field_device"): f"{info.device} · {info.dtype}",
     }
-    st.table(pd.DataFrame({"": [str(v) for v in shape.values()]}, index=list(shape)))
+    st.table(pd.DataFrame({tr("field_name"): list(shape), tr("field_value"): [str(v) for v in shape.values()]}).set_index(tr("field_name")))
 
     text = st.text_area(tr("inside_text"), key=url_state("text", tr("sample_text")), height=100)
     stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s, lang=lang(): t(f"stat_{s}", lang),

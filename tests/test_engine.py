@@ -16,12 +16,23 @@ KO_EN = "고양이가 창가에 앉아 있다. The cat sits by the window."
 
 
 def _eager_reference(loaded, ids):
-    """The same weights run by transformers' own eager attention, which returns every softmax."""
+    """The same weights run by transformers' own eager attention, which returns every softmax.
+
+    Each block's output is read with forward hooks on this private copy (transformers' own hidden_states end with
+    the final norm already applied), and `block_outputs` is added to the returned output.
+    """
     folder = models.minilm_folder() if loaded.info.family == "encoder" else models.smollm2_converted_folder()
     auto = AutoModel if loaded.info.family == "encoder" else AutoModelForCausalLM
     reference = auto.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
+    base = reference.base_model
+    blocks = base.layers if hasattr(base, "layers") else base.encoder.layer
+    block_outputs = []
+    for block in blocks:
+        block.register_forward_hook(lambda module, args, out: block_outputs.append((out[0] if isinstance(out, tuple) else out)[0].clone()))
     with torch.inference_mode():
-        return reference(torch.as_tensor(ids)[None], output_attentions=True, output_hidden_states=True)
+        output = reference(torch.as_tensor(ids)[None], output_attentions=True, output_hidden_states=True)
+    output.block_outputs = [b.numpy() for b in block_outputs]
+    return output
 
 
 @pytest.mark.parametrize("which", ["smollm", "minilm"])
@@ -66,11 +77,19 @@ def test_captured_logits_and_hidden_states_equal_the_models_own_forward(smollm):
     np.testing.assert_allclose(result["logits"], reference.logits[0].numpy(), atol=2e-3, rtol=1e-3)
     np.testing.assert_allclose(result["blocks.0.resid_pre"], reference.hidden_states[0][0].numpy(), atol=1e-5)
     np.testing.assert_allclose(result["embed"], reference.hidden_states[0][0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(result["blocks.29.resid_post"], reference.hidden_states[30][0].numpy(), atol=2e-3, rtol=1e-3)
-    final_norm = smollm.model.model.norm
+    for layer in range(smollm.info.layers):  # every block's own output, the last one before the final norm
+        np.testing.assert_allclose(result[f"blocks.{layer}.resid_post"], reference.block_outputs[layer], atol=5e-3, rtol=1e-3)
     with torch.inference_mode():
-        normed = final_norm(reference.hidden_states[30][0]).numpy()
-    np.testing.assert_allclose(result["final"], normed, atol=2e-3, rtol=1e-3)
+        unembedded = smollm.model.lm_head(torch.as_tensor(result["final"])).numpy()  # (seq, vocab)
+    np.testing.assert_allclose(unembedded, reference.logits[0].numpy(), atol=2e-3, rtol=1e-3)  # final feeds the head
+
+
+def test_encoder_hidden_states_equal_the_models_own_blocks(minilm):
+    result = run_capture(minilm, KO_EN, ["blocks.*.resid_post", "final"])
+    reference = _eager_reference(minilm, result.token_ids)
+    for layer in range(minilm.info.layers):
+        np.testing.assert_allclose(result[f"blocks.{layer}.resid_post"], reference.block_outputs[layer], atol=1e-4)
+    np.testing.assert_allclose(result["final"], reference.last_hidden_state[0].numpy(), atol=1e-4)
 
 
 def test_smollm2_says_paris(smollm):

@@ -1,0 +1,113 @@
+"""Next-token prediction: sampling filters, step-by-step generation, the logit lens, surprisal.
+
+Plain numpy in and out where possible; the model runs under its lock like every capture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from explorer.activations import tokenize
+from explorer.models import LoadedModel
+
+
+@dataclass
+class Distribution:
+    probs: np.ndarray  # (vocab,) after temperature, before filtering
+    kept: np.ndarray  # (vocab,) bool: survives top-k and top-p
+    sampling_probs: np.ndarray  # (vocab,) renormalised over `kept`; one-hot on the argmax when greedy
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    weights = np.exp(shifted)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def filter_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Distribution:
+    """Temperature, then top-k, then top-p (the smallest set of most likely tokens whose mass reaches p).
+
+    temperature 0 means greedy: all mass on the most likely token.
+    """
+    logits = np.asarray(logits, dtype=np.float64)  # (vocab,)
+    if temperature <= 0:
+        probs = softmax(logits)
+        greedy = np.zeros_like(probs)
+        greedy[int(np.argmax(logits))] = 1.0
+        return Distribution(probs, greedy > 0, greedy)
+    probs = softmax(logits / temperature)  # (vocab,)
+    order = np.argsort(-probs, kind="stable")  # (vocab,) most likely first
+    keep_count = len(order) if top_k <= 0 else min(top_k, len(order))
+    if top_p < 1.0:
+        ranked = probs[order]  # (vocab,)
+        mass_before = np.concatenate([[0.0], np.cumsum(ranked)[:-1]])  # mass of the tokens ranked above each one
+        keep_count = min(keep_count, int(np.sum(mass_before < top_p - 1e-12)))  # rounding must not add a token
+    kept = np.zeros(len(probs), dtype=bool)
+    kept[order[: max(1, keep_count)]] = True
+    sampling = np.where(kept, probs, 0.0)
+    return Distribution(probs, kept, sampling / sampling.sum())
+
+
+def next_token_logits(loaded: LoadedModel, ids: list[int], past=None):
+    """Logits for the token after `ids`; pass `past` (the returned cache) to reuse the prefix already computed."""
+    device = next(loaded.model.parameters()).device
+    new_ids = ids if past is None else ids[past.get_seq_length():]
+    with loaded.lock, torch.inference_mode():
+        output = loaded.model(torch.as_tensor([new_ids], device=device), past_key_values=past, use_cache=True,
+                              logits_to_keep=1)
+    return output.logits[0, -1].float().cpu().numpy(), output.past_key_values  # (vocab,), cache
+
+
+def generate(loaded: LoadedModel, text: str, steps: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+             seed: int = 0) -> tuple[list[int], list[float]]:
+    """Append `steps` tokens one at a time with a cached prefix; returns the new ids and the probability each had."""
+    ids = [int(i) for i in tokenize(loaded, text)[0]]
+    generator = np.random.default_rng(seed)
+    past, added, chances = None, [], []
+    for _ in range(steps):
+        logits, past = next_token_logits(loaded, ids, past)
+        distribution = filter_distribution(logits, temperature, top_k, top_p)
+        if temperature <= 0:
+            chosen = int(np.argmax(distribution.sampling_probs))
+        else:
+            chosen = int(generator.choice(len(distribution.sampling_probs), p=distribution.sampling_probs))
+        ids.append(chosen)
+        added.append(chosen)
+        chances.append(float(distribution.probs[chosen]))
+    return added, chances
+
+
+def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each layer's residual stream: the final norm then the unembedding, as if that layer were the last.
+
+    hidden_states: (layers, seq, d) -> top token ids (layers, seq) and their probabilities (layers, seq).
+    One layer at a time, so (layers, seq, vocab) logits never exist at once.
+    """
+    model = loaded.model
+    final_norm = model.base_model.norm
+    unembed = model.get_output_embeddings()
+    device = next(model.parameters()).device
+    top_ids, top_probs = [], []
+    with torch.inference_mode():
+        for layer_states in hidden_states:
+            states = torch.as_tensor(layer_states, device=device, dtype=next(model.parameters()).dtype)  # (seq, d)
+            probs = torch.softmax(unembed(final_norm(states)).float(), dim=-1)  # (seq, vocab)
+            best = probs.max(dim=-1)
+            top_ids.append(best.indices.cpu().numpy())
+            top_probs.append(best.values.cpu().numpy())
+    return np.stack(top_ids), np.stack(top_probs)
+
+
+def surprisal(logits: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
+    """Bits of surprise of each token given the ones before: (seq - 1,) for tokens 1..seq-1."""
+    log_probs = logits[:-1] - logits[:-1].max(-1, keepdims=True)  # (seq - 1, vocab)
+    log_probs = log_probs - np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    chosen = log_probs[np.arange(len(token_ids) - 1), token_ids[1:]]  # (seq - 1,)
+    return -chosen / np.log(2)
+
+
+def perplexity(bits: np.ndarray) -> float:
+    return float(2 ** np.mean(bits)) if len(bits) else float("nan")

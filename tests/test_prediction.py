@@ -1,0 +1,60 @@
+"""Next-token prediction against the model's own forward and generate (engine for the prediction page)."""
+
+import numpy as np
+import torch
+
+from explorer import prediction
+from explorer.activations import run_capture, tokenize
+
+
+def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p():
+    logits = np.log(np.array([0.5, 0.2, 0.15, 0.1, 0.05]))
+    assert prediction.filter_distribution(logits, top_p=0.5).kept.tolist() == [True, False, False, False, False]
+    assert prediction.filter_distribution(logits, top_p=0.6).kept.tolist() == [True, True, False, False, False]
+    assert prediction.filter_distribution(logits, top_p=0.85).kept.tolist() == [True, True, True, False, False]
+    assert prediction.filter_distribution(logits, top_p=0.86).kept.tolist() == [True, True, True, True, False]
+    both = prediction.filter_distribution(logits, top_k=2, top_p=0.95)
+    assert both.kept.sum() == 2 and abs(both.sampling_probs.sum() - 1) < 1e-12
+    np.testing.assert_allclose(both.sampling_probs[:2], [0.5 / 0.7, 0.2 / 0.7])
+
+
+def test_temperature_reshapes_and_zero_is_greedy():
+    logits = np.array([2.0, 1.0, 0.0])
+    hot, cold = prediction.filter_distribution(logits, 2.0), prediction.filter_distribution(logits, 0.5)
+    assert hot.probs[0] < prediction.softmax(logits)[0] < cold.probs[0]
+    assert prediction.filter_distribution(logits, 0.0).sampling_probs.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_greedy_steps_repeat_the_models_own_generate(smollm):
+    text = "The capital of France is"
+    added, chances = prediction.generate(smollm, text, steps=6, temperature=0.0)
+    ids = torch.as_tensor(tokenize(smollm, text)[0])[None]
+    with torch.inference_mode():
+        reference = smollm.model.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1]:]
+    assert added == reference.tolist()
+    assert smollm.tokenizer.decode(added[:1]) == " Paris" and all(0 < c <= 1 for c in chances)
+
+
+def test_a_seed_makes_a_sample_repeatable(smollm):
+    first = prediction.generate(smollm, "옛날 옛적에", steps=4, temperature=1.0, top_p=0.9, seed=7)
+    assert first == prediction.generate(smollm, "옛날 옛적에", steps=4, temperature=1.0, top_p=0.9, seed=7)
+
+
+def test_logit_lens_at_the_last_layer_is_the_models_own_prediction(smollm):
+    text = "고양이가 창가에 앉아 있다. The cat sits"
+    layers = smollm.info.layers
+    result = run_capture(smollm, text, ["blocks.*.resid_post", "logits"])
+    states = np.stack([result[f"blocks.{i}.resid_post"] for i in range(layers)])  # (layers, seq, d)
+    top_ids, top_probs = prediction.logit_lens(smollm, states)
+    assert top_ids.shape == (layers, len(result.token_ids))
+    np.testing.assert_array_equal(top_ids[-1], result["logits"].argmax(-1))
+    np.testing.assert_allclose(top_probs[-1], prediction.softmax(result["logits"].astype(np.float64)).max(-1), atol=1e-4)
+
+
+def test_surprisal_and_perplexity(smollm):
+    result = run_capture(smollm, "The capital of France is Paris.", ["logits"])
+    bits = prediction.surprisal(result["logits"], result.token_ids)
+    assert bits.shape == (len(result.token_ids) - 1,) and np.all(bits >= 0)
+    paris = result.tokens.index(" Paris") - 1
+    assert bits[paris] < 3  # the model expected it
+    assert 1 < prediction.perplexity(bits) < 1000
