@@ -64,3 +64,57 @@ def _human(count: int) -> str:
         if count >= size:
             return f"{count / size:.3g}{unit}"
     return str(count)
+
+
+def next_token_bars(labels: list[str], probs: np.ndarray, kept: np.ndarray, title: str, prob_label: str) -> go.Figure:
+    """Most likely next tokens as horizontal bars, most likely on top; tokens cut by top-k/top-p in grey."""
+    colors = ["#3b6fd8" if k else "#c8c8c8" for k in kept]
+    fig = go.Figure(go.Bar(
+        x=probs, y=[f"{i + 1}. {label}" for i, label in enumerate(labels)], orientation="h", marker_color=colors,
+        text=[f"{p:.1%}" for p in probs], textposition="outside", hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title=prob_label, tickformat=".0%", range=[0, min(1.0, float(np.max(probs)) * 1.25 + 1e-6)])
+    return _layout(fig, title, height=max(360, 26 * len(labels) + 120))
+
+
+def logit_lens_heatmap(top_probs: np.ndarray, top_tokens: list[list[str]], position_labels: list[str], title: str,
+                       layer_label: str, prob_label: str) -> go.Figure:
+    """(layers, positions): each cell names the token that layer would predict next, coloured by its probability."""
+    layers = top_probs.shape[0]
+    fig = go.Figure(go.Heatmap(
+        z=top_probs, x=list(range(len(position_labels))), y=list(range(layers)), text=top_tokens,
+        texttemplate="%{text}", textfont=dict(size=10), colorscale="Blues", zmin=0, zmax=1,
+        colorbar=dict(title=prob_label), customdata=[position_labels] * layers,
+        hovertemplate=f"{layer_label} %{{y}} · %{{customdata}} → %{{text}} (%{{z:.1%}})<extra></extra>",
+    ))
+    fig.update_xaxes(tickvals=list(range(len(position_labels))), ticktext=position_labels, tickangle=-45)
+    fig.update_yaxes(title=layer_label, dtick=2 if layers > 12 else 1)
+    return _layout(fig, title, height=max(420, 20 * layers + 160))
+
+
+def visible(token: str) -> str:
+    """A token as a label: spaces and line breaks made visible, so ' Paris' and 'Paris' differ on screen."""
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def surprisal_html(pieces: list[tuple[str, float]], unit: str) -> str:
+    """(text, bits) pieces as spans shaded by surprisal: darker = more surprising."""
+    spans = []
+    for piece, value in pieces:
+        alpha = min(1.0, float(value) / 16)  # 16 bits and up: fully dark
+        text_color = "#fff" if alpha > 0.55 else "#111"
+        spans.append(f'<span title="{value:.1f} {unit}" style="background:rgba(214,39,40,{alpha:.2f});'
+                     f'color:{text_color};padding:2px 0;border-radius:3px">{_escape(piece)}</span>')
+    return '<div style="line-height:2.1;font-size:1.1em;white-space:pre-wrap">' + "".join(spans) + "</div>"
+
+
+def token_chips_html(tokens: list[str], probs: list[float]) -> str:
+    """Appended tokens as chips, each tagged with the probability it had when chosen."""
+    chips = [f'<span style="display:inline-block;margin:2px;padding:2px 6px;border-radius:6px;background:#e8eefc">'
+             f'{_escape(visible(t))}<sub style="color:#555"> {p:.0%}</sub></span>' for t, p in zip(tokens, probs)]
+    return "<div>" + "".join(chips) + "</div>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "↵<br>")

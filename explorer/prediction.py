@@ -6,6 +6,7 @@ Plain numpy in and out where possible; the model runs under its lock like every 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -111,3 +112,42 @@ def surprisal(logits: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
 
 def perplexity(bits: np.ndarray) -> float:
     return float(2 ** np.mean(bits)) if len(bits) else float("nan")
+
+
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
+
+
+def token_label(tokenizer, token_id: int) -> str:
+    """A token as text; a byte-level piece of an unfinished character (a third of a Hangul syllable, say) as its bytes."""
+    text = tokenizer.decode([token_id])
+    if "\ufffd" not in text:
+        return text
+    piece = tokenizer.convert_ids_to_tokens(token_id)
+    table = _byte_decoder()
+    if piece and all(char in table for char in piece):
+        return " ".join(f"0x{table[char]:02X}" for char in piece)
+    return text
+
+
+def character_groups(text: str, offsets: np.ndarray, values: np.ndarray) -> list[tuple[str, float]]:
+    """Merge neighbouring tokens that share characters (byte pieces of one syllable or emoji) into one group.
+
+    offsets: (seq, 2) character spans of tokens 1..seq; values: (seq,) per-token numbers, summed within a group
+    (surprisal in bits adds up). Returns (text covered, total) per group; special tokens (empty spans) are skipped.
+    """
+    groups: list[list] = []  # [start, end, total]
+    for (start, end), value in zip(offsets.tolist(), values.tolist()):
+        if end <= start:
+            continue
+        if groups and start < groups[-1][1]:  # overlaps the previous token: the same character(s)
+            groups[-1][1] = max(groups[-1][1], end)
+            groups[-1][2] += value
+        else:
+            if groups and start > groups[-1][1]:  # characters no token claims (spaces folded into a token) stay with the previous group
+                groups[-1][1] = start
+            groups.append([start, end, value])
+    return [(text[start:end], total) for start, end, total in groups]

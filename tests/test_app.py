@@ -75,3 +75,19 @@ def test_presenter_mode_from_the_link():
     assert at.session_state["_keep_present"] is True
     assert at.query_params["present"] == "1"
 
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_prediction_page(lang):
+    at = _open("pages/predict.py", lang=lang)
+    assert len(at.get("plotly_chart")) == 2  # next-token bars and the logit lens
+    at.session_state["temp"] = 0.0
+    at.session_state["topp"] = 0.5
+    at.run()
+    _no_exception(at)
+    assert at.query_params["temp"] == "0.0" and at.query_params["topp"] == "0.5"
+
+
+def test_prediction_page_explains_that_an_encoder_cannot_predict():
+    at = _open("pages/predict.py", lang="en", model="minilm-l6")
+    assert any("needs a decoder" in i.value for i in at.info)

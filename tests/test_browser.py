@@ -23,6 +23,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("inside", "lang=ko&model=smollm2-135m", "모델 구조"),
     ("inside", "lang=en&model=minilm-l6&stat=first", "Model shape"),
     ("inside", "lang=ko&model=minilm-l6&present=1", "모델 구조"),
+    ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
+    ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
 ]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (the test command installs it)")
@@ -89,7 +91,7 @@ def test_page_opens_with_its_figure_and_no_exception(server, browser, path, quer
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("Page not found").count() == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{path or 'home'}-{query.replace('&', '_').replace('=', '-')}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{path or 'home'}-{query.split('&')[0].replace('=', '-')}-{len(query)}.png"), full_page=True)
     assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
     page.close()
 
@@ -127,4 +129,20 @@ def test_switching_language_in_the_sidebar_then_moving_between_pages(server, bro
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
     page.wait_for_url("**/inside?*lang=en*", timeout=30_000)  # the address keeps the settings
     assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def test_appending_tokens_completes_hangul_syllables(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 3000})
+    page.goto(f"{server}/predict?lang=ko&ptext=대한민국의 수도는")
+    _wait_until_done(page)
+    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+    for _ in range(3):  # a Hangul syllable is three UTF-8 bytes, often three byte-level tokens
+        page.get_by_role("button", name="1등 토큰 붙이기").click()
+        page.wait_for_timeout(1500)  # let the rerun start before waiting for it to end
+        _wait_until_done(page)
+    typed = page.locator("textarea").first.input_value()
+    assert typed.startswith("대한민국의 수도는") and len(typed) > len("대한민국의 수도는") and "\ufffd" not in typed
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(ARTIFACTS / "predict-after-appending.png"), full_page=True)
     page.close()

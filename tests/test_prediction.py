@@ -58,3 +58,18 @@ def test_surprisal_and_perplexity(smollm):
     paris = result.tokens.index(" Paris") - 1
     assert bits[paris] < 3  # the model expected it
     assert 1 < prediction.perplexity(bits) < 1000
+
+
+def test_byte_pieces_of_a_syllable_are_grouped_and_labelled_as_bytes(smollm):
+    text = "대한민국의 수도는 서울이다. 🙂 ok"
+    result = run_capture(smollm, text, ["logits"])
+    bits = prediction.surprisal(result["logits"], result.token_ids)
+    groups = prediction.character_groups(text, result.offsets[1:], bits)
+    assert "".join(piece for piece, _ in groups) == text[result.offsets[1][0]:]  # every character once, in order
+    assert "\ufffd" not in "".join(piece for piece, _ in groups)
+    np.testing.assert_allclose(sum(total for _, total in groups), bits.sum())  # surprisal adds up within a group
+    partial = [int(i) for i, token in zip(result.token_ids, result.tokens) if "\ufffd" in token]
+    assert partial, "Hangul splits into byte pieces in SmolLM2's vocabulary"
+    label = prediction.token_label(smollm.tokenizer, partial[0])
+    assert label.startswith("0x") and "\ufffd" not in label
+    assert prediction.token_label(smollm.tokenizer, int(result.token_ids[-1])) == " ok"

@@ -1,0 +1,129 @@
+"""Next-token prediction: the distribution, the sampling controls, writing step by step, the logit lens, surprise."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer import figures, prediction
+from pages.common import current_model, ensure_app_shell, publish_url, run_capture, show_figure, tr, url_state
+
+ensure_app_shell()
+CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
+PARAMS = ("ptext", "temp", "topk", "topp", "seed")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _continuations(_loaded, model_key: str, text: str, temperature: float, top_k: int, top_p: float, seed: int):
+    greedy = prediction.generate(_loaded, text, COMPARE_STEPS, 0.0)
+    sampled = prediction.generate(_loaded, text, COMPARE_STEPS, temperature, top_k, top_p, seed)
+    return greedy, sampled
+
+
+st.title(tr("nav_predict"))
+st.write(tr("predict_intro"))
+loaded = current_model()
+if loaded is not None and loaded.info.family != "decoder":
+    st.info(tr("predict_needs_decoder"))
+    loaded = None
+if loaded is None:
+    publish_url(*PARAMS)
+    st.stop()
+
+text_key = url_state("ptext", tr("predict_sample"))
+if "pending_append" in st.session_state:  # applied before the text area exists, as Streamlit requires
+    st.session_state[text_key] += st.session_state.pop("pending_append")
+text = st.text_area(tr("predict_text"), key=text_key, height=90)
+left, middle, right, far = st.columns(4)
+temperature = left.slider(tr("temperature"), 0.0, 2.0, step=0.05, key=url_state("temp", 1.0, float), help=tr("temperature_help"))
+top_k = middle.number_input(tr("top_k"), 0, 1000, step=1, key=url_state("topk", 0, int))
+top_p = right.slider(tr("top_p"), 0.05, 1.0, step=0.05, key=url_state("topp", 1.0, float))
+seed = far.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("seed", 0, int))
+
+result = run_capture(loaded, text, ["logits", "blocks.*.resid_post"], max_tokens=1024)
+if result is None:
+    publish_url(*PARAMS)
+    st.stop()
+decode = loaded.tokenizer.decode
+# A byte-level token can end part-way through a Hangul syllable or an emoji: such ids wait here until the
+# character is complete, and the model is asked about the exact ids rather than the re-read text.
+waiting = st.session_state.setdefault("waiting_ids", [])
+if waiting:
+    next_logits, _ = prediction.next_token_logits(loaded, [int(i) for i in result.token_ids] + waiting)
+else:
+    next_logits = result["logits"][-1]
+distribution = prediction.filter_distribution(next_logits, temperature, int(top_k), top_p)
+top_ids = np.argsort(-distribution.probs)[:CANDIDATES]  # (20,) most likely first
+labels = [figures.visible(prediction.token_label(loaded.tokenizer, int(i))) for i in top_ids]
+show_figure(
+    figures.next_token_bars(labels, distribution.probs[top_ids], distribution.kept[top_ids], tr("bars_title"), tr("probability")),
+    "next_token", pd.DataFrame({"token": labels, "id": top_ids, "probability": distribution.probs[top_ids],
+                                "kept": distribution.kept[top_ids]}), key="bars",
+)
+
+# ---- step by step
+added = st.session_state.setdefault("added_tokens", [])
+
+
+def _append(token_id: int) -> None:
+    added.append((prediction.token_label(loaded.tokenizer, token_id), float(distribution.probs[token_id])))
+    piece = decode(waiting + [token_id])
+    if piece.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the bytes that finish it
+        waiting.append(token_id)
+    else:
+        waiting.clear()
+        st.session_state.pending_append = piece
+
+
+first, second, third = st.columns(3)
+if first.button(tr("append_top"), key="append_top"):
+    _append(int(top_ids[0]))
+    st.rerun()
+if second.button(tr("append_sampled"), key="append_sampled"):
+    generator = np.random.default_rng(int(seed) + len(added))  # repeatable for a given seed and step
+    _append(int(generator.choice(len(distribution.sampling_probs), p=distribution.sampling_probs)))
+    st.rerun()
+with third:
+    chosen = st.selectbox(tr("choose_token"), range(len(top_ids)), format_func=lambda i: f"{i + 1}. {labels[i]}")
+    if st.button(tr("append_chosen"), key="append_chosen"):
+        _append(int(top_ids[chosen]))
+        st.rerun()
+if added:
+    st.caption(tr("added_tokens"))
+    st.html(figures.token_chips_html([t for t, _ in added], [p for _, p in added]))
+    if st.button(tr("reset_added"), key="reset_added"):
+        added.clear()
+        waiting.clear()
+        st.rerun()
+
+st.subheader(tr("greedy_vs_sampled", n=COMPARE_STEPS))
+with st.spinner(tr("running_model"), show_time=True):
+    (greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = _continuations(
+        loaded, loaded.info.key, text, temperature, int(top_k), top_p, int(seed))
+greedy_column, sampled_column = st.columns(2)
+greedy_column.caption(tr("greedy"))
+label = lambda token_id: prediction.token_label(loaded.tokenizer, token_id)  # noqa: E731
+greedy_column.html(figures.token_chips_html([label(i) for i in greedy_ids], greedy_probs))
+sampled_column.caption(tr("sampled", t=temperature, seed=int(seed)))
+sampled_column.html(figures.token_chips_html([label(i) for i in sampled_ids], sampled_probs))
+
+# ---- logit lens
+states = np.stack([result[f"blocks.{i}.resid_post"][-LENS_POSITIONS:] for i in range(loaded.info.layers)])  # (layers, n, d)
+lens_ids, lens_probs = prediction.logit_lens(loaded, states)  # (layers, n) each
+lens_tokens = [[figures.visible(label(int(i))) for i in row] for row in lens_ids]
+positions = [figures.visible(text[start:end] if "\ufffd" in token else token)  # a byte piece shows its whole character
+             for token, (start, end) in zip(result.tokens[-LENS_POSITIONS:], result.offsets[-LENS_POSITIONS:].tolist())]
+show_figure(
+    figures.logit_lens_heatmap(lens_probs, lens_tokens, positions, tr("logit_lens_title"), tr("layer"), tr("probability")),
+    "logit_lens", pd.DataFrame([{"layer": l, "position": p, "input_token": positions[p], "predicted": lens_tokens[l][p],
+                                 "probability": float(lens_probs[l, p])}
+                                for l in range(lens_probs.shape[0]) for p in range(len(positions))]), key="lens",
+)
+st.caption(tr("logit_lens_explain", n=LENS_POSITIONS))
+
+# ---- surprise
+st.subheader(tr("surprise_title"))
+bits = prediction.surprisal(result["logits"], result.token_ids)  # (seq - 1,)
+st.metric(tr("perplexity"), f"{prediction.perplexity(bits):.1f}")
+st.html(figures.surprisal_html(prediction.character_groups(text, result.offsets[1:], bits), "bits"))
+st.write(tr("surprise_explain"))
+publish_url(*PARAMS)
