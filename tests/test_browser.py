@@ -77,7 +77,8 @@ def _wait_until_done(page) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stStatusWidget"]')
-              && !document.querySelector('[data-testid="stSpinner"]')""", timeout=180_000)
+              && !document.querySelector('[data-testid="stSpinner"]')
+              && !document.querySelector('[data-stale="true"]')""", timeout=180_000)
     page.wait_for_timeout(800)
 
 
