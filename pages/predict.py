@@ -1,5 +1,7 @@
 """Next-token prediction: the distribution, the sampling controls, writing step by step, the logit lens, surprise."""
 
+from html import escape
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -101,11 +103,11 @@ with st.spinner(tr("running_model"), show_time=True):
         loaded, loaded.info.key, text, temperature, int(top_k), top_p, int(seed))
 greedy_column, sampled_column = st.columns(2)
 greedy_column.caption(tr("greedy"))
-greedy_column.markdown(f"**{text}**{decode(greedy_ids)}")  # the whole continuation, bytes joined into characters
+greedy_column.html(f"<b>{escape(text)}</b>{escape(decode(greedy_ids))}")  # whole text: bytes joined into characters
 label = lambda token_id: prediction.token_label(loaded.tokenizer, token_id)  # noqa: E731
 greedy_column.html(figures.token_chips_html([label(i) for i in greedy_ids], greedy_probs))
 sampled_column.caption(tr("sampled", t=temperature, seed=int(seed)))
-sampled_column.markdown(f"**{text}**{decode(sampled_ids)}")
+sampled_column.html(f"<b>{escape(text)}</b>{escape(decode(sampled_ids))}")
 sampled_column.html(figures.token_chips_html([label(i) for i in sampled_ids], sampled_probs))
 
 # ---- logit lens
