@@ -33,3 +33,13 @@ def window(pattern: np.ndarray, start: int, size: int) -> np.ndarray:
     """The square of a (..., seq, seq) pattern for queries and keys start..start+size."""
     stop = min(pattern.shape[-1], start + size)
     return pattern[..., start:stop, start:stop]
+
+
+FULL_LIMIT = 512  # up to here every layer's full pattern is kept, so changing layer or head runs nothing
+OVERVIEW_BINS = 64
+
+
+def names_for_view(seq: int, layer: int) -> list[str]:
+    """What the attention page captures for a text of `seq` tokens with `layer` selected."""
+    pattern = "blocks.*.attn.pattern" if seq <= FULL_LIMIT else f"blocks.{layer}.attn.pattern"
+    return ["blocks.*.attn.head_stats", "blocks.*.attn.pooled", pattern]

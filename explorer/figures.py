@@ -118,3 +118,54 @@ def token_chips_html(tokens: list[str], probs: list[float]) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "↵<br>")
+
+
+def attention_heatmap(weights: np.ndarray, query_labels: list[str], key_labels: list[str], title: str,
+                      query_label: str, key_label: str, zmax: float | None = None) -> go.Figure:
+    """weights: (queries, keys), rows = the token that looks, columns = the token looked at."""
+    fig = go.Figure(go.Heatmap(
+        z=np.round(weights, 4), x=list(range(len(key_labels))), y=list(range(len(query_labels))),
+        colorscale="Blues", zmin=0, zmax=zmax, customdata=[[f"{q} → {k}" for k in key_labels] for q in query_labels],
+        hovertemplate="%{customdata}: %{z:.3f}<extra></extra>",
+    ))
+    fig.update_xaxes(title=key_label, tickvals=list(range(len(key_labels))), ticktext=key_labels, tickangle=-60)
+    fig.update_yaxes(title=query_label, tickvals=list(range(len(query_labels))), ticktext=query_labels, autorange="reversed")
+    return _layout(fig, title, height=max(420, 14 * len(query_labels) + 200))
+
+
+def heads_grid(patterns: np.ndarray, titles: list[str], title: str, columns: int = 3) -> go.Figure:
+    """patterns: (heads, n, n) -> one small heatmap per head on one shared colour scale."""
+    from plotly.subplots import make_subplots
+
+    heads = patterns.shape[0]
+    rows = -(-heads // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.06)
+    for head in range(heads):
+        fig.add_trace(go.Heatmap(z=np.round(patterns[head], 3), coloraxis="coloraxis",
+                                 hovertemplate=f"{titles[head]}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"),
+                      row=head // columns + 1, col=head % columns + 1)
+    fig.update_layout(coloraxis=dict(colorscale="Blues", cmin=0, cmax=float(patterns.max())))
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    return _layout(fig, title, height=260 * rows + 80)
+
+
+def head_view(weights: np.ndarray, labels: list[str], title: str, min_weight: float = 0.05) -> go.Figure:
+    """The BertViz picture, drawn natively: tokens in two columns, a line from each token (left) to the tokens it
+    attends to (right), thicker for more weight. weights: (n, n)."""
+    n = len(labels)
+    fig = go.Figure()
+    for low, high, width in ((min_weight, 0.2, 1), (0.2, 0.5, 3), (0.5, 1.01, 6)):  # one trace per thickness
+        xs, ys = [], []
+        for query, key in zip(*np.nonzero((weights >= low) & (weights < high))):
+            xs += [0, 1, None]
+            ys += [query, key, None]
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=width, color="rgba(59,111,216,0.55)"),
+                                     hoverinfo="skip", showlegend=False))
+    for side, anchor in ((0, "right"), (1, "left")):
+        fig.add_trace(go.Scatter(x=[side] * n, y=list(range(n)), mode="markers+text", text=labels, showlegend=False,
+                                 textposition=f"middle {anchor}", marker=dict(size=5, color="#333"), hoverinfo="text"))
+    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    return _layout(fig, title, height=max(400, 18 * n + 120))

@@ -98,11 +98,17 @@ def _load(key_or_id: str) -> models.LoadedModel:
     return models.load(key_or_id)
 
 
-def current_model() -> models.LoadedModel | None:
-    """The model named in the sidebar, loaded once per process and shared by every session.
+def current_model(key: str | None = None) -> models.LoadedModel | None:
+    """The model named in the sidebar (or `key`), loaded once per process and shared by every session.
 
     A model that cannot be used (say, a hub id in a link opened offline) is explained and the bundled default is used.
     """
+    if key is not None:
+        try:
+            return _load(key)
+        except models.ModelError as error:
+            show_error(error)
+            return None
     key = setting("model", models.SMOLLM2)
     try:
         with st.spinner(tr("loading_model", model=key), show_time=True):

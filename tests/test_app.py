@@ -91,3 +91,35 @@ def test_prediction_page(lang):
 def test_prediction_page_explains_that_an_encoder_cannot_predict():
     at = _open("pages/predict.py", lang="en", model="minilm-l6")
     assert any("needs a decoder" in i.value for i in at.info)
+
+
+LONG_TEXT = (Path(__file__).resolve().parent.parent / "assets" / "sample_long.txt").read_text(encoding="utf-8") * 4
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "minilm-l6"])
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_attention_page_with_both_models(model, lang):
+    at = _open("pages/attention.py", lang=lang, model=model)
+    assert len(at.get("plotly_chart")) >= 7  # one head, all heads, head view, roles, rollout, encoder vs decoder
+    at.session_state["layer"] = 3
+    at.session_state["head"] = 2
+    at.run()
+    _no_exception(at)
+    assert at.query_params["layer"] == "3" and at.query_params["head"] == "2"
+
+
+@pytest.mark.parametrize("text", ["안", LONG_TEXT])
+def test_attention_page_with_one_token_and_a_long_text(text):
+    at = _open("pages/attention.py", lang="ko", model="smollm2-135m")
+    at.text_area(key="atext").set_value(text).run()
+    _no_exception(at)
+    assert at.get("plotly_chart")
+    if len(text) > 1000:
+        assert any("토큰이" in i.value for i in at.info)  # the long-text overview is explained
+
+
+def test_attention_page_long_text_on_the_encoder_is_truncated_with_a_notice():
+    at = _open("pages/attention.py", lang="en", model="minilm-l6")
+    at.text_area(key="atext").set_value(LONG_TEXT).run()
+    _no_exception(at)
+    assert any("cut" in w.value for w in at.warning)

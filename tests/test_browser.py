@@ -23,6 +23,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("inside", "lang=ko&model=smollm2-135m", "모델 구조"),
     ("inside", "lang=en&model=minilm-l6&stat=first", "Model shape"),
     ("inside", "lang=ko&model=minilm-l6&present=1", "모델 구조"),
+    ("attention", "lang=ko&model=smollm2-135m&layer=3&head=mean", "헤드 뷰"),
+    ("attention", "lang=en&model=minilm-l6&layer=2&head=5&role=self", "Head view"),
     ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
 ]
@@ -146,4 +148,19 @@ def test_appending_tokens_completes_hangul_syllables(server, browser):
     assert typed.startswith("대한민국의 수도는") and len(typed) > len("대한민국의 수도는") and "\ufffd" not in typed
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / "predict-after-appending.png"), full_page=True)
+    page.close()
+
+
+def test_attention_page_on_a_long_text_shows_an_overview_and_a_window(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 2600})
+    page.goto(f"{server}/attention?lang=en&model=smollm2-135m&layer=5")
+    _wait_until_done(page)
+    long_text = (ROOT / "assets" / "sample_long.txt").read_text(encoding="utf-8") * 4  # over 1,000 tokens
+    page.locator("textarea").first.fill(long_text)
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("the overview shows averages").first.wait_for(timeout=120_000)
+    _wait_until_done(page)
+    assert page.locator(".js-plotly-plot").count() >= 7
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(ARTIFACTS / "attention-long-text.png"), full_page=True)
     page.close()

@@ -1,0 +1,117 @@
+"""Attention: where each token looks, from one head to every layer, for short and long texts."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer import activations, attention, figures, models
+from explorer.capture_attention import HEAD_STATS
+from explorer.i18n import t
+from pages.common import (current_model, ensure_app_shell, lang, publish_url, run_capture, show_figure, tr,
+                          url_state)
+
+ensure_app_shell()
+WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = 64, 40, 32, 40
+PARAMS = ("atext", "layer", "head", "start", "role")
+
+
+
+def _long_table(weights: np.ndarray, token_labels: list[str], offset: int) -> pd.DataFrame:
+    """(n, n) weights as one row per (query, key) pair: tokens repeat, so they cannot be column names."""
+    queries, keys = np.indices(weights.shape)
+    return pd.DataFrame({"query_position": queries.ravel() + offset, "query": [token_labels[i] for i in queries.ravel()],
+                         "key_position": keys.ravel() + offset, "key": [token_labels[i] for i in keys.ravel()],
+                         "weight": weights.ravel()})
+
+
+st.title(tr("nav_attention"))
+st.write(tr("attention_intro"))
+loaded = current_model()
+if loaded is None:
+    publish_url(*PARAMS)
+    st.stop()
+info = loaded.info
+text = st.text_area(tr("attention_text"), key=url_state("atext", tr("attention_sample")), height=90)
+left, right = st.columns(2)
+layer = min(int(left.slider(tr("layer"), 0, info.layers - 1, key=url_state("layer", 0, int))), info.layers - 1)
+group = max(1, info.query_heads // max(1, info.kv_heads))
+head_options = ["mean", *range(info.query_heads)]
+head_label = lambda h, lang=lang(): t("head_mean", lang) if h == "mean" else t("head_kv", lang, h=h, g=h // group)  # noqa: E731
+head = right.selectbox(tr("head"), head_options, format_func=head_label,
+                       key=url_state("head", "mean", lambda v: v if v == "mean" else int(v)))
+if info.kv_heads < info.query_heads:
+    st.caption(tr("gqa_note", q=info.query_heads, kv=info.kv_heads, group=group))
+
+try:
+    seq = len(activations.tokenize(loaded, text)[0])
+except activations.CaptureError:
+    seq = 0
+result = run_capture(loaded, text, attention.names_for_view(seq, layer), pooled_size=attention.OVERVIEW_BINS)
+if result is None:
+    publish_url(*PARAMS)
+    st.stop()
+seq = len(result.token_ids)
+labels = [figures.visible(label) for label in activations.token_labels(result)]
+pattern = result[f"blocks.{layer}.attn.pattern"].astype(np.float32)  # (heads, seq, seq)
+chosen = pattern.mean(0) if head == "mean" else pattern[int(head)]  # (seq, seq)
+
+start = 0
+if seq > WINDOW:
+    st.info(tr("long_text_note", n=seq))
+    start = st.slider(tr("window_start"), 0, seq - WINDOW, key=url_state("start", 0, int))
+    pooled = attention.pooled_to_transitions(result[f"blocks.{layer}.attn.pooled"], seq)  # (heads, bins, bins)
+    overview = pooled.mean(0) if head == "mean" else pooled[int(head)]
+    bins = overview.shape[-1]
+    bin_labels = [f"{i * seq // bins}–{(i + 1) * seq // bins - 1}" for i in range(bins)]
+    show_figure(figures.attention_heatmap(overview, bin_labels, bin_labels, tr("overview_title", bins=bins),
+                                          tr("query"), tr("key")), f"attention_overview_L{layer}", key="overview")
+stop = min(seq, start + WINDOW)
+window_labels = labels[start:stop]
+show_figure(
+    figures.attention_heatmap(attention.window(chosen, start, WINDOW), window_labels, window_labels,
+                              tr("one_head_title", layer=layer, head=head_label(head)), tr("query"), tr("key")),
+    f"attention_L{layer}_H{head}",
+    _long_table(attention.window(chosen, start, WINDOW), window_labels, start),
+    key="one_head",
+)
+grid = attention.window(pattern, start, GRID_WINDOW)  # (heads, w, w)
+show_figure(figures.heads_grid(grid, [head_label(h) for h in range(info.query_heads)], tr("all_heads_title", layer=layer),
+                               columns=3 if info.query_heads % 3 == 0 else 4), f"attention_heads_L{layer}", key="grid")
+show_figure(figures.head_view(attention.window(chosen, start, LINES_WINDOW), labels[start:start + LINES_WINDOW],
+                              tr("head_view_title")), f"head_view_L{layer}_H{head}", key="lines")
+
+st.subheader(tr("roles_title"))
+stats = activations.head_stats_table(result)  # (layers, heads, stats)
+role = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s, lang=lang(): t(f"stat_{s}", lang),
+                key=url_state("role", "previous"))
+show_figure(figures.layer_head_heatmap(stats[:, :, HEAD_STATS.index(role)], tr("heatmap_title", stat=tr(f"stat_{role}")),
+                                       tr("layer"), tr("head"), tr(f"stat_{role}")), f"head_roles_{role}", key="roles")
+if seq <= attention.FULL_LIMIT:
+    means = np.stack([result[f"blocks.{i}.attn.pattern"].astype(np.float32).mean(0) for i in range(info.layers)])
+    rolled, rollout_labels = attention.window(attention.rollout(means), start, WINDOW), window_labels
+else:  # long texts: rollout over the pooled overview's bins
+    pooled_means = np.stack([attention.pooled_to_transitions(result[f"blocks.{i}.attn.pooled"], seq).mean(0)
+                             for i in range(info.layers)])
+    rolled, rollout_labels = attention.rollout(pooled_means), bin_labels
+show_figure(figures.attention_heatmap(rolled, rollout_labels, rollout_labels, tr("rollout_title"), tr("query"), tr("key")),
+            "attention_rollout", key="rollout")
+st.caption(tr("rollout_explain"))
+
+st.subheader(tr("compare_title", layer=layer))
+columns = st.columns(2)
+for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
+    other = loaded if key == info.key else current_model(key)
+    if other is None:
+        continue
+    other_layer = min(layer, other.info.layers - 1)
+    compared = run_capture(other, text, [f"blocks.{other_layer}.attn.pattern"], max_tokens=COMPARE_TOKENS)
+    if compared is None:
+        continue
+    compare_labels = [figures.visible(label) for label in activations.token_labels(compared)]
+    with column:
+        show_figure(figures.attention_heatmap(compared[f"blocks.{other_layer}.attn.pattern"].astype(np.float32).mean(0),
+                                              compare_labels, compare_labels,
+                                              f"{models.BUNDLED[key].hub_id.split('/')[-1]} · {tr(f'family_{other.info.family}')}",
+                                              tr("query"), tr("key")), f"compare_{key}", key=f"compare_{key}")
+st.write(tr("compare_explain"))
+publish_url(*PARAMS)
