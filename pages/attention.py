@@ -52,13 +52,14 @@ if result is None:
     st.stop()
 seq = len(result.token_ids)
 labels = [figures.visible(label) for label in activations.token_labels(result)]
-pattern = result[f"blocks.{layer}.attn.pattern"].astype(np.float32)  # (heads, seq, seq)
-chosen = pattern.mean(0) if head == "mean" else pattern[int(head)]  # (seq, seq)
+pattern = result[f"blocks.{layer}.attn.pattern"]  # (heads, seq, seq) float16
+chosen = pattern.mean(0, dtype=np.float32) if head == "mean" else pattern[int(head)]  # (seq, seq)
 
 start = 0
 if seq > WINDOW:
-    st.info(tr("long_text_note", n=seq))
     start = st.slider(tr("window_start"), 0, seq - WINDOW, key=url_state("start", 0, int))
+if seq > 2 * WINDOW:  # long enough that an overview says more than the tokens themselves
+    st.info(tr("long_text_note", n=seq))
     pooled = attention.pooled_to_transitions(result[f"blocks.{layer}.attn.pooled"], seq)  # (heads, bins, bins)
     overview = pooled.mean(0) if head == "mean" else pooled[int(head)]
     bins = overview.shape[-1]
@@ -68,16 +69,16 @@ if seq > WINDOW:
 stop = min(seq, start + WINDOW)
 window_labels = labels[start:stop]
 show_figure(
-    figures.attention_heatmap(attention.window(chosen, start, WINDOW), window_labels, window_labels,
+    figures.attention_heatmap(attention.window(chosen, start, WINDOW).astype(np.float32), window_labels, window_labels,
                               tr("one_head_title", layer=layer, head=head_label(head)), tr("query"), tr("key")),
     f"attention_L{layer}_H{head}",
-    _long_table(attention.window(chosen, start, WINDOW), window_labels, start),
+    _long_table(attention.window(chosen, start, WINDOW).astype(np.float32), window_labels, start),
     key="one_head",
 )
-grid = attention.window(pattern, start, GRID_WINDOW)  # (heads, w, w)
+grid = attention.window(pattern, start, GRID_WINDOW).astype(np.float32)  # (heads, w, w)
 show_figure(figures.heads_grid(grid, [head_label(h) for h in range(info.query_heads)], tr("all_heads_title", layer=layer),
                                columns=3 if info.query_heads % 3 == 0 else 4), f"attention_heads_L{layer}", key="grid")
-show_figure(figures.head_view(attention.window(chosen, start, LINES_WINDOW), labels[start:start + LINES_WINDOW],
+show_figure(figures.head_view(attention.window(chosen, start, LINES_WINDOW).astype(np.float32), labels[start:start + LINES_WINDOW],
                               tr("head_view_title")), f"head_view_L{layer}_H{head}", key="lines")
 
 st.subheader(tr("roles_title"))
@@ -86,13 +87,21 @@ role = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lamb
                 key=url_state("role", "previous"))
 show_figure(figures.layer_head_heatmap(stats[:, :, HEAD_STATS.index(role)], tr("heatmap_title", stat=tr(f"stat_{role}")),
                                        tr("layer"), tr("head"), tr(f"stat_{role}")), f"head_roles_{role}", key="roles")
+rollouts = st.session_state.setdefault("rollouts", {})  # rollout ignores layer and head: compute it once per text
+rollout_key = (info.key, loaded.fingerprint, text)
+if rollout_key not in rollouts:
+    if seq <= attention.FULL_LIMIT:
+        means = np.stack([result[f"blocks.{i}.attn.pattern"].mean(0, dtype=np.float32) for i in range(info.layers)])
+    else:  # long texts: rollout over the pooled overview's bins
+        means = np.stack([attention.pooled_to_transitions(result[f"blocks.{i}.attn.pooled"], seq).mean(0)
+                          for i in range(info.layers)])
+    rollouts.clear()
+    rollouts[rollout_key] = attention.rollout(means)  # (seq, seq) or (bins, bins)
+rolled = rollouts[rollout_key]
 if seq <= attention.FULL_LIMIT:
-    means = np.stack([result[f"blocks.{i}.attn.pattern"].astype(np.float32).mean(0) for i in range(info.layers)])
-    rolled, rollout_labels = attention.window(attention.rollout(means), start, WINDOW), window_labels
-else:  # long texts: rollout over the pooled overview's bins
-    pooled_means = np.stack([attention.pooled_to_transitions(result[f"blocks.{i}.attn.pooled"], seq).mean(0)
-                             for i in range(info.layers)])
-    rolled, rollout_labels = attention.rollout(pooled_means), bin_labels
+    rolled, rollout_labels = attention.window(rolled, start, WINDOW), window_labels
+else:
+    rollout_labels = bin_labels
 show_figure(figures.attention_heatmap(rolled, rollout_labels, rollout_labels, tr("rollout_title"), tr("query"), tr("key")),
             "attention_rollout", key="rollout")
 st.caption(tr("rollout_explain"))
