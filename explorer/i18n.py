@@ -122,6 +122,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "compare_title": {"ko": "인코더와 디코더: 같은 문장, 층 {layer}의 헤드 평균", "en": "Encoder vs decoder: the same sentence, layer {layer}, mean of heads"},
     "compare_explain": {"ko": "인코더(MiniLM)는 문장 전체를 양방향으로 보지만, 디코더(SmolLM2)는 다음 토큰을 예측해야 하므로 앞의 토큰만 볼 수 있어 대각선 위가 0입니다.",
                         "en": "An encoder (MiniLM) sees the whole sentence in both directions; a decoder (SmolLM2) must predict the next token, so it may only look back: everything above the diagonal is zero."},
+    "compare_first_tokens": {"ko": "비교는 각 모델의 처음 {n}개 토큰까지만 보여 줍니다.", "en": "The comparison shows each model's first {n} tokens."},
     "gqa_note": {"ko": "이 모델은 쿼리 헤드 {q}개가 키/값 헤드 {kv}개를 나눠 씁니다 (grouped-query attention): 헤드 {group}개마다 같은 키와 값을 봅니다.",
                  "en": "This model's {q} query heads share {kv} key/value heads (grouped-query attention): every {group} heads read the same keys and values."},
     "attention_sample": {"ko": "나는 어제 서점에서 책을 샀는데, 그 책은 정말 재미있었다. The book I bought yesterday was really fun.",

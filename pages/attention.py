@@ -113,7 +113,8 @@ for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
     if other is None:
         continue
     other_layer = min(layer, other.info.layers - 1)
-    compared = run_capture(other, text, [f"blocks.{other_layer}.attn.pattern"], max_tokens=COMPARE_TOKENS)
+    compared = run_capture(other, text, [f"blocks.{other_layer}.attn.pattern"], notify_truncation=False,
+                           max_tokens=COMPARE_TOKENS)
     if compared is None:
         continue
     compare_labels = [figures.visible(label) for label in activations.token_labels(compared)]
@@ -123,4 +124,5 @@ for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
                                               f"{models.BUNDLED[key].hub_id.split('/')[-1]} · {tr(f'family_{other.info.family}')}",
                                               tr("query"), tr("key")), f"compare_{key}", key=f"compare_{key}")
 st.write(tr("compare_explain"))
+st.caption(tr("compare_first_tokens", n=COMPARE_TOKENS))
 publish_url(*PARAMS)

@@ -126,7 +126,8 @@ def show_error(error) -> None:
     st.error(tr(f"error_{kind}", detail=getattr(error, "detail", str(error))), icon="⚠️")
 
 
-def run_capture(loaded: models.LoadedModel, text: str, names, **options) -> activations.Capture | None:
+def run_capture(loaded: models.LoadedModel, text: str, names, notify_truncation: bool = True,
+                **options) -> activations.Capture | None:
     """Capture with a spinner and the engine's cache; a refusal is shown, never raised."""
     try:
         with st.spinner(tr("running_model"), show_time=True):
@@ -139,7 +140,7 @@ def run_capture(loaded: models.LoadedModel, text: str, names, **options) -> acti
             show_error(models.ModelError("out_of_memory", loaded.info.key))
             return None
         raise
-    if result.dropped_tokens:
+    if result.dropped_tokens and notify_truncation:
         st.warning(tr("truncated", dropped=result.dropped_tokens))
     return result
 
