@@ -121,8 +121,9 @@ def _escape(text: str) -> str:
 
 
 def attention_heatmap(weights: np.ndarray, query_labels: list[str], key_labels: list[str], title: str,
-                      query_label: str, key_label: str, zmax: float | None = None) -> go.Figure:
-    """weights: (queries, keys), rows = the token that looks, columns = the token looked at."""
+                      query_label: str, key_label: str, zmax: float | None = None,
+                      highlight_row: int | None = None) -> go.Figure:
+    """weights: (queries, keys), rows = the token that looks, columns = the token looked at; `highlight_row` framed."""
     fig = go.Figure(go.Heatmap(
         z=np.round(weights, 4), x=list(range(len(key_labels))), y=list(range(len(query_labels))),
         colorscale="Blues", zmin=0, zmax=zmax, customdata=[[f"{q} → {k}" for k in key_labels] for q in query_labels],
@@ -130,6 +131,9 @@ def attention_heatmap(weights: np.ndarray, query_labels: list[str], key_labels: 
     ))
     fig.update_xaxes(title=key_label, tickvals=list(range(len(key_labels))), ticktext=key_labels, tickangle=-60)
     fig.update_yaxes(title=query_label, tickvals=list(range(len(query_labels))), ticktext=query_labels, autorange="reversed")
+    if highlight_row is not None and 0 <= highlight_row < len(query_labels):
+        fig.add_shape(type="rect", x0=-0.5, x1=len(key_labels) - 0.5, y0=highlight_row - 0.5, y1=highlight_row + 0.5,
+                      line=dict(color="#e4572e", width=3))
     return _layout(fig, title, height=max(420, 14 * len(query_labels) + 200))
 
 

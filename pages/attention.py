@@ -12,7 +12,7 @@ from pages.common import (current_model, ensure_app_shell, lang, publish_url, ru
 
 ensure_app_shell()
 WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = 64, 40, 32, 40
-PARAMS = ("atext", "layer", "head", "start", "role")
+PARAMS = ("atext", "layer", "head", "start", "role", "focus")
 
 
 
@@ -68,9 +68,15 @@ if seq > 2 * WINDOW:  # long enough that an overview says more than the tokens t
                                           tr("query"), tr("key")), f"attention_overview_L{layer}", key="overview")
 stop = min(seq, start + WINDOW)
 window_labels = labels[start:stop]
+focus = st.selectbox(tr("focus_token"), [None, *range(start, stop)], key=url_state("focus", None, int),
+                     format_func=lambda i, lang=lang(): t("focus_none", lang) if i is None else f"{i}: {labels[i]}")
+if focus is not None:
+    top_keys = np.argsort(-chosen[focus].astype(np.float32))[:3]  # (3,) where the chosen token looks most
+    st.caption(tr("focus_summary", token=labels[focus], keys=", ".join(f"{labels[k]} ({float(chosen[focus, k]):.0%})" for k in top_keys)))
 show_figure(
     figures.attention_heatmap(attention.window(chosen, start, WINDOW).astype(np.float32), window_labels, window_labels,
-                              tr("one_head_title", layer=layer, head=head_label(head)), tr("query"), tr("key")),
+                              tr("one_head_title", layer=layer, head=head_label(head)), tr("query"), tr("key"),
+                              highlight_row=None if focus is None else focus - start),
     f"attention_L{layer}_H{head}",
     _long_table(attention.window(chosen, start, WINDOW).astype(np.float32), window_labels, start),
     key="one_head",

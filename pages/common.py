@@ -73,7 +73,7 @@ def publish_url(*names: str) -> None:
         keep = "_keep_" + name
         if name in st.session_state:
             st.session_state[keep] = st.session_state[name]
-        if keep in st.session_state:
+        if st.session_state.get(keep) is not None:  # an unset choice stays out of the link
             wanted[name] = _encode(st.session_state[keep])
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)

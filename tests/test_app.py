@@ -123,3 +123,20 @@ def test_attention_page_long_text_on_the_encoder_is_truncated_with_a_notice():
     at.text_area(key="atext").set_value(LONG_TEXT).run()
     _no_exception(at)
     assert any("cut" in w.value for w in at.warning)
+
+
+def test_attention_page_highlights_a_chosen_token():
+    at = _open("pages/attention.py", lang="en", model="minilm-l6")
+    at.session_state["focus"] = 3
+    at.run()
+    _no_exception(at)
+    assert any("looks most at" in c.value for c in at.caption)
+    assert at.query_params["focus"] == "3"
+
+
+@pytest.mark.parametrize("text", ["A", LONG_TEXT])
+def test_prediction_page_with_one_token_and_a_long_text(text):
+    at = _open("pages/predict.py", lang="en")
+    at.text_area(key="ptext").set_value(text).run()
+    _no_exception(at)
+    assert len(at.get("plotly_chart")) == 2
