@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer import models
 from explorer.i18n import LANGUAGES
-from pages.common import as_bool, current_model, keep_value, setting, show_error, tr, url_value
+from pages.common import as_bool, current_model, keep_value, setting, tr, url_value
 
 st.set_page_config(page_title="LLM Internals Explorer", page_icon="🔎", layout="wide")
 
@@ -43,16 +43,10 @@ def sidebar() -> None:
 
 
 def _switch_to_hub_model(hub_id: str) -> None:
-    """Load first; only a model that loaded replaces the current one."""
-    try:
-        with st.spinner(tr("loading_model", model=hub_id), show_time=True):
-            from pages.common import _load
-
-            _load(hub_id)
-    except models.ModelError as error:
-        show_error(error)
-        return
-    keep_value("model", hub_id)
+    """Load first; only a model that loaded replaces the current one (a refusal is shown by current_model)."""
+    with st.spinner(tr("loading_model", model=hub_id), show_time=True):
+        if current_model(hub_id) is not None:
+            keep_value("model", hub_id)
 
 
 with st.sidebar:
