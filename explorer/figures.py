@@ -137,7 +137,8 @@ def attention_heatmap(weights: np.ndarray, query_labels: list[str], key_labels: 
     return _layout(fig, title, height=max(420, 14 * len(query_labels) + 200))
 
 
-def heads_grid(patterns: np.ndarray, titles: list[str], title: str, columns: int = 3) -> go.Figure:
+def heads_grid(patterns: np.ndarray, titles: list[str], title: str, columns: int = 3,
+               highlight_row: int | None = None) -> go.Figure:
     """patterns: (heads, n, n) -> one small heatmap per head on one shared colour scale.
 
     The heads are tiled into a single image (one trace, gaps left empty): far cheaper to build and to ship than one
@@ -152,26 +153,41 @@ def heads_grid(patterns: np.ndarray, titles: list[str], title: str, columns: int
     fig = go.Figure(go.Heatmap(z=np.round(tiled, 3), colorscale="Blues", zmin=0, hoverongaps=False,
                                hovertemplate="%{z:.3f}<extra></extra>"))
     for head, name in enumerate(titles):
-        fig.add_annotation(x=(head % columns) * (n + gap) + n / 2, y=(head // columns) * (n + gap) - gap / 2,
-                           text=name, showarrow=False, yanchor="bottom", font=dict(size=12))
+        top, left = (head // columns) * (n + gap), (head % columns) * (n + gap)
+        fig.add_annotation(x=left + n / 2, y=top - gap / 2, text=name, showarrow=False, yanchor="bottom",
+                           font=dict(size=12))
+        if highlight_row is not None and 0 <= highlight_row < n:  # the same token framed in every head
+            fig.add_shape(type="rect", x0=left - 0.5, x1=left + n - 0.5, y0=top + highlight_row - 0.5,
+                          y1=top + highlight_row + 0.5, line=dict(color="#e4572e", width=2))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
     return _layout(fig, title, height=240 * rows + 100)
 
 
-def head_view(weights: np.ndarray, labels: list[str], title: str, min_weight: float = 0.05) -> go.Figure:
+_HEAD_COLORS = ["rgba(59,111,216,0.55)", "rgba(228,87,46,0.55)", "rgba(46,160,67,0.55)", "rgba(148,103,189,0.55)",
+                "rgba(140,86,75,0.55)", "rgba(23,190,207,0.55)"]
+
+
+def head_view(weights: np.ndarray, labels: list[str], title: str, min_weight: float = 0.05,
+              head_names: list[str] | None = None) -> go.Figure:
     """The BertViz picture, drawn natively: tokens in two columns, a line from each token (left) to the tokens it
-    attends to (right), thicker for more weight. weights: (n, n)."""
+    attends to (right), thicker for more weight. weights: (n, n) for one head, or (heads, n, n) for several heads,
+    each in its own colour."""
+    weights = weights[None] if weights.ndim == 2 else weights  # (heads, n, n)
     n = len(labels)
     fig = go.Figure()
-    for low, high, width in ((min_weight, 0.2, 1), (0.2, 0.5, 3), (0.5, 1.01, 6)):  # one trace per thickness
-        xs, ys = [], []
-        for query, key in zip(*np.nonzero((weights >= low) & (weights < high))):
-            xs += [0, 1, None]
-            ys += [query, key, None]
-        if xs:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=width, color="rgba(59,111,216,0.55)"),
-                                     hoverinfo="skip", showlegend=False))
+    for index, head_weights in enumerate(weights):
+        color = _HEAD_COLORS[index % len(_HEAD_COLORS)]
+        name = head_names[index] if head_names else None
+        for low, high, width in ((min_weight, 0.2, 1), (0.2, 0.5, 3), (0.5, 1.01, 6)):  # one trace per thickness
+            xs, ys = [], []
+            for query, key in zip(*np.nonzero((head_weights >= low) & (head_weights < high))):
+                xs += [0, 1, None]
+                ys += [query, key, None]
+            if xs:
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=width, color=color), name=name,
+                                         legendgroup=name, showlegend=bool(name) and low == min_weight,
+                                         hoverinfo="skip"))
     for side, anchor in ((0, "right"), (1, "left")):
         fig.add_trace(go.Scatter(x=[side] * n, y=list(range(n)), mode="markers+text", text=labels, showlegend=False,
                                  textposition=f"middle {anchor}", marker=dict(size=5, color="#333"), hoverinfo="text"))

@@ -122,6 +122,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "compare_title": {"ko": "인코더와 디코더: 같은 문장, 층 {layer}의 헤드 평균", "en": "Encoder vs decoder: the same sentence, layer {layer}, mean of heads"},
     "compare_explain": {"ko": "인코더(MiniLM)는 문장 전체를 양방향으로 보지만, 디코더(SmolLM2)는 다음 토큰을 예측해야 하므로 앞의 토큰만 볼 수 있어 대각선 위가 0입니다.",
                         "en": "An encoder (MiniLM) sees the whole sentence in both directions; a decoder (SmolLM2) must predict the next token, so it may only look back: everything above the diagonal is zero."},
+    "line_heads": {"ko": "헤드 뷰에 그릴 헤드 (최대 4개, 비우면 위에서 고른 헤드)", "en": "Heads to draw in the head view (up to 4; empty = the head chosen above)"},
     "focus_token": {"ko": "강조할 토큰 (그 행)", "en": "Token to highlight (its row)"},
     "focus_none": {"ko": "없음", "en": "None"},
     "focus_summary": {"ko": "'{token}'이(가) 가장 많이 보는 토큰: {keys}", "en": "'{token}' looks most at: {keys}"},

@@ -12,8 +12,12 @@ from pages.common import (current_model, ensure_app_shell, lang, publish_url, ru
 
 ensure_app_shell()
 WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = 64, 40, 32, 40
-PARAMS = ("atext", "layer", "head", "start", "role", "focus")
+PARAMS = ("atext", "layer", "head", "start", "role", "focus", "lines")
 
+
+
+def _int_list(raw: str) -> list[int]:
+    return [int(part) for part in raw.split(",") if part.strip()]
 
 
 def _long_table(weights: np.ndarray, token_labels: list[str], offset: int) -> pd.DataFrame:
@@ -82,10 +86,16 @@ show_figure(
     key="one_head",
 )
 grid = attention.window(pattern, start, GRID_WINDOW).astype(np.float32)  # (heads, w, w)
+in_grid = None if focus is None or focus - start >= GRID_WINDOW else focus - start
 show_figure(figures.heads_grid(grid, [head_label(h) for h in range(info.query_heads)], tr("all_heads_title", layer=layer),
-                               columns=3 if info.query_heads % 3 == 0 else 4), f"attention_heads_L{layer}", key="grid")
-show_figure(figures.head_view(attention.window(chosen, start, LINES_WINDOW).astype(np.float32), labels[start:start + LINES_WINDOW],
-                              tr("head_view_title")), f"head_view_L{layer}_H{head}", key="lines")
+                               columns=3 if info.query_heads % 3 == 0 else 4, highlight_row=in_grid),
+            f"attention_heads_L{layer}", key="grid")
+line_heads = st.multiselect(tr("line_heads"), list(range(info.query_heads)), format_func=head_label,
+                            key=url_state("lines", [] if head == "mean" else [int(head)], _int_list), max_selections=4)
+line_weights = (attention.window(pattern[line_heads], start, LINES_WINDOW) if line_heads
+                else attention.window(chosen, start, LINES_WINDOW)[None]).astype(np.float32)  # (heads, w, w)
+show_figure(figures.head_view(line_weights, labels[start:start + LINES_WINDOW], tr("head_view_title"),
+                              head_names=[head_label(h) for h in line_heads] or None), f"head_view_L{layer}", key="head_view")
 
 st.subheader(tr("roles_title"))
 stats = activations.head_stats_table(result)  # (layers, heads, stats)

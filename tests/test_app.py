@@ -140,3 +140,12 @@ def test_prediction_page_with_one_token_and_a_long_text(text):
     at.text_area(key="ptext").set_value(text).run()
     _no_exception(at)
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_attention_head_view_draws_several_heads_and_the_grid_frames_the_focus_token():
+    at = _open("pages/attention.py", lang="ko", model="smollm2-135m")
+    at.session_state["lines"] = [0, 4, 8]
+    at.session_state["focus"] = 5
+    at.run()
+    _no_exception(at)
+    assert at.query_params["lines"] == "0,4,8" and at.query_params["focus"] == "5"
