@@ -6,11 +6,11 @@ attention until a capture asks for patterns or statistics.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -156,9 +156,7 @@ def convert_smollm2_gguf(target: Path | None = None) -> Path:
         del model.config.quantization_config
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
-    with contextlib.suppress(FileNotFoundError):
-        import shutil
-        shutil.rmtree(target)
+    shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)  # a conversion cut short never looks finished
     return target
 

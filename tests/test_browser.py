@@ -75,6 +75,18 @@ def browser():
         launched.close()
 
 
+def _open(browser, url: str, height: int):
+    """A new tab on `url`, returned once the app has finished its run."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.goto(url)
+    _wait_until_done(page)
+    return page
+
+
+def _assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def _wait_until_done(page) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
     page.wait_for_function(
@@ -86,12 +98,10 @@ def _wait_until_done(page) -> None:
 
 @pytest.mark.parametrize("path, query, expected", PAGES)
 def test_page_opens_with_its_figure_and_no_exception(server, browser, path, query, expected):
-    page = browser.new_page(viewport={"width": 1400, "height": 2200})
-    page.goto(f"{server}/{path}?{query}")
-    _wait_until_done(page)
+    page = _open(browser, f"{server}/{path}?{query}", 2200)
     page.get_by_text(expected).first.wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
-    assert page.locator('[data-testid="stException"]').count() == 0
+    _assert_no_exception(page)
     assert page.get_by_text("Page not found").count() == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{path or 'home'}-{query.split('&')[0].replace('=', '-')}-{len(query)}.png"), full_page=True)
@@ -100,16 +110,14 @@ def test_page_opens_with_its_figure_and_no_exception(server, browser, path, quer
 
 
 def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_one(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 2200})
-    page.goto(f"{server}/inside?lang=en&model=minilm-l6&stat=self")
-    _wait_until_done(page)
+    page = _open(browser, f"{server}/inside?lang=en&model=minilm-l6&stat=self", 2200)
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_label("Hub model id (when online)", exact=True).fill("gpt2")
     sidebar.get_by_role("button", name="Load").click()
     page.get_by_text("No network").first.wait_for(timeout=60_000)
     _wait_until_done(page)
     assert "model=minilm-l6" in page.url
-    assert page.locator('[data-testid="stException"]').count() == 0
+    _assert_no_exception(page)
     page.get_by_role("link", name="Home").first.click()
     _wait_until_done(page)
     page.get_by_text("LLM Internals Explorer").first.wait_for(timeout=30_000)
@@ -120,9 +128,7 @@ def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_on
 
 def test_switching_language_in_the_sidebar_then_moving_between_pages(server, browser):
     # Under AppTest the entry point's sidebar widgets lose their state after a rerun (DESIGN.md), so this runs here.
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{server}/?lang=ko")
-    _wait_until_done(page)
+    page = _open(browser, f"{server}/?lang=ko", 1400)
     page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
     page.get_by_text("LLM Internals Explorer").first.wait_for(timeout=30_000)
     _wait_until_done(page)
@@ -131,14 +137,12 @@ def test_switching_language_in_the_sidebar_then_moving_between_pages(server, bro
     page.get_by_text("Model shape").first.wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
     page.wait_for_url("**/inside?*lang=en*", timeout=30_000)  # the address keeps the settings
-    assert page.locator('[data-testid="stException"]').count() == 0
+    _assert_no_exception(page)
     page.close()
 
 
 def test_appending_tokens_completes_hangul_syllables(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 3000})
-    page.goto(f"{server}/predict?lang=ko&ptext=대한민국의 수도는")
-    _wait_until_done(page)
+    page = _open(browser, f"{server}/predict?lang=ko&ptext=대한민국의 수도는", 3000)
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
     for _ in range(3):  # a Hangul syllable is three UTF-8 bytes, often three byte-level tokens
         page.get_by_role("button", name="1등 토큰 붙이기").click()
@@ -146,21 +150,19 @@ def test_appending_tokens_completes_hangul_syllables(server, browser):
         _wait_until_done(page)
     typed = page.locator("textarea").first.input_value()
     assert typed.startswith("대한민국의 수도는") and len(typed) > len("대한민국의 수도는") and "\ufffd" not in typed
-    assert page.locator('[data-testid="stException"]').count() == 0
+    _assert_no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "predict-after-appending.png"), full_page=True)
     page.close()
 
 
 def test_attention_page_on_a_long_text_shows_an_overview_and_a_window(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 2600})
-    page.goto(f"{server}/attention?lang=en&model=smollm2-135m&layer=5")
-    _wait_until_done(page)
+    page = _open(browser, f"{server}/attention?lang=en&model=smollm2-135m&layer=5", 2600)
     long_text = (ROOT / "assets" / "sample_long.txt").read_text(encoding="utf-8") * 4  # over 1,000 tokens
     page.locator("textarea").first.fill(long_text)
     page.keyboard.press("Control+Enter")
     page.get_by_text("the overview shows averages").first.wait_for(timeout=120_000)
     _wait_until_done(page)
     assert page.locator(".js-plotly-plot").count() >= 7
-    assert page.locator('[data-testid="stException"]').count() == 0
+    _assert_no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "attention-long-text.png"), full_page=True)
     page.close()
