@@ -310,6 +310,7 @@ def code_points(text: str) -> list[str]:
 class TrainedBPE:
     merges: list[tuple[bytes, bytes]]  # in the order they were learned: merge k made token 256 + k
     corpus_bytes: int
+    trained_json: str  # the trained `tokenizers` tokenizer, to check the replay against
 
     def vocabulary(self, steps: int) -> list[bytes]:
         return [bytes([b]) for b in range(256)] + [a + b for a, b in self.merges[:steps]]
@@ -333,7 +334,8 @@ def train_bpe(corpus: str, merges: int) -> TrainedBPE:
     tokenizer.train_from_iterator(corpus.splitlines() or [corpus], trainer)
     learned = json.loads(tokenizer.to_str())["model"]["merges"]
     pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned]
-    return TrainedBPE([(piece_bytes(a), piece_bytes(b)) for a, b in pairs], len(corpus.encode("utf-8")))
+    return TrainedBPE([(piece_bytes(a), piece_bytes(b)) for a, b in pairs], len(corpus.encode("utf-8")),
+                      tokenizer.to_str())
 
 
 def bpe_words(text: str) -> list[bytes]:
@@ -341,14 +343,19 @@ def bpe_words(text: str) -> list[bytes]:
     return [piece_bytes(word) for word, _ in _byte_level_pre_tokenizer().pre_tokenize_str(text)]
 
 
-def bpe_encode_word(word: bytes, ranks: dict[tuple[bytes, bytes], int]) -> list[bytes]:
-    """Start from single bytes; merge the adjacent pair learned earliest until no learned pair is left."""
+def bpe_encode_word(word: bytes, ranks: dict[tuple[bytes, bytes], int], applied: list[int] | None = None) -> list[bytes]:
+    """Start from single bytes; merge the adjacent pair learned earliest until no learned pair is left.
+
+    `applied` collects the rank of each merge made, in order (never decreasing: a pair made by a merge was learned after it).
+    """
     symbols = [bytes([b]) for b in word]
     while len(symbols) > 1:
         rank, position = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(zip(symbols, symbols[1:])))
         if rank == len(ranks):
             break
         symbols[position:position + 2] = [symbols[position] + symbols[position + 1]]
+        if applied is not None:
+            applied.append(rank)
     return symbols
 
 
@@ -364,11 +371,21 @@ def bpe_replay(trained: TrainedBPE, text: str, steps: int) -> Tokenization:
                         vocab_size=256 + min(steps, len(trained.merges)), byte_level=True)
 
 
-def bpe_count(trained: TrainedBPE, corpus: str, steps: int | None = None) -> int:
-    """How many tokens the whole corpus takes after `steps` merges (each distinct word is encoded once)."""
-    ranks = {pair: rank for rank, pair in enumerate(trained.merges[:steps])}
-    words = Counter(bpe_words(corpus))
-    return sum(count * len(bpe_encode_word(word, ranks)) for word, count in words.items())
+def bpe_counts(trained: TrainedBPE, text: str, steps: list[int]) -> list[int]:
+    """How many tokens `text` takes after each number of merges in `steps`, from one encoding of each distinct word.
+
+    Encoding with only the first k merges follows the full encoding until it reaches a merge ranked k or later, because
+    the full encoding makes its merges in rank order: so the count at k is the bytes minus the merges ranked below k.
+    """
+    ranks = {pair: rank for rank, pair in enumerate(trained.merges)}
+    applied: list[int] = []
+    for word, count in Counter(bpe_words(text[:MAX_CORPUS_BYTES])).items():
+        made: list[int] = []
+        bpe_encode_word(word, ranks, made)
+        applied.extend(made * count)
+    applied.sort()
+    total = len(text[:MAX_CORPUS_BYTES].encode("utf-8"))
+    return [total - bisect_left(applied, step) for step in steps]
 
 
 # ---------------------------------------------------------------- what it costs

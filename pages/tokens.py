@@ -186,7 +186,7 @@ if recent:
     st.caption(tr("bpe_recent"))
     st.dataframe(pd.DataFrame(recent), hide_index=True)
 curve_steps = sorted({round(learned * i / CURVE_POINTS) for i in range(CURVE_POINTS + 1)} | {step})
-counts = [tokenize.bpe_replay(trained, text, k).count for k in curve_steps]
+counts = tokenize.bpe_counts(trained, text, curve_steps)
 show_figure(figures.merges_curve(curve_steps, counts, step, tr("bpe_curve_title"), tr("bpe_step_axis"),
                                  tr("tok_count_axis")),
             "bpe_curve", pd.DataFrame({"merges": curve_steps, "tokens": counts}), key="bpe_curve")

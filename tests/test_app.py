@@ -149,3 +149,51 @@ def test_attention_head_view_draws_several_heads_and_the_grid_frames_the_focus_t
     at.run()
     _no_exception(at)
     assert at.query_params["lines"] == "0,4,8" and at.query_params["focus"] == "5"
+
+
+@pytest.mark.parametrize("lang, heading", [("ko", "토큰화"), ("en", "Tokenization")])
+def test_tokenization_page_in_both_languages(lang, heading):
+    at = _open("pages/tokens.py", lang=lang)
+    assert at.title[0].value == heading
+    names = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert len([n for n in names if "Kiwi" in n or "cl100k" in n or "WordPiece" in n]) == 3
+    assert len(at.get("plotly_chart")) == 2  # the merge curve and the Korean / English cost
+    assert at.query_params["tks"] == ",".join(("whitespace", "characters", "wordpiece", "byte_bpe", "cl100k", "morphemes"))
+
+
+def test_tokenization_page_switches_tokenizers_and_walks_the_merges():
+    at = _open("pages/tokens.py", lang="en", ttext="언어 모델은 토큰을 본다. Models read tokens.")
+    at.multiselect(key="tks").set_value(["byte_bpe", "morphemes"]).run()
+    _no_exception(at)
+    assert at.query_params["tks"] == "byte_bpe,morphemes"
+    assert not any("WordPiece" in m.value for m in at.markdown if m.value.startswith("**W"))
+    at.toggle(key="special").set_value(True).run()
+    _no_exception(at)
+    at.slider(key="step").set_value(0).run()
+    assert any("every token is one byte" in c.value for c in at.caption)
+    at.slider(key="step").set_value(250).run()
+    _no_exception(at)
+    assert any(m.value.startswith("Merge #250") for m in at.markdown) and at.query_params["step"] == "250"
+    at.number_input(key="merges").set_value(50).run()  # fewer merges than the step: the step follows
+    _no_exception(at)
+    assert at.slider(key="step").value == 50
+
+
+def test_tokenization_page_with_empty_long_and_odd_text():
+    at = _open("pages/tokens.py", lang="ko")
+    at.text_area(key="ttext").set_value("  ").run()
+    _no_exception(at)
+    assert any("분석할 글을" in w.value for w in at.warning)
+    odd = "👨‍👩‍👧 e\u0301 zero\u200bwidth \x07 한국어 " * 1500  # over the 20,000-character cap
+    at.text_area(key="ttext").set_value(odd).run()
+    _no_exception(at)
+    assert any("20,000" in w.value for w in at.warning)
+    assert at.text_area(key="ttext").value == odd  # nothing the user typed is lost
+
+
+def test_tokenization_page_trains_on_a_pasted_corpus():
+    at = _open("pages/tokens.py", lang="en")
+    at.radio(key="bpe_source").set_value("paste").run()
+    at.text_area(key="bpe_pasted").set_value("low lower lowest newer newest wider " * 50).run()
+    _no_exception(at)
+    assert any("Learned" in c.value and "1,800-byte" in c.value for c in at.caption)

@@ -25,6 +25,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("inside", "lang=ko&model=minilm-l6&present=1", "모델 구조"),
     ("attention", "lang=ko&model=smollm2-135m&layer=3&head=mean", "헤드 뷰"),
     ("attention", "lang=en&model=minilm-l6&layer=2&head=5&role=self", "Head view"),
+    ("tokens", "lang=ko", "같은 내용, 다른 비용"),
+    ("tokens", "lang=en&tks=byte_bpe,wordpiece&special=1", "Same content, different cost"),
     ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
 ]
@@ -165,4 +167,26 @@ def test_attention_page_on_a_long_text_shows_an_overview_and_a_window(server, br
     assert page.locator(".js-plotly-plot").count() >= 7
     _assert_no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "attention-long-text.png"), full_page=True)
+    page.close()
+
+
+def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_moves(server, browser):
+    page = _open(browser, f"{server}/tokens?lang=ko&ttext=안녕하세요 😀 토큰&step=40", 6000)
+    page.get_by_text("같은 내용, 다른 비용").first.wait_for(timeout=120_000)
+    _wait_until_done(page)
+    chips = page.locator('[data-testid="stHtml"]').first.inner_text(timeout=30_000)
+    assert "안녕하세요" in chips
+    everything = page.locator('[data-testid="stMain"]').inner_text()
+    assert "0xEC" in everything  # byte pieces shown as bytes…
+    assert not set("ĠìíëĪķ") & set(everything)  # …never as GPT-2's byte-to-letter stand-ins
+    assert "합치기 #40" in everything
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_url("**step=45*", timeout=60_000)
+    _wait_until_done(page)
+    page.get_by_text("합치기 #45").first.wait_for(timeout=60_000)
+    _assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "tokens-hangul-bytes-and-merges.png"), full_page=True)
     page.close()
