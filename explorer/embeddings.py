@@ -1,0 +1,318 @@
+"""Embeddings: text to vectors, position information, the vocabulary as a map, neighbours and analogies,
+meaning in context, and sentence vectors for search.
+
+Vectors come out as numpy; projections of a whole vocabulary are cached on disk (the bundled models' ship in
+assets/projections, made by `python3 -m explorer.embeddings`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer import activations, models
+from explorer.tokenize import piece_bytes, readable_bytes
+
+TOKEN_KINDS = ("hangul", "latin_word", "continuation", "digits", "punctuation", "special", "byte_piece", "other")
+METHODS = ("umap", "pca", "tsne")
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "projections"
+MAX_SUBSET = 3000  # points projected on demand
+MAX_SENTENCES = 200
+
+
+# ---------------------------------------------------------------- the vocabulary
+
+def vocabulary_matrix(loaded: models.LoadedModel) -> np.ndarray:
+    """The static token-embedding matrix: (vocab, d) float32, one row per token id."""
+    return loaded.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)  # (n, d)
+
+
+def vocabulary_labels(tokenizer) -> list[str]:
+    """Every vocabulary entry as readable text: byte-level entries as their characters or bytes, never 'ìķ'."""
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    labels = []
+    for piece in pieces:
+        raw = piece_bytes(piece or "")
+        labels.append(readable_bytes(raw) if raw is not None and _byte_level(tokenizer) else (piece or ""))
+    return labels
+
+
+def _byte_level(tokenizer) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and "ByteLevel" in repr(backend.decoder)
+
+
+def token_kind(label: str, special: bool, wordpiece: bool) -> str:
+    """Which colour a vocabulary entry gets on the map."""
+    if special:
+        return "special"
+    if "0x" in label and ("⟨" in label or label.startswith("0x")):
+        return "byte_piece"
+    if any("\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f" for c in label):
+        return "hangul"
+    core = label[2:] if wordpiece and label.startswith("##") else label.lstrip(" ")
+    if core.isdigit():
+        return "digits"
+    if core and not any(c.isalnum() for c in core):
+        return "punctuation"
+    if core.isascii() and any(c.isalpha() for c in core):
+        starts_word = not label.startswith("##") if wordpiece else label.startswith(" ")
+        return "latin_word" if starts_word else "continuation"
+    return "other"
+
+
+def token_kinds(tokenizer, labels: list[str]) -> np.ndarray:
+    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    wordpiece = not _byte_level(tokenizer)
+    return np.array([token_kind(label, i in special, wordpiece) for i, label in enumerate(labels)])
+
+
+def neighbours(unit_matrix: np.ndarray, vector: np.ndarray, k: int = 10, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows most similar to `vector` by cosine, in the full space: (ids, similarities), best first."""
+    similarity = unit_matrix @ (vector / max(float(np.linalg.norm(vector)), 1e-12))  # (vocab,)
+    if len(exclude):
+        similarity = similarity.copy()
+        similarity[list(exclude)] = -np.inf
+    best = np.argpartition(-similarity, min(k, len(similarity) - 1))[:k]
+    best = best[np.argsort(-similarity[best])]
+    return best, similarity[best]
+
+
+def word_pieces(tokenizer, word: str) -> list[int]:
+    """The ids a word becomes on its own (byte-level models: with the space that starts a word mid-sentence)."""
+    text = " " + word.strip() if _byte_level(tokenizer) else word.strip()
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@dataclass
+class Analogy:
+    answers: list[tuple[int, float]]  # (token id, cosine) best first, the three input words left out
+    split_words: list[str]  # words that are several tokens: their vector is the mean of the pieces, which is rough
+
+
+def analogy(tokenizer, unit_matrix: np.ndarray, a: str, b: str, c: str, k: int = 8) -> Analogy:
+    """a − b + c: 'king' − 'man' + 'woman' should land near 'queen' when each word is one token."""
+    vectors, used, split = [], set(), []
+    for word in (a, b, c):
+        ids = word_pieces(tokenizer, word)
+        if not ids:
+            raise ValueError(word)
+        if len(ids) > 1:
+            split.append(word)
+        used.update(ids)
+        vectors.append(unit_matrix[ids].mean(axis=0))  # (d,)
+    target = vectors[0] - vectors[1] + vectors[2]
+    ids, scores = neighbours(unit_matrix, target, k, exclude=sorted(used))
+    return Analogy(list(zip(ids.tolist(), scores.tolist())), split)
+
+
+# ---------------------------------------------------------------- positions
+
+def sinusoidal(positions: int, width: int) -> np.ndarray:
+    """The original Transformer's encoding: sin on even columns, cos on odd, wavelengths from 2π to 10000·2π."""
+    position = np.arange(positions)[:, None]  # (n, 1)
+    rates = 1.0 / 10000 ** (np.arange(0, width, 2) / width)  # (width / 2,)
+    table = np.zeros((positions, width), dtype=np.float32)
+    table[:, 0::2] = np.sin(position * rates)
+    table[:, 1::2] = np.cos(position * rates[: width // 2])
+    return table
+
+
+def learned_positions(loaded: models.LoadedModel, positions: int) -> np.ndarray:
+    """BERT's learned position rows (positions, d); a rotary model has none (CaptureError not_available)."""
+    embeddings = getattr(loaded.model.base_model, "embeddings", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    if table is None:
+        raise activations.CaptureError("not_available", "position_embeddings")
+    return table.weight[:positions].detach().float().cpu().numpy()
+
+
+def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    unit = unit_rows(vectors)
+    return unit @ unit.T  # (n, n)
+
+
+def rotary_angles(loaded: models.LoadedModel, positions: int) -> np.ndarray:
+    """The angle each query/key pair is turned by at each position: (positions, head_dim / 2), from the model's own
+    rotary module (position × inverse frequency)."""
+    rotary = loaded.model.base_model.rotary_emb
+    return (np.arange(positions)[:, None] * rotary.inv_freq.float().cpu().numpy()[None, :]).astype(np.float32)
+
+
+def rotate(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Llama's rotary embedding: dimension i turns with i + head_dim/2 as a 2-D pair by the angle of pair i.
+
+    vectors: (n, head_dim), angles: (n, head_dim / 2) -> (n, head_dim); lengths are unchanged.
+    """
+    half = vectors.shape[-1] // 2
+    first, second = vectors[:, :half], vectors[:, half:]  # (n, half) each
+    cos, sin = np.cos(angles), np.sin(angles)
+    return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+
+
+def first_layer_queries(loaded: models.LoadedModel, text: str, head: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Layer 0's query vectors for one head before rotation: (seq, head_dim), and the token labels."""
+    layer = loaded.model.base_model.layers[0]
+    result = activations.capture(loaded, text, ["blocks.0.resid_pre"], max_tokens=64)
+    states = torch.as_tensor(result["blocks.0.resid_pre"], dtype=next(loaded.model.parameters()).dtype)  # (seq, d)
+    head_dim = loaded.model.config.hidden_size // loaded.model.config.num_attention_heads
+    with torch.inference_mode():
+        queries = layer.self_attn.q_proj(layer.input_layernorm(states))  # (seq, heads * head_dim)
+    return queries[:, head * head_dim:(head + 1) * head_dim].float().cpu().numpy(), activations.token_labels(result)
+
+
+# ---------------------------------------------------------------- projections
+
+def project(points: np.ndarray, method: str = "umap", dims: int = 2, seed: int = 0) -> np.ndarray:
+    """(n, d) -> (n, dims) float32 with UMAP (cosine), PCA or t-SNE; small inputs fall back to what they allow."""
+    points = np.asarray(points, dtype=np.float32)
+    if len(points) <= dims + 1:
+        return np.pad(points[:, :dims], ((0, 0), (0, max(0, dims - points.shape[1])))).astype(np.float32)
+    if method == "pca" or len(points) < 6:
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=dims, random_state=seed).fit_transform(points).astype(np.float32)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        return TSNE(n_components=dims, perplexity=min(30.0, (len(points) - 1) / 3), metric="cosine", init="pca",
+                    random_state=seed).fit_transform(points).astype(np.float32)
+    import umap
+
+    return umap.UMAP(n_components=dims, n_neighbors=min(15, len(points) - 1), metric="cosine", min_dist=0.1,
+                     random_state=seed).fit_transform(points).astype(np.float32)
+
+
+_warm = threading.Event()
+
+
+def warm_up_umap() -> None:
+    """UMAP compiles itself with numba on its first fit in a process (15–40 s): pay that once, off the page's path."""
+    if not _warm.is_set():
+        project(np.random.default_rng(0).normal(size=(64, 8)), "umap")
+        _warm.set()
+
+
+def start_umap_warm_up() -> threading.Thread | None:
+    if _warm.is_set():
+        return None
+    thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def umap_is_warm() -> bool:
+    return _warm.is_set()
+
+
+def projection_path(model_key: str, method: str, dims: int, folder: Path | None = None) -> Path:
+    safe = hashlib.blake2b(model_key.encode(), digest_size=6).hexdigest() if "/" in model_key else model_key
+    return (folder or models.cache_dir() / "projections") / f"{safe}-{method}-{dims}d.npy"
+
+
+def vocabulary_projection(loaded: models.LoadedModel, method: str = "umap", dims: int = 2) -> np.ndarray:
+    """The whole vocabulary on a map: (vocab, dims). Read from assets/ (bundled models) or the cache, else computed
+    once and written to the cache. A file of the wrong shape or that cannot be read is recomputed."""
+    vocab = loaded.model.get_input_embeddings().weight.shape[0]
+    for path in (projection_path(loaded.info.key, method, dims, SHIPPED), projection_path(loaded.info.key, method, dims)):
+        try:
+            stored = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            continue
+        if stored.shape == (vocab, dims) and np.isfinite(stored).all():
+            return stored.astype(np.float32)
+    projected = project(vocabulary_matrix(loaded), method, dims)
+    save_projection(projected, projection_path(loaded.info.key, method, dims))
+    return projected
+
+
+def save_projection(projected: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, projected.astype(np.float16))  # map coordinates need no more precision
+    partial.replace(path)
+
+
+# ---------------------------------------------------------------- meaning in context
+
+def word_span(sentence: str, word: str) -> tuple[int, int] | None:
+    start = sentence.find(word)
+    return None if start < 0 else (start, start + len(word))
+
+
+def contextual_states(loaded: models.LoadedModel, sentence: str, word: str) -> np.ndarray:
+    """The word's vector at the input and after every layer, averaged over its tokens: (layers + 1, d)."""
+    span = word_span(sentence, word)
+    if span is None:
+        raise activations.CaptureError("not_available", word)
+    result = activations.capture(loaded, sentence, ["blocks.0.resid_pre", "blocks.*.resid_post"], max_tokens=256)
+    offsets = result.offsets  # (seq, 2)
+    inside = (offsets[:, 0] < span[1]) & (offsets[:, 1] > span[0]) & (offsets[:, 1] > offsets[:, 0])  # (seq,)
+    layers = [result["blocks.0.resid_pre"]] + [result[f"blocks.{i}.resid_post"] for i in range(loaded.info.layers)]
+    return np.stack([states[inside].mean(axis=0) for states in layers])  # (layers + 1, d)
+
+
+def sense_similarity(states: np.ndarray, senses: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cosine between uses of the same sense and of different senses, per layer.
+
+    states: (uses, layers + 1, d) -> within (layers + 1,), across (layers + 1,)
+    """
+    senses = np.asarray(senses)
+    same = senses[:, None] == senses[None, :]  # (uses, uses)
+    off_diagonal = ~np.eye(len(senses), dtype=bool)
+    within, across = [], []
+    for layer in range(states.shape[1]):
+        similarity = cosine_matrix(states[:, layer])  # (uses, uses)
+        within.append(similarity[same & off_diagonal].mean() if (same & off_diagonal).any() else math.nan)
+        across.append(similarity[~same].mean() if (~same).any() else math.nan)
+    return np.array(within), np.array(across)
+
+
+# ---------------------------------------------------------------- sentence vectors
+
+def sentence_embeddings(loaded: models.LoadedModel, sentences: list[str], batch: int = 32) -> np.ndarray:
+    """Mean of the last layer's token vectors over the attention mask, then unit length: (n, d).
+
+    This is what sentence-transformers does for all-MiniLM-L6-v2 (its 1_Pooling and 2_Normalize modules).
+    """
+    tokenizer, model = loaded.tokenizer, loaded.model
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(sentences), batch):
+        encoded = tokenizer(sentences[start:start + batch], padding=True, truncation=True, max_length=256,
+                            return_tensors="pt").to(device)
+        with loaded.lock, torch.inference_mode():
+            states = model(**encoded).last_hidden_state.float()  # (b, seq, d)
+        mask = encoded["attention_mask"].unsqueeze(-1).float()  # (b, seq, 1)
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (b, d)
+        out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+
+
+def rank_sentences(query: np.ndarray, sentence_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sentences by cosine similarity to the query, best first: (order, similarities)."""
+    similarity = sentence_vectors @ query  # (n,) both unit length
+    order = np.argsort(-similarity)
+    return order, similarity[order]
+
+
+if __name__ == "__main__":  # make the shipped projections: python3 -m explorer.embeddings
+    import time
+
+    for key in models.BUNDLED:
+        loaded = models.load(key)
+        for dims in (2, 3):
+            started = time.perf_counter()
+            coordinates = project(vocabulary_matrix(loaded), "umap", dims)
+            save_projection(coordinates, projection_path(key, "umap", dims, SHIPPED))
+            print(f"{key} umap {dims}d: {coordinates.shape} in {time.perf_counter() - started:.1f} s")
