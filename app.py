@@ -62,6 +62,7 @@ if setting("present"):
 navigation = st.navigation([
     st.Page("pages/home.py", title=tr("nav_home"), icon=":material/home:", url_path="home", default=True),
     st.Page("pages/tokens.py", title=tr("nav_tokens"), icon=":material/segment:", url_path="tokens"),
+    st.Page("pages/embeddings.py", title=tr("nav_embeddings"), icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
     st.Page("pages/attention.py", title=tr("nav_attention"), icon=":material/visibility:", url_path="attention"),
     st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),

@@ -281,3 +281,98 @@ def merges_curve(steps: list[int], counts: list[int], current: int, title: str, 
     fig.update_xaxes(title=step_label)
     fig.update_yaxes(title=count_label, rangemode="tozero")
     return _layout(fig, title, height=300)
+
+
+# ---------------------------------------------------------------- embeddings
+
+KIND_COLOURS = {"hangul": "#d62728", "latin_word": "#1f77b4", "continuation": "#17becf", "digits": "#2ca02c",
+                "punctuation": "#7f7f7f", "special": "#9467bd", "byte_piece": "#ff7f0e", "other": "#bcbd22"}
+
+
+def matrix_heatmap(values: np.ndarray, row_labels: list[str], title: str, x_label: str, y_label: str,
+                   column_labels: list[str] | None = None, colorscale: str = "RdBu", symmetric: bool = True) -> go.Figure:
+    """A matrix with named rows: token vectors (tokens × dimensions), similarity matrices, position tables."""
+    limit = float(np.abs(values).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=values, colorscale=colorscale, zmid=0 if symmetric else None,
+                               zmin=-limit if symmetric else None, zmax=limit if symmetric else None,
+                               x=column_labels, y=list(range(len(row_labels))), hovertemplate="%{x} · %{y}: %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(title=y_label, autorange="reversed", tickvals=list(range(len(row_labels))) if len(row_labels) <= 40 else None,
+                     ticktext=row_labels if len(row_labels) <= 40 else None)
+    fig.update_xaxes(title=x_label)
+    return _layout(fig, title, height=min(700, max(320, 18 * len(row_labels) + 160)))
+
+
+def vocabulary_map(coordinates: np.ndarray, kinds: np.ndarray, labels: list[str], kind_names: dict[str, str],
+                   highlight: list[int], title: str) -> go.Figure:
+    """Every token as a WebGL point coloured by kind; `highlight` ids drawn large with their labels on top."""
+    three_d = coordinates.shape[1] == 3
+    scatter = go.Scatter3d if three_d else go.Scattergl
+    ids = np.arange(len(labels))
+    traces = []
+    for kind, name in kind_names.items():
+        chosen = ids[kinds == kind]
+        if not len(chosen):
+            continue
+        axes = {axis: coordinates[chosen, i] for i, axis in enumerate("xyz"[:coordinates.shape[1]])}
+        traces.append(scatter(**axes, mode="markers", name=f"{name} ({len(chosen):,})", customdata=chosen,
+                              hovertext=[labels[i] for i in chosen], hoverinfo="text",
+                              marker=dict(size=2 if three_d else 3, color=KIND_COLOURS[kind], opacity=0.55)))
+    if highlight:
+        chosen = np.asarray(highlight)
+        axes = {axis: coordinates[chosen, i] for i, axis in enumerate("xyz"[:coordinates.shape[1]])}
+        traces.append(scatter(**axes, mode="markers+text", name="★", customdata=chosen,
+                              text=[visible(labels[i]) for i in chosen], hovertext=[labels[i] for i in chosen],
+                              hoverinfo="text", textposition="top center",
+                              marker=dict(size=7 if three_d else 11, color="#111", symbol="diamond",
+                                          line=dict(color="#fff", width=1))))
+    fig = go.Figure(traces)
+    fig.update_layout(legend=dict(itemsizing="constant"), dragmode="pan" if three_d else "lasso")
+    return _layout(fig, title, height=640)
+
+
+def rotary_circles(pairs: np.ndarray, positions: list[int], pair_names: list[str], title: str) -> go.Figure:
+    """One query's 2-D pairs after rotation at successive positions: each pair stays on its circle.
+
+    pairs: (pairs, positions, 2)
+    """
+    fig = go.Figure()
+    for points, name in zip(pairs, pair_names):
+        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="lines+markers+text", name=name,
+                                 text=[str(p) for p in positions], textposition="top right"))
+    fig.update_yaxes(scaleanchor="x", zeroline=True)
+    fig.update_xaxes(zeroline=True)
+    return _layout(fig, title, height=480)
+
+
+def context_paths(points: np.ndarray, senses: list[str], sentences: list[str], title: str, layer_label: str) -> go.Figure:
+    """Each use of a word as a path through the layers (2-D), coloured by sense. points: (uses, layers + 1, 2)."""
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"]
+    colour = {sense: palette[i % len(palette)] for i, sense in enumerate(dict.fromkeys(senses))}
+    fig = go.Figure()
+    shown = set()
+    for path, sense, sentence in zip(points, senses, sentences):
+        fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=sense, legendgroup=sense,
+                                 showlegend=sense not in shown, line=dict(color=colour[sense], width=1.5),
+                                 marker=dict(size=[12] + [6] * (len(path) - 2) + [14], color=colour[sense]),
+                                 hovertext=[f"{layer_label} {i}: {sentence}" for i in range(len(path))], hoverinfo="text"))
+        shown.add(sense)
+    return _layout(fig, title, height=520)
+
+
+def sense_lines(within: np.ndarray, across: np.ndarray, title: str, within_name: str, across_name: str,
+                layer_label: str, similarity_label: str) -> go.Figure:
+    layers = list(range(len(within)))
+    fig = go.Figure([go.Scatter(x=layers, y=within, name=within_name, mode="lines+markers", line_color="#2ca02c"),
+                     go.Scatter(x=layers, y=across, name=across_name, mode="lines+markers", line_color="#d62728")])
+    fig.update_xaxes(title=layer_label, dtick=1 if len(layers) <= 12 else 2)
+    fig.update_yaxes(title=similarity_label)
+    return _layout(fig, title, height=380)
+
+
+def sentence_map(points: np.ndarray, sentences: list[str], scores: np.ndarray | None, title: str) -> go.Figure:
+    """Sentences on a 2-D map; with a query, coloured by their similarity to it."""
+    short = [s if len(s) <= 28 else s[:27] + "…" for s in sentences]
+    marker = dict(size=11, color=scores, colorscale="Viridis", showscale=True) if scores is not None else dict(size=11)
+    fig = go.Figure(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers+text", text=short, hovertext=sentences,
+                               hoverinfo="text", textposition="top center", marker=marker))
+    return _layout(fig, title, height=520)

@@ -1,0 +1,199 @@
+"""Embeddings: text to vectors, the vocabulary on a map, neighbours and analogies, meaning in context, sentence search."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer import activations, embeddings, figures, models
+from explorer.i18n import t
+from pages.common import current_model, ensure_app_shell, lang, publish_url, run_capture, show_figure, tr, url_state
+
+ensure_app_shell()
+DATA = json.loads((Path(__file__).resolve().parent.parent / "assets" / "embeddings.json").read_text(encoding="utf-8"))
+PARAMS = ("etext", "vmethod", "vdims", "find", "word", "poly", "query")
+MAX_UPLOAD_BYTES = 200_000
+embeddings.start_umap_warm_up()  # numba compiles UMAP once per process: start it now, off the page's path
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def _vocabulary(_loaded, key: str):
+    labels = embeddings.vocabulary_labels(_loaded.tokenizer)
+    return embeddings.unit_rows(embeddings.vocabulary_matrix(_loaded)), labels, embeddings.token_kinds(_loaded.tokenizer, labels)
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _projection(_loaded, key: str, method: str, dims: int) -> np.ndarray:
+    return embeddings.vocabulary_projection(_loaded, method, dims)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _contexts(_loaded, key: str, word: str, sentences: tuple[str, ...]) -> np.ndarray:
+    return np.stack([embeddings.contextual_states(_loaded, s, word) for s in sentences])  # (uses, layers + 1, d)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _sentence_vectors(_minilm, sentences: tuple[str, ...]) -> np.ndarray:
+    return embeddings.sentence_embeddings(_minilm, list(sentences))
+
+
+st.title(tr("nav_embeddings"))
+st.write(tr("emb_intro"))
+loaded = current_model()
+if loaded is None:
+    publish_url(*PARAMS)
+    st.stop()
+key = loaded.info.key
+unit, labels, kinds = _vocabulary(loaded, key)
+
+# ---- 1. text to vectors
+st.header(tr("emb_text_to_vectors"))
+text = st.text_area(tr("emb_text"), key=url_state("etext", tr("emb_sample")), height=70)
+names = ["embed", "blocks.0.resid_pre"] + (["pos_embed"] if loaded.info.family == "encoder" else [])
+result = run_capture(loaded, text, names, max_tokens=64)
+if result is not None:
+    token_rows = [f"{figures.visible(label)} ({int(i)})" for label, i in zip(activations.token_labels(result), result.token_ids)]
+    st.caption(tr("emb_steps", n=len(token_rows), d=result["embed"].shape[1]))
+    show_figure(figures.matrix_heatmap(result["embed"], token_rows, tr("emb_token_rows"), tr("dimension"), tr("token")),
+                "token_embeddings", pd.DataFrame(result["embed"], index=token_rows).reset_index(), key="embed_rows")
+    if "pos_embed" in names:
+        positions = embeddings.learned_positions(loaded, 128)
+        left, right = st.columns(2)
+        with left:
+            show_figure(figures.matrix_heatmap(result["pos_embed"], token_rows, tr("emb_position_rows"), tr("dimension"), tr("token")),
+                        "position_rows", key="pos_rows")
+        with right:
+            similarity = embeddings.cosine_matrix(positions)
+            show_figure(figures.matrix_heatmap(similarity, [str(i) for i in range(128)], tr("emb_position_similarity"),
+                                               tr("position"), tr("position"), list(range(128))),
+                        "position_similarity", pd.DataFrame(similarity), key="pos_sim")
+        st.caption(tr("emb_learned_explain"))
+    else:
+        queries, query_labels = embeddings.first_layer_queries(loaded, text)
+        shown = min(12, len(queries))
+        angles = embeddings.rotary_angles(loaded, shown)
+        same = np.repeat(queries[:1], shown, axis=0)  # one query vector placed at positions 0..shown-1
+        rotated = embeddings.rotate(same, angles)  # (shown, head_dim)
+        half = rotated.shape[1] // 2
+        pair_ids = [0, 4, half // 2]
+        pairs = np.stack([np.stack([rotated[:, i], rotated[:, i + half]], axis=-1) for i in pair_ids])  # (3, shown, 2)
+        left, right = st.columns(2)
+        with left:
+            show_figure(figures.rotary_circles(pairs, list(range(shown)), [tr("emb_pair", i=i) for i in pair_ids],
+                                               tr("emb_rotary_title", token=figures.visible(query_labels[0]))),
+                        "rotary_pairs", key="rotary")
+        with right:
+            table = np.cos(embeddings.rotary_angles(loaded, 64))
+            show_figure(figures.matrix_heatmap(table, [str(i) for i in range(64)], tr("emb_rotary_angles"), tr("emb_pair_axis"),
+                                               tr("position")), "rotary_angles", key="rotary_angles")
+        st.caption(tr("emb_rotary_explain"))
+    show_figure(figures.matrix_heatmap(result["blocks.0.resid_pre"], token_rows, tr("emb_first_layer_input"), tr("dimension"), tr("token")),
+                "first_layer_input", key="first_input")
+    show_figure(figures.matrix_heatmap(embeddings.sinusoidal(64, 128), [str(i) for i in range(64)], tr("emb_sinusoidal"),
+                                       tr("dimension"), tr("position")), "sinusoidal", key="sinusoidal")
+    st.caption(tr("emb_sinusoidal_explain"))
+
+# ---- 2. the vocabulary map
+st.header(tr("emb_map"))
+left, middle, right = st.columns([2, 1, 3])
+method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_state("vmethod", "umap"),
+                    format_func=lambda m, language=lang(): t(f"method_{m}", language))
+dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, int))
+find = right.text_input(tr("emb_find"), key=url_state("find", ""), placeholder="king, 한국, ##ing")
+with st.spinner(tr("emb_projecting"), show_time=True):
+    coordinates = _projection(loaded, key, method, dims)
+wanted = [w.strip() for w in find.split(",") if w.strip()]
+found = [i for i, label in enumerate(labels) if any(w.lower() == label.strip().lower() for w in wanted)][:50]
+if wanted and not found:
+    found = [i for i, label in enumerate(labels) if any(w.lower() in label.lower() for w in wanted)][:50]
+if wanted:
+    st.caption(tr("emb_found", n=len(found)))
+highlight = found or ([int(i) for i in result.token_ids[:40]] if result is not None else [])
+kind_names = {kind: tr(f"kind_{kind}") for kind in embeddings.TOKEN_KINDS}
+event = st.plotly_chart(figures.vocabulary_map(coordinates, kinds, labels, kind_names, highlight,
+                                               tr("emb_map_title", n=len(labels), model=key)),
+                        key="vocab_map", on_select="rerun", selection_mode=("points",),
+                        config={"displaylogo": False, "toImageButtonOptions": {"filename": "vocabulary_map"}})
+st.caption(tr("emb_map_explain"))
+picked = [p.get("customdata") for p in (event.selection.points if event and event.selection else []) if p.get("customdata") is not None]
+word = st.text_input(tr("emb_word"), key=url_state("word", labels[picked[0]].strip() if picked else ""),
+                     placeholder="king")
+if picked:
+    word = labels[int(picked[0])].strip()
+if word:
+    pieces = embeddings.word_pieces(loaded.tokenizer, word)
+    if not pieces:
+        st.warning(tr("error_empty_text"))
+    else:
+        ids, sims = embeddings.neighbours(unit, unit[pieces].mean(axis=0), 12)
+        st.caption(tr("emb_neighbours_of", word=word, pieces=" + ".join(figures.visible(labels[i]) for i in pieces)))
+        table = pd.DataFrame({tr("token"): [figures.visible(labels[i]) for i in ids], "id": ids, tr("cosine"): sims.round(3)})
+        st.dataframe(table, hide_index=True)
+
+# ---- 3. analogies
+st.header(tr("emb_analogy"))
+first, second, third = st.columns(3)
+a = first.text_input("a", value=DATA["analogies"][0][0], key="analogy_a")
+b = second.text_input("− b", value=DATA["analogies"][0][1], key="analogy_b")
+c = third.text_input("+ c", value=DATA["analogies"][0][2], key="analogy_c")
+if a.strip() and b.strip() and c.strip():
+    found_analogy = embeddings.analogy(loaded.tokenizer, unit, a, b, c)
+    st.dataframe(pd.DataFrame({tr("token"): [figures.visible(labels[i]) for i, _ in found_analogy.answers],
+                               tr("cosine"): [round(s, 3) for _, s in found_analogy.answers]}), hide_index=True)
+    if found_analogy.split_words:
+        st.warning(tr("emb_analogy_split", words=", ".join(found_analogy.split_words)))
+st.caption(tr("emb_analogy_explain"))
+
+# ---- 4. meaning in context
+st.header(tr("emb_context"))
+sets = {entry["word"]: entry for entry in DATA["polysemy"]}
+chosen = st.radio(tr("emb_context_word"), list(sets), horizontal=True, key=url_state("poly", "bank"))
+entry = sets[chosen]
+uses = tuple(use["text"] for use in entry["uses"])
+senses = [use["sense"][lang()] for use in entry["uses"]]
+with st.spinner(tr("running_model"), show_time=True):
+    states = _contexts(loaded, key, entry["word"], uses)  # (uses, layers + 1, d)
+flat = embeddings.project(states.reshape(-1, states.shape[-1]), "pca", 2).reshape(len(uses), -1, 2)
+show_figure(figures.context_paths(flat, senses, list(uses), tr("emb_context_title", word=entry["word"]), tr("layer")),
+            "context_paths", key="context_paths")
+within, across = embeddings.sense_similarity(states, senses)
+show_figure(figures.sense_lines(within, across, tr("emb_sense_title"), tr("emb_within"), tr("emb_across"), tr("layer"), tr("cosine")),
+            "sense_similarity", pd.DataFrame({"layer": range(len(within)), "within": within, "across": across}), key="sense_lines")
+st.caption(tr("emb_context_explain"))
+
+# ---- 5. sentence search
+st.header(tr("emb_search"))
+minilm = current_model(models.MINILM)
+upload = st.file_uploader(tr("emb_upload"), type=["txt"], key="sentences_upload")
+default = "\n".join(DATA["sentences"])
+if upload is not None:
+    if upload.size > MAX_UPLOAD_BYTES:
+        st.warning(tr("emb_upload_too_big", limit=MAX_UPLOAD_BYTES))
+    else:
+        default = upload.getvalue().decode("utf-8", "replace")
+lines = st.text_area(tr("emb_sentences"), value=default, height=180, key="sentences")
+sentences = [line.strip() for line in lines.splitlines() if line.strip()][:embeddings.MAX_SENTENCES]
+query = st.text_input(tr("emb_query"), key=url_state("query", tr("emb_query_sample")))
+if minilm is not None and len(sentences) >= 2:
+    vectors = _sentence_vectors(minilm, tuple(sentences))  # (n, d) unit rows
+    scores = None
+    if query.strip():
+        order, similarity = embeddings.rank_sentences(_sentence_vectors(minilm, (query,))[0], vectors)
+        scores = vectors @ _sentence_vectors(minilm, (query,))[0]
+        st.dataframe(pd.DataFrame({"#": range(1, len(order) + 1), tr("emb_sentence"): [sentences[i] for i in order],
+                                   tr("cosine"): similarity.round(3)}).head(8), hide_index=True)
+    left, right = st.columns(2)
+    with left:
+        show_figure(figures.sentence_map(embeddings.project(vectors, "pca", 2), sentences, scores, tr("emb_sentence_map")),
+                    "sentence_map", key="sentence_map")
+    with right:
+        show_figure(figures.matrix_heatmap(vectors @ vectors.T, [s[:20] for s in sentences], tr("emb_sentence_similarity"),
+                                           tr("emb_sentence"), tr("emb_sentence"), symmetric=False, colorscale="Viridis"),
+                    "sentence_similarity", pd.DataFrame(vectors @ vectors.T, index=sentences, columns=sentences).reset_index(),
+                    key="sentence_similarity")
+    st.caption(tr("emb_search_explain"))
+elif len(sentences) < 2:
+    st.info(tr("emb_need_sentences"))
+publish_url(*PARAMS)
