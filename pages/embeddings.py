@@ -155,7 +155,8 @@ uses = tuple(use["text"] for use in entry["uses"])
 senses = [use["sense"][lang()] for use in entry["uses"]]
 with st.spinner(tr("running_model"), show_time=True):
     states = _contexts(loaded, key, entry["word"], uses)  # (uses, layers + 1, d)
-flat = embeddings.project(states.reshape(-1, states.shape[-1]), "pca", 2).reshape(len(uses), -1, 2)
+# unit length first: the last layers' vectors are far longer and would otherwise squeeze the early layers to a dot
+flat = embeddings.project(embeddings.unit_rows(states.reshape(-1, states.shape[-1])), "pca", 2).reshape(len(uses), -1, 2)
 show_figure(figures.context_paths(flat, senses, list(uses), tr("emb_context_title", word=entry["word"]), tr("layer")),
             "context_paths", key="context_paths")
 within, across = embeddings.sense_similarity(states, senses)

@@ -197,3 +197,31 @@ def test_tokenization_page_trains_on_a_pasted_corpus():
     at.text_area(key="bpe_pasted").set_value("low lower lowest newer newest wider " * 50).run()
     _no_exception(at)
     assert any("Learned" in c.value and "1,800-byte" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "minilm-l6"])
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_embeddings_page_with_both_models(model, lang):
+    at = _open("pages/embeddings.py", lang=lang, model=model, find="queen,한")
+    assert len(at.get("plotly_chart")) >= 7  # vectors, positions, map, context paths, senses, sentences
+    tables = [d.value for d in at.dataframe]
+    assert any("queen" in " ".join(map(str, table.iloc[:, 0])) for table in tables)  # the analogy king − man + woman
+    at.radio(key="vdims").set_value(3).run()
+    _no_exception(at)
+    at.text_input(key="word").set_value("river").run()
+    _no_exception(at)
+    assert at.query_params["word"] == "river" and at.query_params["vdims"] == "3"
+
+
+def test_embeddings_page_with_empty_and_odd_input():
+    at = _open("pages/embeddings.py", lang="en", model="minilm-l6")
+    at.text_area(key="etext").set_value("").run()
+    _no_exception(at)
+    at.text_area(key="etext").set_value("👨‍👩‍👧 e\u0301 zero\u200bwidth 한국어 " * 40).run()
+    _no_exception(at)
+    at.text_input(key="analogy_a").set_value("왕").run()
+    _no_exception(at)
+    assert any("split into several tokens" in w.value for w in at.warning)
+    at.text_area(key="sentences").set_value("only one sentence").run()
+    _no_exception(at)
+    assert any("at least two" in i.value for i in at.info)

@@ -27,6 +27,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("attention", "lang=en&model=minilm-l6&layer=2&head=5&role=self", "Head view"),
     ("tokens", "lang=ko", "같은 내용, 다른 비용"),
     ("tokens", "lang=en&tks=byte_bpe,wordpiece&special=1", "Same content, different cost"),
+    ("embeddings", "lang=ko&model=smollm2-135m&find=queen", "어휘 전체 지도"),
+    ("embeddings", "lang=en&model=minilm-l6&vdims=3", "The whole vocabulary on a map"),
     ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
 ]
@@ -191,4 +193,24 @@ def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_move
     page.get_by_text("합치기 #45").first.wait_for(timeout=60_000)
     _assert_no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "tokens-hangul-bytes-and-merges.png"), full_page=True)
+    page.close()
+
+
+def test_selecting_a_point_on_the_vocabulary_map_lists_its_neighbours(server, browser):
+    page = _open(browser, f"{server}/embeddings?lang=ko&model=minilm-l6", 3000)
+    page.get_by_role("heading", name="문장 임베딩과 검색 (RAG의 검색 절반)").wait_for(timeout=120_000)
+    _wait_until_done(page)
+    # what a click on a point sends: plotly's own selection event on the WebGL map (the Hangul trace comes first)
+    token_id = page.evaluate("""() => {
+      const map = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.data && p.data.some(t => t.type === 'scattergl'));
+      const trace = map._fullData[0], i = 10;
+      map.emit('plotly_selected', {points: [{curveNumber: 0, pointNumber: i, pointIndex: i, x: trace.x[i], y: trace.y[i],
+                                             customdata: trace.customdata[i], data: map.data[0], fullData: trace}]});
+      return trace.customdata[i];
+    }""")
+    assert token_id is not None
+    page.get_by_text("의 가장 가까운 토큰").first.wait_for(timeout=60_000)
+    _wait_until_done(page)
+    _assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "embeddings-selected-point.png"), full_page=True)
     page.close()
