@@ -39,6 +39,19 @@ def _sentence_vectors(_minilm, sentences: tuple[str, ...]) -> np.ndarray:
     return embeddings.sentence_embeddings(_minilm, list(sentences))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _subset(_unit, key: str, ids: tuple[int, ...], method: str) -> np.ndarray:
+    return embeddings.project(_unit[list(ids)], method, 2)
+
+
+@st.fragment(run_every=2)
+def _wait_for_umap() -> None:
+    """Polls while UMAP compiles in the background; the whole page reruns (with UMAP) once it is ready."""
+    if embeddings.umap_is_warm():
+        st.rerun(scope="app")
+    st.progress(0.5, text=tr("emb_umap_compiling"))
+
+
 st.title(tr("nav_embeddings"))
 st.write(tr("emb_intro"))
 loaded = current_model()
@@ -47,6 +60,7 @@ if loaded is None:
     st.stop()
 key = loaded.info.key
 unit, labels, kinds = _vocabulary(loaded, key)
+label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
 
 # ---- 1. text to vectors
 st.header(tr("emb_text_to_vectors"))
@@ -123,7 +137,8 @@ word = st.text_input(tr("emb_word"), key=url_state("word", labels[picked[0]].str
 if picked:
     word = labels[int(picked[0])].strip()
 if word:
-    pieces = embeddings.word_pieces(loaded.tokenizer, word)
+    exact = next((i for i in (label_ids.get(word), label_ids.get(" " + word)) if i is not None), None)
+    pieces = [exact] if exact is not None else embeddings.word_pieces(loaded.tokenizer, word)
     if not pieces:
         st.warning(tr("error_empty_text"))
     else:
@@ -131,6 +146,30 @@ if word:
         st.caption(tr("emb_neighbours_of", word=word, pieces=" + ".join(figures.visible(labels[i]) for i in pieces)))
         table = pd.DataFrame({tr("token"): [figures.visible(labels[i]) for i in ids], "id": ids, tr("cosine"): sims.round(3)})
         st.dataframe(table, hide_index=True)
+
+# ---- a subset, projected on demand
+st.subheader(tr("emb_subset"))
+left, right = st.columns([1, 2])
+subset_method = left.radio(tr("emb_method"), list(embeddings.METHODS), horizontal=True, key="smethod",
+                           format_func=lambda m, language=lang(): t(f"method_{m}", language))
+word_list = right.text_input(tr("emb_word_list"), key="word_list", placeholder="cat, dog, 고양이, Paris, Seoul")
+seeds = [i for w in word_list.split(",") if w.strip() for i in embeddings.word_pieces(loaded.tokenizer, w)[:1]] \
+    if word_list.strip() else ([int(i) for i in result.token_ids[:40]] if result is not None else [])
+if seeds:
+    seeds = list(dict.fromkeys(seeds))
+    chosen_ids = list(dict.fromkeys(seeds + [int(n) for s in seeds for n in embeddings.neighbours(unit, unit[s], 11)[0]]))
+    chosen_ids = chosen_ids[:embeddings.MAX_SUBSET]
+    if subset_method == "umap" and not embeddings.umap_is_warm():
+        st.info(tr("emb_umap_warming"))
+        _wait_for_umap()
+        subset_method = "pca"
+    with st.spinner(tr("emb_projecting"), show_time=True):
+        subset_points = _subset(unit, key, tuple(chosen_ids), subset_method)
+    show_figure(figures.vocabulary_map(subset_points, kinds[chosen_ids], [labels[i] for i in chosen_ids], kind_names,
+                                       list(range(len(seeds))), tr("emb_subset_title", n=len(chosen_ids), method=t(f"method_{subset_method}", lang()))),
+                "subset_map", pd.DataFrame({"token": [labels[i] for i in chosen_ids], "id": chosen_ids,
+                                            "x": subset_points[:, 0], "y": subset_points[:, 1]}), key="subset_map")
+    st.caption(tr("emb_subset_explain"))
 
 # ---- 3. analogies
 st.header(tr("emb_analogy"))

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -59,7 +60,7 @@ def _stats_line(result: tokenize.Tokenization) -> str:
 def _show_row(kind: str, title: str, result: tokenize.Tokenization) -> None:
     st.markdown(f"**{title}**")
     st.caption(tr(f"tok_about_{kind}"))
-    st.html(figures.token_row_html(result.text, result.tokens))
+    st.html(figures.token_row_html(result.text, result.tokens, href=_embedding_link(kind)))
     st.caption(_stats_line(result))
     if not result.exact:
         with st.expander(tr("tok_decoded")):
@@ -72,6 +73,15 @@ def _show_row(kind: str, title: str, result: tokenize.Tokenization) -> None:
             left.dataframe(table, hide_index=True)
             right.caption(tr("tok_id_to_word"))
             right.dataframe(table[["id", tr("tok_word")]], hide_index=True)
+
+
+def _embedding_link(kind: str):
+    """Chips of a bundled model's tokenizer open that token on the embeddings page (its neighbours, its place on the map)."""
+    model = {"wordpiece": models.MINILM, "byte_bpe": models.SMOLLM2}.get(kind)
+    if model is None:
+        return None
+    return lambda token: None if token.special or token.piece.startswith(("0x", "⟨")) else \
+        f"./embeddings?lang={lang()}&model={model}&word={quote(token.piece.strip())}"
 
 
 def _rows_table(results: dict[str, tokenize.Tokenization]) -> pd.DataFrame:

@@ -222,6 +222,10 @@ def test_embeddings_page_with_empty_and_odd_input():
     at.text_input(key="analogy_a").set_value("왕").run()
     _no_exception(at)
     assert any("split into several tokens" in w.value for w in at.warning)
+    at.text_input(key="word_list").set_value("cat, dog, 고양이, Paris").run()
+    at.radio(key="smethod").set_value("tsne").run()
+    _no_exception(at)
+    assert len(at.get("plotly_chart")) >= 8  # the subset map is among them
     at.text_area(key="sentences").set_value("only one sentence").run()
     _no_exception(at)
     assert any("at least two" in i.value for i in at.info)
