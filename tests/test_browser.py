@@ -179,9 +179,10 @@ def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_move
     finally:
         page.screenshot(path=str(ARTIFACTS / "tokens-hangul-bytes-and-merges.png"), full_page=True)
     _wait_until_done(page)
+    chips = page.locator('[data-testid="stHtml"]')
+    chips.filter(has_text="안녕하세요").first.wait_for(timeout=60_000)  # the whitespace row's chip
+    chips.filter(has_text="0xEC").first.wait_for(timeout=60_000)  # byte pieces shown as bytes…
     everything = page.locator('[data-testid="stMain"]').inner_text()
-    assert "안녕하세요" in everything  # the whitespace row's chip
-    assert "0xEC" in everything  # byte pieces shown as bytes…
     assert not set("ĠìíëĪķ") & set(everything)  # …never as GPT-2's byte-to-letter stand-ins
     assert "합치기 #40" in everything
     slider = page.get_by_role("slider").first
