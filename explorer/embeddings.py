@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from explorer import activations, models
-from explorer.tokenize import piece_bytes, readable_bytes
+from explorer.tokenize import is_byte_level, piece_bytes, readable_bytes
 
 TOKEN_KINDS = ("hangul", "latin_word", "continuation", "digits", "punctuation", "special", "byte_piece", "other")
 METHODS = ("umap", "pca", "tsne")
@@ -39,17 +39,10 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
 
 def vocabulary_labels(tokenizer) -> list[str]:
     """Every vocabulary entry as readable text: byte-level entries as their characters or bytes, never 'ìķ'."""
-    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    labels = []
-    for piece in pieces:
-        raw = piece_bytes(piece or "")
-        labels.append(readable_bytes(raw) if raw is not None and _byte_level(tokenizer) else (piece or ""))
-    return labels
-
-
-def _byte_level(tokenizer) -> bool:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and "ByteLevel" in repr(backend.decoder)
+    pieces = [piece or "" for piece in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    if not is_byte_level(tokenizer):
+        return pieces
+    return [readable_bytes(raw) if (raw := piece_bytes(piece)) is not None else piece for piece in pieces]
 
 
 def token_kind(label: str, special: bool, wordpiece: bool) -> str:
@@ -73,7 +66,7 @@ def token_kind(label: str, special: bool, wordpiece: bool) -> str:
 
 def token_kinds(tokenizer, labels: list[str]) -> np.ndarray:
     special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-    wordpiece = not _byte_level(tokenizer)
+    wordpiece = not is_byte_level(tokenizer)
     return np.array([token_kind(label, i in special, wordpiece) for i, label in enumerate(labels)])
 
 
@@ -90,7 +83,7 @@ def neighbours(unit_matrix: np.ndarray, vector: np.ndarray, k: int = 10, exclude
 
 def word_pieces(tokenizer, word: str) -> list[int]:
     """The ids a word becomes on its own (byte-level models: with the space that starts a word mid-sentence)."""
-    text = " " + word.strip() if _byte_level(tokenizer) else word.strip()
+    text = " " + word.strip() if is_byte_level(tokenizer) else word.strip()
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -194,6 +187,8 @@ def project(points: np.ndarray, method: str = "umap", dims: int = 2, seed: int =
 
 
 _warm = threading.Event()
+_warming: list[threading.Thread] = []  # at most one warm-up thread per process
+_warming_lock = threading.Lock()
 
 
 def warm_up_umap() -> None:
@@ -204,9 +199,12 @@ def warm_up_umap() -> None:
 
 
 def start_umap_warm_up() -> threading.Thread | None:
-    if _warm.is_set():
-        return None
-    thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+    """Start the warm-up once per process; later calls (every page rerun) find it running or done."""
+    with _warming_lock:
+        if _warm.is_set() or _warming:
+            return None
+        thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+        _warming.append(thread)
     thread.start()
     return thread
 

@@ -7,8 +7,8 @@ import streamlit as st
 from explorer import activations, attention, figures, models
 from explorer.capture_attention import HEAD_STATS
 from explorer.i18n import t
-from pages.common import (current_model, ensure_app_shell, lang, publish_url, run_capture, show_figure, tr,
-                          url_state)
+from pages.common import (current_model, ensure_app_shell, lang, publish_url, require_model, run_capture, show_figure,
+                          tr, url_state)
 
 ensure_app_shell()
 WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = 64, 40, 32, 40
@@ -30,10 +30,7 @@ def _long_table(weights: np.ndarray, token_labels: list[str], offset: int) -> pd
 
 st.title(tr("nav_attention"))
 st.write(tr("attention_intro"))
-loaded = current_model()
-if loaded is None:
-    publish_url(*PARAMS)
-    st.stop()
+loaded = require_model(*PARAMS)
 info = loaded.info
 text = st.text_area(tr("attention_text"), key=url_state("atext", tr("attention_sample")), height=90)
 left, right = st.columns(2)

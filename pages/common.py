@@ -121,6 +121,15 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
         return current_model()
 
 
+def require_model(*page_params: str) -> models.LoadedModel:
+    """The current model, or (when none can be used, already explained) the page ends here with its link kept."""
+    loaded = current_model()
+    if loaded is None:
+        publish_url(*page_params)
+        st.stop()
+    return loaded
+
+
 def show_error(error) -> None:
     kind = getattr(error, "kind", "unknown_id")
     st.error(tr(f"error_{kind}", detail=getattr(error, "detail", str(error))), icon="⚠️")

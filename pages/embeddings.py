@@ -9,7 +9,8 @@ import streamlit as st
 
 from explorer import activations, embeddings, figures, models
 from explorer.i18n import t
-from pages.common import current_model, ensure_app_shell, lang, publish_url, run_capture, show_figure, tr, url_state
+from pages.common import (current_model, ensure_app_shell, lang, publish_url, require_model, run_capture, show_figure,
+                          tr, url_state)
 
 ensure_app_shell()
 DATA = json.loads((Path(__file__).resolve().parent.parent / "assets" / "embeddings.json").read_text(encoding="utf-8"))
@@ -54,10 +55,7 @@ def _wait_for_umap() -> None:
 
 st.title(tr("nav_embeddings"))
 st.write(tr("emb_intro"))
-loaded = current_model()
-if loaded is None:
-    publish_url(*PARAMS)
-    st.stop()
+loaded = require_model(*PARAMS)
 key = loaded.info.key
 unit, labels, kinds = _vocabulary(loaded, key)
 label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
@@ -220,8 +218,9 @@ if minilm is not None and len(sentences) >= 2:
     vectors = _sentence_vectors(minilm, tuple(sentences))  # (n, d) unit rows
     scores = None
     if query.strip():
-        order, similarity = embeddings.rank_sentences(_sentence_vectors(minilm, (query,))[0], vectors)
-        scores = vectors @ _sentence_vectors(minilm, (query,))[0]
+        query_vector = _sentence_vectors(minilm, (query,))[0]  # (d,) unit length
+        order, similarity = embeddings.rank_sentences(query_vector, vectors)
+        scores = vectors @ query_vector
         st.dataframe(pd.DataFrame({"#": range(1, len(order) + 1), tr("emb_sentence"): [sentences[i] for i in order],
                                    tr("cosine"): similarity.round(3)}).head(8), hide_index=True)
     left, right = st.columns(2)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, models
+from explorer import figures
 from pages.common import ensure_app_shell, lang, publish_url, show_figure, tr
 
 HISTORY = json.loads((Path(__file__).parent.parent / "assets" / "history.json").read_text(encoding="utf-8"))
