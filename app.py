@@ -66,5 +66,6 @@ navigation = st.navigation([
     st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
     st.Page("pages/attention.py", title=tr("nav_attention"), icon=":material/visibility:", url_path="attention"),
     st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),
+    st.Page("pages/recurrent.py", title=tr("nav_recurrent"), icon=":material/compare_arrows:", url_path="recurrent"),
 ])
 navigation.run()

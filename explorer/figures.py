@@ -376,3 +376,17 @@ def sentence_map(points: np.ndarray, sentences: list[str], scores: np.ndarray | 
     fig = go.Figure(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers+text", text=short, hovertext=sentences,
                                hoverinfo="text", textposition="top center", marker=marker))
     return _layout(fig, title, height=520)
+
+
+# ---------------------------------------------------------------- RNN vs Transformer
+
+def lines(series: dict[str, tuple[list, list]], title: str, x_label: str, y_label: str, log_x: bool = False,
+          log_y: bool = False, dashed: tuple[str, ...] = ()) -> go.Figure:
+    """Named (x, y) series on one chart; log axes for sizes and times."""
+    fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
+                                line=dict(dash="dash" if name in dashed else "solid"))
+                     for name, (x, y) in series.items()])
+    fig.update_xaxes(title=x_label, type="log" if log_x else "linear")
+    fig.update_yaxes(title=y_label, type="log" if log_y else "linear")
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return _layout(fig, title, height=420)

@@ -118,6 +118,22 @@ def readable_bytes(data: bytes) -> str:
     return re.sub(r"(?:\0(0x[0-9A-F]{2})\0)+", lambda run: "⟨" + BYTE_GAP.join(re.findall(r"0x[0-9A-F]{2}", run.group())) + "⟩", text)
 
 
+def byte_labels(text: str, limit: int | None = None) -> list[str]:
+    """One label per UTF-8 byte of `text` (the first `limit` bytes): an ASCII byte as itself (space ␣, line break ↵,
+    other controls in hex), the first byte of a longer character as the character and its byte ('한 ED'), the bytes
+    after it in hex ('95', '9C')."""
+    shown = {" ": "␣", "\n": "↵", "\t": "⇥"}
+    labels = []
+    for character in text:
+        encoded = character.encode("utf-8")
+        if len(encoded) == 1:
+            labels.append(shown.get(character, character if character.isprintable() else f"{encoded[0]:02X}"))
+        else:
+            first = character if character.isprintable() else "·"
+            labels += [f"{first}{BYTE_GAP}{encoded[0]:02X}"] + [f"{b:02X}" for b in encoded[1:]]
+    return labels[:limit]
+
+
 def spans_from_bytes(text: str, pieces: list[bytes]) -> list[tuple[int, int]]:
     """Character span [start, end) of each consecutive byte piece; a piece inside a character gets that character."""
     starts = [0]  # byte offset where each character starts, plus the end

@@ -17,7 +17,7 @@ st.title(tr("app_title"))
 st.write(tr("home_intro"))
 
 st.header(tr("home_pages"))
-st.markdown(f"- {tr('home_page_tokens')}\n- {tr('home_page_embeddings')}\n- {tr('home_page_inside')}\n- {tr('home_page_attention')}\n- {tr('home_page_predict')}")
+st.markdown(f"- {tr('home_page_tokens')}\n- {tr('home_page_embeddings')}\n- {tr('home_page_inside')}\n- {tr('home_page_attention')}\n- {tr('home_page_predict')}\n- {tr('home_page_recurrent')}")
 st.caption(tr("link_hint"))
 
 st.header(tr("home_history"))

@@ -229,3 +229,28 @@ def test_embeddings_page_with_empty_and_odd_input():
     at.text_area(key="sentences").set_value("only one sentence").run()
     _no_exception(at)
     assert any("at least two" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("lang, heading", [("ko", "RNN 대 트랜스포머"), ("en", "RNN vs Transformer")])
+def test_recurrent_page_in_both_languages(lang, heading):
+    at = _open("pages/recurrent.py", lang=lang, rtext="안녕하세요, 트랜스포머! Hello, RNN.")
+    assert at.title[0].value == heading
+    assert len(at.get("plotly_chart")) >= 7  # states, attention, memory, forward, latency, recall, saliency
+    at.slider(key="k").set_value(150).run()
+    _no_exception(at)
+    assert at.query_params["k"] == "150"
+
+
+def test_recurrent_page_trains_both_models_live_and_handles_empty_text():
+    at = _open("pages/recurrent.py", lang="en")
+    at.slider(key="steps").set_value(10).run()
+    at.button(key="train_start").click().run()
+    _no_exception(at)
+    assert any("Trained for 10 steps" in s.value for s in at.success)
+    at.text_area(key="rtext").set_value("").run()
+    _no_exception(at)
+    assert any("Type some text" in w.value for w in at.warning)
+    odd = "zero\u200bwidth \x07bell 🙂👩‍💻 한국어 " * 200  # 8,000+ bytes of odd text
+    at.text_area(key="rtext").set_value(odd).run()
+    _no_exception(at)
+    assert any("first 512 bytes" in i.value for i in at.info) and at.text_area(key="rtext").value == odd

@@ -29,6 +29,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("tokens", "lang=en&tks=byte_bpe,wordpiece&special=1", "Same content, different cost"),
     ("embeddings", "lang=ko&model=smollm2-135m&find=queen", "어휘 전체 지도"),
     ("embeddings", "lang=en&model=minilm-l6&vdims=3", "The whole vocabulary on a map"),
+    ("recurrent", "lang=ko&rtext=한국어와 English를 함께", "무엇을 기억해야 하나"),
+    ("recurrent", "lang=en&k=150", "What each has to remember"),
     ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
 ]
@@ -214,4 +216,16 @@ def test_selecting_a_point_on_the_vocabulary_map_lists_its_neighbours(server, br
     _wait_until_done(page)
     _assert_no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "embeddings-selected-point.png"), full_page=True)
+    page.close()
+
+
+def test_recurrent_page_trains_both_models_live_in_korean(server, browser):
+    page = _open(browser, f"{server}/recurrent?lang=ko&task=recall&steps=20&rtext=한국어와 English를 함께", 6400)
+    page.get_by_role("heading", name="직접 학습시키기").wait_for(timeout=120_000)
+    page.get_by_role("button", name="학습 시작 (새 가중치로 처음부터)").click()
+    page.get_by_text("20단계 학습을 마쳤습니다").wait_for(timeout=180_000)
+    _wait_until_done(page)
+    _assert_no_exception(page)
+    assert "steps=20" in page.url and "task=recall" in page.url
+    page.screenshot(path=str(ARTIFACTS / "recurrent-trained-live.png"), full_page=True)
     page.close()

@@ -155,3 +155,12 @@ def test_counts_for_every_step_from_one_pass_equal_replaying_each_step(trained):
     for text in TEXTS[:6] + HARD:
         steps = list(range(0, 401, 7))
         assert tk.bpe_counts(trained, text, steps) == [tk.bpe_replay(trained, text, k).count for k in steps], text
+
+
+def test_byte_labels_name_every_byte_and_the_character_it_starts():
+    text = "한 a\u200b🙂\n"
+    labels = tk.byte_labels(text)
+    assert len(labels) == len(text.encode("utf-8"))
+    assert labels[:5] == [f"한{tk.BYTE_GAP}ED", "95", "9C", "␣", "a"]
+    assert labels[5].startswith("·") and labels[8].startswith("🙂") and labels[-1] == "↵"
+    assert tk.byte_labels(text, 2) == labels[:2]
