@@ -303,21 +303,28 @@ def pipeline(tokenizer, text: str) -> list[PipelineStep]:
     normalized = backend.normalizer.normalize_str(text) if backend.normalizer else text
     words = backend.pre_tokenizer.pre_tokenize_str(normalized) if backend.pre_tokenizer else [(normalized, (0, len(normalized)))]
     subwords = [readable(token.value) for word, _ in words for token in backend.model.tokenize(word)]
-    final = backend.encode(text, add_special_tokens=True)
+    # through transformers, which turns off the padding a tokenizer.json may carry (MiniLM's pads to 128)
+    final = tokenizer(text, add_special_tokens=True, return_special_tokens_mask=True, truncation=False, padding=False)
     final_pieces = [readable(piece) if not special else piece
-                    for piece, special in zip(final.tokens, final.special_tokens_mask)]
+                    for piece, special in zip(final.tokens(), final["special_tokens_mask"])]
     return [
         PipelineStep("normalize", repr(backend.normalizer), [normalized]),
         PipelineStep("pre_tokenize", repr(backend.pre_tokenizer), [readable(word) for word, _ in words]),
         PipelineStep("model", type(backend.model).__name__, subwords, from_hf(tokenizer, text, False)),
         PipelineStep("post_process", repr(backend.post_processor), final_pieces, from_hf(tokenizer, text, True)),
-        PipelineStep("ids", "", [str(i) for i in final.ids]),
+        PipelineStep("ids", "", [str(i) for i in final["input_ids"]]),
     ]
 
 
 def code_points(text: str) -> list[str]:
     """U+XXXX NAME for each code point: shows what NFD made of a Hangul syllable."""
     return [f"U+{ord(char):04X} {unicodedata.name(char, '?')}" for char in text]
+
+
+def normalization_changes(text: str, normalized: str, most: int = 3) -> list[tuple[str, list[str]]]:
+    """The first `most` words the normalizer changed, paired by position: (word, its code points after)."""
+    changed = [(before, after) for before, after in zip(text.split(), normalized.split()) if before != after]
+    return [(before, code_points(after)) for before, after in changed[:most]]
 
 
 # ---------------------------------------------------------------- BPE, learned live

@@ -135,11 +135,11 @@ if loaded is not None and hasattr(loaded.tokenizer, "backend_tokenizer"):
             st.caption(tr("step_none"))
         if step.name == "normalize":
             st.code(step.output[0][:2000], language=None, wrap_lines=True)
-            changed = [(a, b) for a, b in zip(text.split(), step.output[0].split()) if a != b][:3]
+            changed = tokenize.normalization_changes(text[:MAX_TEXT_CHARS], step.output[0])
             if len(step.output[0]) != len(text[:MAX_TEXT_CHARS]) or changed:
                 st.caption(tr("step_code_points", before=len(text[:MAX_TEXT_CHARS]), after=len(step.output[0])))
-                for before, after in changed:
-                    st.caption(f"{before} → {' + '.join(tokenize.code_points(after)[:8])}")
+                for before, points in changed:
+                    st.caption(f"{before} → {' + '.join(points[:8])}")
         elif step.name == "ids":
             st.code(" ".join(step.output[:600]), language=None, wrap_lines=True)
         elif step.tokens is not None:

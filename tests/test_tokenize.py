@@ -100,6 +100,12 @@ def test_pipeline_steps_come_from_the_tokenizers_own_components():
     normalized = steps["normalize"].output[0]
     assert normalized.startswith("hello ") and unicodedata.normalize("NFC", normalized) == "hello 안녕!" != normalized
     assert steps["pre_tokenize"].output == ["hello", unicodedata.normalize("NFD", "안녕"), "!"]
+    assert tk.normalization_changes("Hello 안녕!", normalized) == [
+        ("Hello", ["U+0068 LATIN SMALL LETTER H", "U+0065 LATIN SMALL LETTER E", "U+006C LATIN SMALL LETTER L",
+                   "U+006C LATIN SMALL LETTER L", "U+006F LATIN SMALL LETTER O"]),
+        ("안녕!", ["U+110B HANGUL CHOSEONG IEUNG", "U+1161 HANGUL JUNGSEONG A", "U+11AB HANGUL JONGSEONG NIEUN",
+                  "U+1102 HANGUL CHOSEONG NIEUN", "U+1167 HANGUL JUNGSEONG YEO", "U+11BC HANGUL JONGSEONG IEUNG",
+                  "U+0021 EXCLAMATION MARK"])]
     direct = tk.tokenize_with("wordpiece", "Hello 안녕!", special=True)
     assert steps["model"].output == [t.piece for t in direct.content]
     assert steps["post_process"].output == [t.piece for t in direct.tokens]
