@@ -8,6 +8,7 @@ Train the shipped pair with `python3 -m explorer.recurrent` (seeded; weights go 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -164,13 +165,13 @@ def recall_batch(rng: np.random.Generator, batch: int, fillers=None) -> tuple[to
         start = span - fillers[row]  # the bindings end `filler` bytes before the questions
         keys, values = rng.permutation(KEYS), rng.integers(0, VALUES, size=KEYS)
         ids[row, start:start + KEYS] = BINDING + keys * VALUES + values
-        where = {key: start + i for i, key in enumerate(keys)}
+        slot = np.argsort(keys)  # slot[key]: where among the bindings that key stands
         asked = rng.choice(KEYS, size=QUESTIONS, replace=False)
         for j, key in enumerate(asked):
             position = RECALL_LENGTH - QUESTIONS + j
             ids[row, position] = QUERY + key
-            targets[row, position] = ANSWER + values[np.where(keys == key)[0][0]]
-            distances[row, position] = position - where[key]
+            targets[row, position] = ANSWER + values[slot[key]]
+            distances[row, position] = position - (start + slot[key])
     return torch.as_tensor(ids), torch.as_tensor(targets), torch.as_tensor(distances)
 
 
@@ -198,7 +199,7 @@ def describe(ids) -> list[str]:
     return out
 
 
-def recall_loss(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, distances=None) -> torch.Tensor:
+def recall_loss(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits_of(model, ids).reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
 
 
@@ -229,16 +230,16 @@ def build_pair(config: PairConfig) -> tuple[ByteGRU, ByteTransformer]:
     return pair
 
 
-def train(model: nn.Module, config: PairConfig, steps: int | None = None, task: str = "both", seed: int | None = None,
-          progress=None, should_stop=None) -> list[dict]:
+def train(model: nn.Module, config: PairConfig, steps: int | None = None, task: str = "both", progress=None,
+          should_stop=None) -> list[dict]:
     """AdamW on text (next byte) and on recall (the answer only), seeded; returns one log row per step. With
     task "both", the first `config.recall_warmup` steps train recall alone.
 
     progress(step, row) is called every step; should_stop() -> True ends training early (a cancel button).
     """
     steps = config.steps if steps is None else steps
-    rng = np.random.default_rng(config.seed if seed is None else seed)
-    torch.manual_seed(config.seed if seed is None else seed)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
     train_text, _ = split_corpus(corpus_bytes())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=max(steps, 20),
@@ -252,7 +253,8 @@ def train(model: nn.Module, config: PairConfig, steps: int | None = None, task: 
             row["text_loss"] = (piece := text_loss(model, text_batch(rng, train_text, config.batch, config.text_len)))
             loss = loss + piece
         if task in ("both", "recall"):
-            row["recall_loss"] = (piece := recall_loss(model, *recall_batch(rng, config.batch)))
+            ids, targets, _ = recall_batch(rng, config.batch)
+            row["recall_loss"] = (piece := recall_loss(model, ids, targets))
             loss = loss + piece
         optimizer.zero_grad()
         loss.backward()
@@ -332,9 +334,10 @@ def next_bytes(model: nn.Module, text: str, top: int = 5) -> tuple[list[int], li
 
 
 @torch.inference_mode()
-def rnn_states(rnn: ByteGRU, text: str) -> np.ndarray:
-    """The top layer's hidden state after each byte: (bytes, hidden), the same width whatever the length."""
-    ids = torch.as_tensor([list(text.encode("utf-8"))[:2000]])
+def rnn_states(rnn: ByteGRU, text: str, limit: int = 512) -> np.ndarray:
+    """The top layer's hidden state after each of the first `limit` bytes: (bytes, hidden), the same width whatever
+    the length."""
+    ids = torch.as_tensor([list(text.encode("utf-8"))[:limit]])
     return rnn(ids)[2][0].numpy()
 
 
@@ -437,8 +440,6 @@ ATTENTION_LENGTHS = (512, 1024, 2048, 4096, 8192)  # attention alone, at our mod
 
 def measure(rnn: ByteGRU, transformer: ByteTransformer) -> dict:
     """Every speed figure the page draws, measured now on this machine."""
-    import copy
-
     torch.manual_seed(0)
     heads = transformer.blocks[0].heads
     head_dim = transformer.embed.embedding_dim // heads

@@ -21,6 +21,7 @@ def ensure_app_shell() -> None:
 
     Until st.navigation has run once in a process, Streamlit treats a folder named pages/ as old-style pages and
     would run this file alone, without the sidebar. Switch to st.navigation and rerun: the same URL lands here again.
+    AppTest goes through this rerun on every run, and a button's click does not survive it: keep clicks with on_click.
     """
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False

@@ -62,7 +62,7 @@ else:
     labels = byte_labels(text, len(data))
     left, right = st.columns(2)
     with left:
-        states = recurrent.rnn_states(rnn, text)[: len(data)]
+        states = recurrent.rnn_states(rnn, text, len(data))
         show_figure(figures.matrix_heatmap(states, labels, tr("rnn_states_title", width=states.shape[1]), tr("rnn_unit"), tr("rnn_byte")),
                     "rnn_states", key="rnn_states")
     with right:

@@ -93,6 +93,14 @@ def _assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def _finish(page, screenshot: str) -> None:
+    """No exception on the page; a full screenshot kept in tests/artifacts to be looked at; the tab closed."""
+    _assert_no_exception(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    page.close()
+
+
 def _wait_until_done(page) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
     page.wait_for_function(
@@ -107,12 +115,9 @@ def test_page_opens_with_its_figure_and_no_exception(server, browser, path, quer
     page = _open(browser, f"{server}/{path}?{query}", 2200)
     page.get_by_text(expected).first.wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
-    _assert_no_exception(page)
     assert page.get_by_text("Page not found").count() == 0
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{path or 'home'}-{query.split('&')[0].replace('=', '-')}-{len(query)}.png"), full_page=True)
     assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
-    page.close()
+    _finish(page, f"{path or 'home'}-{query.split('&')[0].replace('=', '-')}-{len(query)}.png")
 
 
 def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_one(server, browser):
@@ -128,8 +133,7 @@ def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_on
     _wait_until_done(page)
     page.get_by_text("LLM Internals Explorer").first.wait_for(timeout=30_000)
     assert "lang=en" in page.url and "model=minilm-l6" in page.url
-    page.screenshot(path=str(ARTIFACTS / "refused-hub-model-then-home.png"), full_page=True)
-    page.close()
+    _finish(page, "refused-hub-model-then-home.png")
 
 
 def test_switching_language_in_the_sidebar_then_moving_between_pages(server, browser):
@@ -156,9 +160,7 @@ def test_appending_tokens_completes_hangul_syllables(server, browser):
         _wait_until_done(page)
     typed = page.locator("textarea").first.input_value()
     assert typed.startswith("대한민국의 수도는") and len(typed) > len("대한민국의 수도는") and "\ufffd" not in typed
-    _assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "predict-after-appending.png"), full_page=True)
-    page.close()
+    _finish(page, "predict-after-appending.png")
 
 
 def test_attention_page_on_a_long_text_shows_an_overview_and_a_window(server, browser):
@@ -169,9 +171,7 @@ def test_attention_page_on_a_long_text_shows_an_overview_and_a_window(server, br
     page.get_by_text("the overview shows averages").first.wait_for(timeout=120_000)
     _wait_until_done(page)
     assert page.locator(".js-plotly-plot").count() >= 7
-    _assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "attention-long-text.png"), full_page=True)
-    page.close()
+    _finish(page, "attention-long-text.png")
 
 
 def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_moves(server, browser):
@@ -194,9 +194,7 @@ def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_move
     page.wait_for_url("**step=45*", timeout=60_000)
     _wait_until_done(page)
     page.get_by_text("합치기 #45").first.wait_for(timeout=60_000)
-    _assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "tokens-hangul-bytes-and-merges.png"), full_page=True)
-    page.close()
+    _finish(page, "tokens-hangul-bytes-and-merges.png")
 
 
 def test_selecting_a_point_on_the_vocabulary_map_lists_its_neighbours(server, browser):
@@ -214,9 +212,7 @@ def test_selecting_a_point_on_the_vocabulary_map_lists_its_neighbours(server, br
     assert token_id is not None
     page.get_by_text("의 가장 가까운 토큰").first.wait_for(timeout=60_000)
     _wait_until_done(page)
-    _assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "embeddings-selected-point.png"), full_page=True)
-    page.close()
+    _finish(page, "embeddings-selected-point.png")
 
 
 def test_recurrent_page_trains_both_models_live_in_korean(server, browser):
@@ -225,7 +221,5 @@ def test_recurrent_page_trains_both_models_live_in_korean(server, browser):
     page.get_by_role("button", name="학습 시작 (새 가중치로 처음부터)").click()
     page.get_by_text("20단계 학습을 마쳤습니다").wait_for(timeout=180_000)
     _wait_until_done(page)
-    _assert_no_exception(page)
     assert "steps=20" in page.url and "task=recall" in page.url
-    page.screenshot(path=str(ARTIFACTS / "recurrent-trained-live.png"), full_page=True)
-    page.close()
+    _finish(page, "recurrent-trained-live.png")
