@@ -2,8 +2,9 @@
 
     python3 bench/bench_attention.py
 
-Prints: for 512 tokens, the cost of switching layer or head (cached capture, new figures; no forward pass) and the
-browser payload of every attention view; for 1,024 tokens, the time to the first attention view from cold.
+Prints: for attention.FULL_LIMIT tokens (every layer's pattern kept), the cost of switching layer or head (cached capture, new figures; no forward pass) and the
+browser payload of every attention view; for 1,024 and attention.MAX_TOKENS tokens, the time to the first attention
+view from cold and the capture's size.
 """
 
 import os
@@ -43,29 +44,32 @@ def views(result, layer: int, head: int, seq: int) -> list:
 def main() -> None:
     smollm = models.load(models.SMOLLM2)
     cache = activations.CaptureCache(Path(tempfile.mkdtemp()))
-    ids = activations.tokenize(smollm, TEXT, 512)[0]
+    full = attention.FULL_LIMIT
+    ids = activations.tokenize(smollm, TEXT, full)[0]
     names = attention.names_for_view(len(ids), 0)
     started = time.perf_counter()
-    activations.capture(smollm, TEXT, names, max_tokens=512, pooled_size=attention.OVERVIEW_BINS, cache=cache)
+    activations.capture(smollm, TEXT, names, max_tokens=full, pooled_size=attention.OVERVIEW_BINS, cache=cache)
     first = time.perf_counter() - started
     switches = []
     for layer, head in ((3, 0), (10, 4), (20, 8), (29, 2), (0, 5)):
         started = time.perf_counter()
-        result = activations.capture(smollm, TEXT, names, max_tokens=512, pooled_size=attention.OVERVIEW_BINS, cache=cache)
+        result = activations.capture(smollm, TEXT, names, max_tokens=full, pooled_size=attention.OVERVIEW_BINS, cache=cache)
         payload = sum(len(figure.to_json()) for figure in views(result, layer, head, len(ids)))
         switches.append(time.perf_counter() - started)
-    print(f"512 tokens: first capture (all layers' patterns) {first:.2f} s; switching layer/head "
+    print(f"{full} tokens: first capture (all layers' patterns) {first:.2f} s; switching layer/head "
           f"{np.median(switches) * 1000:.0f} ms median ({first / np.median(switches):.0f}x less), no forward pass")
-    print(f"512 tokens: browser payload of the attention views {payload / 2**20:.2f} MB "
-          f"(a BertViz-style JSON of every pattern would be ~{30 * 9 * 512 * 512 * 6 / 2**20:.0f} MB)")
+    print(f"{full} tokens: browser payload of the attention views {payload / 2**20:.2f} MB "
+          f"(a BertViz-style JSON of every pattern would be ~{30 * 9 * full * full * 6 / 2**20:.0f} MB)")
 
-    cold = activations.CaptureCache(Path(tempfile.mkdtemp()))
-    started = time.perf_counter()
-    ids = activations.tokenize(smollm, TEXT, 1024)[0]
-    result = activations.capture(smollm, TEXT, attention.names_for_view(len(ids), 5), max_tokens=1024,
-                                 pooled_size=attention.OVERVIEW_BINS, cache=cold)
-    [figure.to_json() for figure in views(result, 5, 0, len(ids))]
-    print(f"1,024 tokens: first attention view from cold {time.perf_counter() - started:.2f} s")
+    for length in (1024, attention.MAX_TOKENS):
+        cold = activations.CaptureCache(Path(tempfile.mkdtemp()))
+        started = time.perf_counter()
+        ids = activations.tokenize(smollm, TEXT * 2, length)[0]
+        result = activations.capture(smollm, TEXT * 2, attention.names_for_view(len(ids), 5), max_tokens=length,
+                                     pooled_size=attention.OVERVIEW_BINS, cache=cold)
+        [figure.to_json() for figure in views(result, 5, 0, len(ids))]
+        print(f"{len(ids):,} tokens: first attention view from cold {time.perf_counter() - started:.2f} s, "
+              f"capture holds {result.nbytes / 2**20:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def both_models_peak_rss() -> float:
         "import resource, sys; sys.path.insert(0, '.');"
         "from explorer import models, activations;"
         "s = models.load(models.SMOLLM2); m = models.load(models.MINILM);"
-        "activations.run_capture(s, '안녕하세요 hello', ['logits', 'blocks.*.attn.head_stats']);"
+        "activations.run_capture(s, '안녕하세요 hello', ['next_logits', 'blocks.*.attn.head_stats']);"
         "activations.run_capture(m, '안녕하세요 hello', ['final', 'blocks.*.attn.pattern']);"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )

@@ -9,8 +9,12 @@ Names (one scheme for every model):
     blocks.{i}.attn.head_stats  (heads, 5)      entropy, to previous, to first, to self, to last (averaged over queries)
     blocks.{i}.attn.pooled      (heads, p, p)   pattern average-pooled to p x p bins (ask with pooled_size=p)
     final                       (seq, d)        last hidden state, after the final norm where the model has one
-    logits                      (seq, vocab)    decoders only
+    next_logits                 (vocab,)        decoders only: the logits for the token after the text
+    token_log_probs             (seq - 1,)      decoders only: log p(token i + 1 | tokens <= i), natural log
 `*` in place of i means every layer.
+
+No name holds (seq, vocab) logits: at 8,192 tokens they would be 1.6 GB. Log-probabilities of the text's own tokens
+are computed from the final states a chunk of positions at a time and only the chosen token's value is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -33,7 +38,9 @@ from explorer.models import LoadedModel, cache_dir
 
 CACHE_FORMAT = 1
 _BLOCK_NAME = re.compile(r"^blocks\.(\d+|\*)\.(resid_pre|resid_post|attn\.pattern|attn\.head_stats|attn\.pooled)$")
-_PLAIN_NAMES = {"embed", "pos_embed", "final", "logits"}
+_PLAIN_NAMES = {"embed", "pos_embed", "final", "next_logits", "token_log_probs"}
+_DECODER_NAMES = {"next_logits", "token_log_probs"}
+LOG_PROB_CHUNK = 256  # positions unembedded at once: 256 x 49,152 float32 logits is 50 MB
 
 
 class CaptureError(ValueError):
@@ -59,7 +66,9 @@ class Capture:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.tensors.values()) + self.token_ids.nbytes + self.offsets.nbytes
+        """Everything the capture holds: arrays, the text and the decoded tokens (Python strings included)."""
+        strings = sys.getsizeof(self.text) + sys.getsizeof(self.tokens) + sum(sys.getsizeof(t) for t in self.tokens)
+        return sum(a.nbytes for a in self.tensors.values()) + self.token_ids.nbytes + self.offsets.nbytes + strings
 
 
 def expand_names(names, layers: int) -> list[str]:
@@ -99,7 +108,7 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
     """One forward pass keeping only `names`; no cache (see `capture`)."""
     names = expand_names(names, loaded.info.layers)
     ids, tokens, offsets, dropped = tokenize(loaded, text, max_tokens)
-    if "logits" in names and loaded.info.family != "decoder":
+    if _DECODER_NAMES & set(names) and loaded.info.family != "decoder":
         raise CaptureError("not_available", "logits (encoder)")
     request = CaptureRequest(
         pattern_layers=frozenset(int(n.split(".")[1]) for n in names if n.endswith("attn.pattern")),
@@ -109,12 +118,12 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
     model = loaded.model
     device = next(model.parameters()).device
     input_ids = torch.as_tensor(ids, device=device)[None]  # (1, seq)
-    wants_hidden = any("resid" in n for n in names)
+    last = f"blocks.{loaded.info.layers - 1}.resid_post"
+    final_norm = final_norm_of(model) if ({last, "final", "token_log_probs"} & set(names)) else None
+    wants_hidden = any("resid" in n for n in names) or ("token_log_probs" in names and final_norm is None)
     kwargs = {"output_hidden_states": wants_hidden}
     if loaded.info.family == "decoder":
-        kwargs["logits_to_keep"] = 0 if "logits" in names else 1
-    last = f"blocks.{loaded.info.layers - 1}.resid_post"
-    final_norm = _final_norm(model) if (last in names or "final" in names) else None
+        kwargs["logits_to_keep"] = 1  # only the last position's logits are ever built by the forward
     around_norm: dict[str, torch.Tensor] = {}
     with loaded.lock, torch.inference_mode(), capturing(request):
         # transformers returns the last hidden state after the final norm: read the last block's own output at the
@@ -132,7 +141,7 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
     return Capture(loaded.info.key, text, ids, tokens, offsets, dropped, tensors)
 
 
-def _final_norm(model) -> torch.nn.Module | None:
+def final_norm_of(model) -> torch.nn.Module | None:
     """The norm between the last block and the unembedding (Llama `norm`, GPT-2 `ln_f`); encoders like BERT have none."""
     base = getattr(model, "base_model", model)
     for name in ("norm", "ln_f", "final_layer_norm"):
@@ -161,8 +170,11 @@ def _pick(name, output, request: CaptureRequest, model, input_ids, around_norm: 
         if hidden is None:
             raise CaptureError("not_available", "final")
         return _numpy(hidden[0])
-    if name == "logits":
-        return _numpy(output.logits[0])  # (seq, vocab)
+    if name == "next_logits":
+        return _numpy(output.logits[0, -1])  # (vocab,)
+    if name == "token_log_probs":
+        final = around_norm["after"][0] if "after" in around_norm else output.hidden_states[-1][0]  # (seq, d)
+        return _numpy(chosen_log_probs(model.get_output_embeddings(), final, input_ids[0]))
     _, index, what = name.split(".", 2)
     layer = int(index)
     if what == "resid_pre":
@@ -178,6 +190,21 @@ def _pick(name, output, request: CaptureRequest, model, input_ids, around_norm: 
     return request.pooled[layer].numpy()
 
 
+def chosen_log_probs(unembed: torch.nn.Module, final_states: torch.Tensor, token_ids: torch.Tensor,
+                     chunk: int = LOG_PROB_CHUNK) -> torch.Tensor:
+    """log p(token_ids[i + 1] | ..i) from the final (normed) states, `chunk` positions at a time: (seq - 1,).
+
+    final_states: (seq, d); token_ids: (seq,). Only (chunk, vocab) logits exist at any moment.
+    """
+    following = token_ids[1:]  # (seq - 1,)
+    pieces = []
+    for start in range(0, len(following), chunk):
+        stop = min(len(following), start + chunk)
+        logits = unembed(final_states[start:stop]).float()  # (chunk, vocab)
+        pieces.append(torch.log_softmax(logits, dim=-1).gather(-1, following[start:stop, None])[:, 0])  # (chunk,)
+    return torch.cat(pieces) if pieces else final_states.new_zeros(0)
+
+
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float32).numpy()
 
@@ -190,7 +217,7 @@ class CaptureCache:
     def __init__(self, folder: Path | None = None, memory_bytes: int | None = None, disk_bytes: int | None = None):
         self.folder = folder or cache_dir() / "captures"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.memory_bytes = memory_bytes or int(os.environ.get("EXPLORER_MEMORY_CACHE_MB", 512)) * 2**20
+        self.memory_bytes = memory_bytes or int(os.environ.get("EXPLORER_MEMORY_CACHE_MB", 192)) * 2**20
         self.disk_bytes = disk_bytes or int(os.environ.get("EXPLORER_DISK_CACHE_MB", 2048)) * 2**20
         self._memory: OrderedDict[str, Capture] = OrderedDict()
         self._lock = threading.Lock()

@@ -35,7 +35,8 @@ def window(pattern: np.ndarray, start: int, size: int) -> np.ndarray:
     return pattern[..., start:stop, start:stop]
 
 
-FULL_LIMIT = 512  # up to here every layer's full pattern is kept, so changing layer or head runs nothing
+FULL_LIMIT = 256  # up to here every layer's full pattern is kept (SmolLM2: 35 MB), so changing layer runs nothing
+MAX_TOKENS = 2048  # the page reads at most this many tokens: one layer's full pattern is then 9 x 2048² x 2 B = 75 MB
 OVERVIEW_BINS = 64
 
 

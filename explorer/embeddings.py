@@ -81,6 +81,14 @@ def neighbours(unit_matrix: np.ndarray, vector: np.ndarray, k: int = 10, exclude
     return best, similarity[best]
 
 
+def neighbour_ids(unit_matrix: np.ndarray, ids: list[int], k: int = 10) -> np.ndarray:
+    """The k nearest rows to each of `ids` (itself first), in one matrix product: (len(ids), k)."""
+    similarity = unit_matrix[ids] @ unit_matrix.T  # (n, vocab)
+    best = np.argpartition(-similarity, min(k, similarity.shape[1] - 1), axis=1)[:, :k]  # (n, k) unordered
+    order = np.argsort(-np.take_along_axis(similarity, best, axis=1), axis=1)
+    return np.take_along_axis(best, order, axis=1)
+
+
 def word_pieces(tokenizer, word: str) -> list[int]:
     """The ids a word becomes on its own (byte-level models: with the space that starts a word mid-sentence)."""
     text = " " + word.strip() if is_byte_level(tokenizer) else word.strip()

@@ -164,6 +164,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "surprise_title": {"ko": "놀라움: 각 토큰이 얼마나 예상 밖이었나", "en": "Surprise: how unexpected each token was"},
     "surprise_explain": {"ko": "색이 진할수록 모델이 예상하지 못한 토큰입니다 (비트 단위 놀라움 = −log₂ p). 퍼플렉서티는 평균 놀라움을 2의 거듭제곱으로 바꾼 값으로, 모델이 평균적으로 몇 개 후보 사이에서 망설였는지를 뜻합니다.",
                          "en": "The darker, the less the model expected the token (surprisal in bits = −log₂ p). Perplexity is 2 to the mean surprisal: roughly how many candidates the model hesitated between, on average."},
+    "bits": {"ko": "비트", "en": "bits"},
     "perplexity": {"ko": "퍼플렉서티", "en": "Perplexity"},
     # embeddings page
     "nav_embeddings": {"ko": "임베딩", "en": "Embeddings"},

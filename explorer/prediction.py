@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.activations import tokenize
+from explorer.activations import CaptureError, final_norm_of, run_capture, token_labels, tokenize
 from explorer.models import LoadedModel
 from explorer.tokenize import piece_bytes, readable_bytes
 
@@ -88,7 +88,7 @@ def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarr
     One layer at a time, so (layers, seq, vocab) logits never exist at once.
     """
     model = loaded.model
-    final_norm = model.base_model.norm
+    final_norm = final_norm_of(model) or torch.nn.Identity()
     unembed = model.get_output_embeddings()
     device = next(model.parameters()).device
     top_ids, top_probs = [], []
@@ -102,16 +102,47 @@ def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarr
     return np.stack(top_ids), np.stack(top_probs)
 
 
-def surprisal(logits: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
-    """Bits of surprise of each token given the ones before: (seq - 1,) for tokens 1..seq-1."""
-    log_probs = logits[:-1] - logits[:-1].max(-1, keepdims=True)  # (seq - 1, vocab)
-    log_probs = log_probs - np.log(np.exp(log_probs).sum(-1, keepdims=True))
-    chosen = log_probs[np.arange(len(token_ids) - 1), token_ids[1:]]  # (seq - 1,)
-    return -chosen / np.log(2)
+def surprisal(log_probs: np.ndarray) -> np.ndarray:
+    """Bits of surprise from natural-log probabilities (the capture's `token_log_probs`): -log2 p, same shape."""
+    return -np.asarray(log_probs, dtype=np.float64) / np.log(2)
 
 
 def perplexity(bits: np.ndarray) -> float:
     return float(2 ** np.mean(bits)) if len(bits) else float("nan")
+
+
+MAX_TOKENS = 1024  # the prediction page reads at most this many tokens of a text (the rest is cut, with a notice)
+
+
+@dataclass
+class TextReading:
+    """What the prediction page shows about a text that no widget changes: computed once per text and kept small.
+
+    Nothing here grows with the vocabulary times the length: the next token's logits, one number per token, and the
+    logit lens's top token for the last `lens_positions` positions of every layer.
+    """
+
+    token_ids: np.ndarray  # (seq,)
+    token_labels: list[str]  # (seq,) a byte piece shows the whole character it belongs to
+    offsets: np.ndarray  # (seq, 2) character spans
+    dropped_tokens: int
+    next_logits: np.ndarray  # (vocab,) float32
+    bits: np.ndarray  # (seq - 1,) surprisal of tokens 1..seq-1
+    lens_ids: np.ndarray  # (layers, n) top token of each layer at the last n positions
+    lens_probs: np.ndarray  # (layers, n)
+    lens_labels: list[list[str]]  # (layers, n) those tokens as text
+
+
+def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens_positions: int = 16) -> TextReading:
+    """One forward over `text`: the next-token logits, each token's surprisal and the logit lens (decoders only)."""
+    if loaded.info.family != "decoder":
+        raise CaptureError("not_available", "logits (encoder)")
+    result = run_capture(loaded, text, ["next_logits", "token_log_probs", "blocks.*.resid_post"], max_tokens=max_tokens)
+    states = np.stack([result[f"blocks.{i}.resid_post"][-lens_positions:] for i in range(loaded.info.layers)])  # (layers, n, d)
+    lens_ids, lens_probs = logit_lens(loaded, states)  # (layers, n) each
+    lens_labels = [[token_label(loaded.tokenizer, int(i)) for i in row] for row in lens_ids]
+    return TextReading(result.token_ids, token_labels(result), result.offsets, result.dropped_tokens,
+                       result["next_logits"], surprisal(result["token_log_probs"]), lens_ids, lens_probs, lens_labels)
 
 
 def token_label(tokenizer, token_id: int) -> str:

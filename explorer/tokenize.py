@@ -200,7 +200,8 @@ def _cl100k(text: str) -> Tokenization:
 def _kiwi():
     from kiwipiepy import Kiwi
 
-    return Kiwi()
+    # The typo and multi-word dictionaries cost ~200 MB of the shared process and change no analysis shown here.
+    return Kiwi(load_typo_dict=False, load_multi_dict=False)
 
 
 def _morphemes(text: str) -> Tokenization:

@@ -44,10 +44,11 @@ if info.kv_heads < info.query_heads:
     st.caption(tr("gqa_note", q=info.query_heads, kv=info.kv_heads, group=group))
 
 try:
-    seq = len(activations.tokenize(loaded, text)[0])
+    seq = len(activations.tokenize(loaded, text, attention.MAX_TOKENS)[0])
 except activations.CaptureError:
     seq = 0
-result = run_capture(loaded, text, attention.names_for_view(seq, layer), pooled_size=attention.OVERVIEW_BINS)
+result = run_capture(loaded, text, attention.names_for_view(seq, layer), max_tokens=attention.MAX_TOKENS,
+                     pooled_size=attention.OVERVIEW_BINS)
 if result is None:
     publish_url(*PARAMS)
     st.stop()

@@ -136,21 +136,25 @@ def show_error(error) -> None:
     st.error(tr(f"error_{kind}", detail=getattr(error, "detail", str(error))), icon="⚠️")
 
 
+def compute(function, *args, **kwargs):
+    """Run an engine function with a spinner; a refusal (empty text, out of memory…) is shown, never raised: None."""
+    try:
+        with st.spinner(tr("running_model"), show_time=True):
+            return function(*args, **kwargs)
+    except activations.CaptureError as error:
+        show_error(error)
+    except RuntimeError as error:  # out of memory on a GPU, say
+        if "out of memory" not in str(error).lower():
+            raise
+        show_error(models.ModelError("out_of_memory", str(error)[:80]))
+    return None
+
+
 def run_capture(loaded: models.LoadedModel, text: str, names, notify_truncation: bool = True,
                 **options) -> activations.Capture | None:
     """Capture with a spinner and the engine's cache; a refusal is shown, never raised."""
-    try:
-        with st.spinner(tr("running_model"), show_time=True):
-            result = activations.capture(loaded, text, names, **options)
-    except activations.CaptureError as error:
-        show_error(error)
-        return None
-    except RuntimeError as error:  # out of memory on a GPU, say
-        if "out of memory" in str(error).lower():
-            show_error(models.ModelError("out_of_memory", loaded.info.key))
-            return None
-        raise
-    if result.dropped_tokens and notify_truncation:
+    result = compute(activations.capture, loaded, text, names, **options)
+    if result is not None and result.dropped_tokens and notify_truncation:
         st.warning(tr("truncated", dropped=result.dropped_tokens))
     return result
 

@@ -14,9 +14,8 @@ from pages.common import (current_model, ensure_app_shell, lang, publish_url, re
 
 ensure_app_shell()
 DATA = json.loads((Path(__file__).resolve().parent.parent / "assets" / "embeddings.json").read_text(encoding="utf-8"))
-PARAMS = ("etext", "vmethod", "vdims", "find", "word", "poly", "query")
+PARAMS = ("etext", "vmethod", "vdims", "find", "word", "smethod", "poly", "query")
 MAX_UPLOAD_BYTES = 200_000
-embeddings.start_umap_warm_up()  # numba compiles UMAP once per process: start it now, off the page's path
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -28,6 +27,22 @@ def _vocabulary(_loaded, key: str):
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _projection(_loaded, key: str, method: str, dims: int) -> np.ndarray:
     return embeddings.vocabulary_projection(_loaded, method, dims)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _vocabulary_figure(_coordinates, _kinds, _labels, model_key: str, fingerprint: str, method: str, dims: int,
+                       highlight: tuple[int, ...], language: str):
+    """49,152 WebGL points take plotly ~0.3 s to validate: built once per projection, highlight and language."""
+    kind_names = {kind: t(f"kind_{kind}", language) for kind in embeddings.TOKEN_KINDS}
+    return figures.vocabulary_map(_coordinates, _kinds, _labels, kind_names, list(highlight),
+                                  t("emb_map_title", language, n=len(_labels), model=model_key))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _table_figure(name: str, _values, rows: int, title: str, x_label: str, y_label: str, fingerprint: str):
+    """A heatmap that depends only on the model and the language (position tables), built once."""
+    return figures.matrix_heatmap(_values(), [str(i) for i in range(rows)], title, x_label, y_label,
+                                  list(range(rows)) if name == "position_similarity" else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -78,8 +93,8 @@ if result is not None:
                         "position_rows", key="pos_rows")
         with right:
             similarity = embeddings.cosine_matrix(positions)
-            show_figure(figures.matrix_heatmap(similarity, [str(i) for i in range(128)], tr("emb_position_similarity"),
-                                               tr("position"), tr("position"), list(range(128))),
+            show_figure(_table_figure("position_similarity", lambda: similarity, 128, tr("emb_position_similarity"),
+                                      tr("position"), tr("position"), loaded.fingerprint),
                         "position_similarity", pd.DataFrame(similarity), key="pos_sim")
         st.caption(tr("emb_learned_explain"))
     else:
@@ -97,14 +112,14 @@ if result is not None:
                                                tr("emb_rotary_title", token=figures.visible(query_labels[0]))),
                         "rotary_pairs", key="rotary")
         with right:
-            table = np.cos(embeddings.rotary_angles(loaded, 64))
-            show_figure(figures.matrix_heatmap(table, [str(i) for i in range(64)], tr("emb_rotary_angles"), tr("emb_pair_axis"),
-                                               tr("position")), "rotary_angles", key="rotary_angles")
+            show_figure(_table_figure("rotary_angles", lambda: np.cos(embeddings.rotary_angles(loaded, 64)), 64,
+                                      tr("emb_rotary_angles"), tr("emb_pair_axis"), tr("position"), loaded.fingerprint),
+                        "rotary_angles", key="rotary_angles")
         st.caption(tr("emb_rotary_explain"))
     show_figure(figures.matrix_heatmap(result["blocks.0.resid_pre"], token_rows, tr("emb_first_layer_input"), tr("dimension"), tr("token")),
                 "first_layer_input", key="first_input")
-    show_figure(figures.matrix_heatmap(embeddings.sinusoidal(64, 128), [str(i) for i in range(64)], tr("emb_sinusoidal"),
-                                       tr("dimension"), tr("position")), "sinusoidal", key="sinusoidal")
+    show_figure(_table_figure("sinusoidal", lambda: embeddings.sinusoidal(64, 128), 64, tr("emb_sinusoidal"),
+                              tr("dimension"), tr("position"), ""), "sinusoidal", key="sinusoidal")
     st.caption(tr("emb_sinusoidal_explain"))
 
 # ---- 2. the vocabulary map
@@ -124,8 +139,8 @@ if wanted:
     st.caption(tr("emb_found", n=len(found)))
 highlight = found or ([int(i) for i in result.token_ids[:40]] if result is not None else [])
 kind_names = {kind: tr(f"kind_{kind}") for kind in embeddings.TOKEN_KINDS}
-event = st.plotly_chart(figures.vocabulary_map(coordinates, kinds, labels, kind_names, highlight,
-                                               tr("emb_map_title", n=len(labels), model=key)),
+event = st.plotly_chart(_vocabulary_figure(coordinates, kinds, labels, key, loaded.fingerprint, method, dims,
+                                          tuple(highlight), lang()),
                         key="vocab_map", on_select="rerun", selection_mode=("points",),
                         config={"displaylogo": False, "toImageButtonOptions": {"filename": "vocabulary_map"}})
 st.caption(tr("emb_map_explain"))
@@ -148,16 +163,17 @@ if word:
 # ---- a subset, projected on demand
 st.subheader(tr("emb_subset"))
 left, right = st.columns([1, 2])
-subset_method = left.radio(tr("emb_method"), list(embeddings.METHODS), horizontal=True, key="smethod",
+subset_method = left.radio(tr("emb_method"), list(embeddings.METHODS), horizontal=True, key=url_state("smethod", "pca"),
                            format_func=lambda m, language=lang(): t(f"method_{m}", language))
 word_list = right.text_input(tr("emb_word_list"), key="word_list", placeholder="cat, dog, 고양이, Paris, Seoul")
 seeds = [i for w in word_list.split(",") if w.strip() for i in embeddings.word_pieces(loaded.tokenizer, w)[:1]] \
     if word_list.strip() else ([int(i) for i in result.token_ids[:40]] if result is not None else [])
 if seeds:
     seeds = list(dict.fromkeys(seeds))
-    chosen_ids = list(dict.fromkeys(seeds + [int(n) for s in seeds for n in embeddings.neighbours(unit, unit[s], 11)[0]]))
+    chosen_ids = list(dict.fromkeys(seeds + embeddings.neighbour_ids(unit, seeds, 11).ravel().tolist()))
     chosen_ids = chosen_ids[:embeddings.MAX_SUBSET]
     if subset_method == "umap" and not embeddings.umap_is_warm():
+        embeddings.start_umap_warm_up()  # only when asked for: numba's compiled UMAP stays in the process (~350 MB)
         st.info(tr("emb_umap_warming"))
         _wait_for_umap()
         subset_method = "pca"

@@ -7,15 +7,21 @@ import pandas as pd
 import streamlit as st
 
 from explorer import figures, prediction
-from pages.common import current_model, ensure_app_shell, publish_url, run_capture, show_figure, tr, url_state
+from pages.common import compute, current_model, ensure_app_shell, publish_url, show_figure, tr, url_state
 
 ensure_app_shell()
 CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
 PARAMS = ("ptext", "temp", "topk", "topp", "seed")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _reading(_loaded, fingerprint: str, text: str) -> prediction.TextReading:
+    """Everything about the text that no widget changes: one forward, kept small (no tokens x vocabulary array)."""
+    return prediction.read_text(_loaded, text, lens_positions=LENS_POSITIONS)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def _continuations(_loaded, model_key: str, text: str, temperature: float, top_k: int, top_p: float, seed: int):
+def _continuations(_loaded, fingerprint: str, text: str, temperature: float, top_k: int, top_p: float, seed: int):
     greedy = prediction.generate(_loaded, text, COMPARE_STEPS, 0.0)
     sampled = prediction.generate(_loaded, text, COMPARE_STEPS, temperature, top_k, top_p, seed)
     return greedy, sampled
@@ -41,18 +47,20 @@ top_k = middle.number_input(tr("top_k"), 0, 1000, step=1, key=url_state("topk", 
 top_p = right.slider(tr("top_p"), 0.05, 1.0, step=0.05, key=url_state("topp", 1.0, float))
 seed = far.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("seed", 0, int))
 
-result = run_capture(loaded, text, ["logits", "blocks.*.resid_post"], max_tokens=1024)
-if result is None:
+reading = compute(_reading, loaded, loaded.fingerprint, text)
+if reading is None:
     publish_url(*PARAMS)
     st.stop()
+if reading.dropped_tokens:
+    st.warning(tr("truncated", dropped=reading.dropped_tokens))
 decode = loaded.tokenizer.decode
 # A byte-level token can end part-way through a Hangul syllable or an emoji: such ids wait here until the
 # character is complete, and the model is asked about the exact ids rather than the re-read text.
 waiting = st.session_state.setdefault("waiting_ids", [])
 if waiting:
-    next_logits, _ = prediction.next_token_logits(loaded, [int(i) for i in result.token_ids] + waiting)
+    next_logits, _ = prediction.next_token_logits(loaded, [int(i) for i in reading.token_ids] + waiting)
 else:
-    next_logits = result["logits"][-1]
+    next_logits = reading.next_logits
 distribution = prediction.filter_distribution(next_logits, temperature, int(top_k), top_p)
 top_ids = np.argsort(-distribution.probs)[:CANDIDATES]  # (20,) most likely first
 labels = [figures.visible(prediction.token_label(loaded.tokenizer, int(i))) for i in top_ids]
@@ -100,7 +108,7 @@ if added:
 st.subheader(tr("greedy_vs_sampled", n=COMPARE_STEPS))
 with st.spinner(tr("running_model"), show_time=True):
     (greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = _continuations(
-        loaded, loaded.info.key, text, temperature, int(top_k), top_p, int(seed))
+        loaded, loaded.fingerprint, text, temperature, int(top_k), top_p, int(seed))
 greedy_column, sampled_column = st.columns(2)
 greedy_column.caption(tr("greedy"))
 greedy_column.html(f"<b>{escape(text)}</b>{escape(decode(greedy_ids))}")  # whole text: bytes joined into characters
@@ -111,23 +119,19 @@ sampled_column.html(f"<b>{escape(text)}</b>{escape(decode(sampled_ids))}")
 sampled_column.html(figures.token_chips_html([label(i) for i in sampled_ids], sampled_probs))
 
 # ---- logit lens
-states = np.stack([result[f"blocks.{i}.resid_post"][-LENS_POSITIONS:] for i in range(loaded.info.layers)])  # (layers, n, d)
-lens_ids, lens_probs = prediction.logit_lens(loaded, states)  # (layers, n) each
-lens_tokens = [[figures.visible(label(int(i))) for i in row] for row in lens_ids]
-positions = [figures.visible(text[start:end] if "\ufffd" in token else token)  # a byte piece shows its whole character
-             for token, (start, end) in zip(result.tokens[-LENS_POSITIONS:], result.offsets[-LENS_POSITIONS:].tolist())]
+lens_tokens = [[figures.visible(token) for token in row] for row in reading.lens_labels]
+positions = [figures.visible(token) for token in reading.token_labels[-LENS_POSITIONS:]]
 show_figure(
-    figures.logit_lens_heatmap(lens_probs, lens_tokens, positions, tr("logit_lens_title"), tr("layer"), tr("probability")),
+    figures.logit_lens_heatmap(reading.lens_probs, lens_tokens, positions, tr("logit_lens_title"), tr("layer"), tr("probability")),
     "logit_lens", pd.DataFrame([{"layer": l, "position": p, "input_token": positions[p], "predicted": lens_tokens[l][p],
-                                 "probability": float(lens_probs[l, p])}
-                                for l in range(lens_probs.shape[0]) for p in range(len(positions))]), key="lens",
+                                 "probability": float(reading.lens_probs[l, p])}
+                                for l in range(reading.lens_probs.shape[0]) for p in range(len(positions))]), key="lens",
 )
 st.caption(tr("logit_lens_explain", n=LENS_POSITIONS))
 
 # ---- surprise
 st.subheader(tr("surprise_title"))
-bits = prediction.surprisal(result["logits"], result.token_ids)  # (seq - 1,)
-st.metric(tr("perplexity"), f"{prediction.perplexity(bits):.1f}")
-st.html(figures.surprisal_html(prediction.character_groups(text, result.offsets[1:], bits), "bits"))
+st.metric(tr("perplexity"), f"{prediction.perplexity(reading.bits):.1f}")
+st.html(figures.surprisal_html(prediction.character_groups(text, reading.offsets[1:], reading.bits), tr("bits")))
 st.write(tr("surprise_explain"))
 publish_url(*PARAMS)

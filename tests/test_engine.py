@@ -72,9 +72,13 @@ def test_head_stats_agree_with_the_full_pattern(which, request):
 
 
 def test_captured_logits_and_hidden_states_equal_the_models_own_forward(smollm):
-    result = run_capture(smollm, KO_EN, ["logits", "blocks.*.resid_post", "blocks.0.resid_pre", "embed", "final"])
+    result = run_capture(smollm, KO_EN, ["next_logits", "token_log_probs", "blocks.*.resid_post", "blocks.0.resid_pre",
+                                         "embed", "final"])
     reference = _eager_reference(smollm, result.token_ids)
-    np.testing.assert_allclose(result["logits"], reference.logits[0].numpy(), atol=2e-3, rtol=1e-3)
+    np.testing.assert_allclose(result["next_logits"], reference.logits[0, -1].numpy(), atol=2e-3, rtol=1e-3)
+    log_probs = torch.log_softmax(reference.logits[0, :-1].double(), -1)  # (seq - 1, vocab): the unchunked reference
+    expected = log_probs.gather(-1, torch.as_tensor(result.token_ids[1:])[:, None])[:, 0].numpy()
+    np.testing.assert_allclose(result["token_log_probs"], expected, atol=2e-3)
     np.testing.assert_allclose(result["blocks.0.resid_pre"], reference.hidden_states[0][0].numpy(), atol=1e-5)
     np.testing.assert_allclose(result["embed"], reference.hidden_states[0][0].numpy(), atol=1e-5)
     for layer in range(smollm.info.layers):  # every block's own output, the last one before the final norm
@@ -93,8 +97,8 @@ def test_encoder_hidden_states_equal_the_models_own_blocks(minilm):
 
 
 def test_smollm2_says_paris(smollm):
-    result = run_capture(smollm, "The capital of France is", ["logits"])
-    probs = torch.softmax(torch.as_tensor(result["logits"][-1]), -1)  # (vocab,)
+    result = run_capture(smollm, "The capital of France is", ["next_logits"])
+    probs = torch.softmax(torch.as_tensor(result["next_logits"]), -1)  # (vocab,)
     assert abs(float(probs.sum()) - 1.0) < 1e-4
     assert smollm.tokenizer.decode([int(probs.argmax())]) == " Paris"
 
@@ -123,14 +127,14 @@ def test_long_input_is_truncated_and_says_how_much(minilm):
 
 @pytest.mark.parametrize("text", ["🙂👍🏽 emoji", "zero\u200bwidth\u200d joiner", "tab\tand\x07bell", "혼합 mixed 混合 текст"])
 def test_unusual_text_runs(smollm, text):
-    result = run_capture(smollm, text, ["blocks.0.attn.head_stats", "logits"])
-    assert np.isfinite(result["logits"]).all()
+    result = run_capture(smollm, text, ["blocks.0.attn.head_stats", "next_logits", "token_log_probs"])
+    assert np.isfinite(result["next_logits"]).all() and np.isfinite(result["token_log_probs"]).all()
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t"])
 def test_empty_text_is_refused_clearly(smollm, text):
     with pytest.raises(CaptureError) as refused:
-        run_capture(smollm, text, ["logits"])
+        run_capture(smollm, text, ["next_logits"])
     assert refused.value.kind == "empty_text"
 
 

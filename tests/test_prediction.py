@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from explorer import prediction
+from explorer import activations, prediction
 from explorer.activations import run_capture, tokenize
 
 
@@ -43,27 +43,48 @@ def test_a_seed_makes_a_sample_repeatable(smollm):
 def test_logit_lens_at_the_last_layer_is_the_models_own_prediction(smollm):
     text = "고양이가 창가에 앉아 있다. The cat sits"
     layers = smollm.info.layers
-    result = run_capture(smollm, text, ["blocks.*.resid_post", "logits"])
+    result = run_capture(smollm, text, ["blocks.*.resid_post"])
     states = np.stack([result[f"blocks.{i}.resid_post"] for i in range(layers)])  # (layers, seq, d)
     top_ids, top_probs = prediction.logit_lens(smollm, states)
     assert top_ids.shape == (layers, len(result.token_ids))
-    np.testing.assert_array_equal(top_ids[-1], result["logits"].argmax(-1))
-    np.testing.assert_allclose(top_probs[-1], prediction.softmax(result["logits"].astype(np.float64)).max(-1), atol=1e-4)
+    with torch.inference_mode():
+        logits = smollm.model(torch.as_tensor(result.token_ids)[None]).logits[0].double()  # (seq, vocab) reference
+    np.testing.assert_array_equal(top_ids[-1], logits.argmax(-1).numpy())
+    np.testing.assert_allclose(top_probs[-1], torch.softmax(logits, -1).max(-1).values.numpy(), atol=1e-4)
+
+
+def test_chunked_log_probs_equal_the_unchunked_softmax(smollm):
+    ids = torch.as_tensor(tokenize(smollm, "The capital of France is Paris. 대한민국의 수도는 서울이다.")[0])
+    with torch.inference_mode():
+        output = smollm.model(ids[None], output_hidden_states=True)
+        expected = torch.log_softmax(output.logits[0, :-1].double(), -1).gather(-1, ids[1:, None])[:, 0]  # (seq - 1,)
+        for chunk in (1, 3, 7, 256):  # chunk edges anywhere in the text give the same numbers
+            chunked = activations.chosen_log_probs(smollm.model.lm_head, output.hidden_states[-1][0], ids, chunk)
+            np.testing.assert_allclose(chunked.numpy(), expected.numpy(), atol=1e-4)
 
 
 def test_surprisal_and_perplexity(smollm):
-    result = run_capture(smollm, "The capital of France is Paris.", ["logits"])
-    bits = prediction.surprisal(result["logits"], result.token_ids)
-    assert bits.shape == (len(result.token_ids) - 1,) and np.all(bits >= 0)
-    paris = result.tokens.index(" Paris") - 1
+    reading = prediction.read_text(smollm, "The capital of France is Paris.")
+    bits = reading.bits
+    assert bits.shape == (len(reading.token_ids) - 1,) and np.all(bits >= 0)
+    paris = reading.token_labels.index(" Paris") - 1
     assert bits[paris] < 3  # the model expected it
     assert 1 < prediction.perplexity(bits) < 1000
+    assert smollm.tokenizer.decode([int(reading.next_logits.argmax())]) == reading.lens_labels[-1][-1]
+
+
+def test_reading_a_long_text_keeps_no_vocabulary_sized_rows(smollm):
+    reading = prediction.read_text(smollm, "가나다라마바사 " * 600, max_tokens=512, lens_positions=16)
+    assert len(reading.token_ids) == 512 and reading.dropped_tokens > 0
+    assert reading.bits.shape == (511,) and reading.lens_probs.shape == (smollm.info.layers, 16)
+    arrays = [value for value in vars(reading).values() if isinstance(value, np.ndarray)]
+    assert max(a.nbytes for a in arrays) <= smollm.info.vocab_size * 4  # the next token's logits are the largest
 
 
 def test_byte_pieces_of_a_syllable_are_grouped_and_labelled_as_bytes(smollm):
     text = "대한민국의 수도는 서울이다. 🙂 ok"
-    result = run_capture(smollm, text, ["logits"])
-    bits = prediction.surprisal(result["logits"], result.token_ids)
+    result = run_capture(smollm, text, ["token_log_probs"])
+    bits = prediction.surprisal(result["token_log_probs"])
     groups = prediction.character_groups(text, result.offsets[1:], bits)
     assert "".join(piece for piece, _ in groups) == text[result.offsets[1][0]:]  # every character once, in order
     assert "\ufffd" not in "".join(piece for piece, _ in groups)

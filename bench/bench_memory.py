@@ -1,0 +1,130 @@
+"""One Streamlit process under hard input: memory and time per page, and warm reruns (issue 11).
+
+    python3 bench/bench_memory.py
+
+Every page runs under AppTest in this process, as the one server process on Streamlit Cloud runs every visitor's
+page. For each page and each text, (a) 3,000 Hangul syllables of one repeated sentence and (b) a 4,000-character
+mixed Korean/English text, it prints the extra resident memory (peak during the run minus before it) and the time
+to the first view. Then, on each page's default text, the whole-page rerun time when nothing new must be computed
+(best of 3), and last the process's peak resident memory after all of it.
+"""
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(ROOT / "app.py")
+PAGES = {  # page file -> the key of its main text input (None: the page takes no text)
+    "home": ("pages/home.py", None),
+    "tokens": ("pages/tokens.py", "ttext"),
+    "embeddings": ("pages/embeddings.py", "etext"),
+    "inside": ("pages/inside.py", "text"),
+    "attention": ("pages/attention.py", "atext"),
+    "predict": ("pages/predict.py", "ptext"),
+    "recurrent": ("pages/recurrent.py", "rtext"),
+}
+SENTENCE = "고양이가 창가에 앉아 따뜻한 햇볕을 쬐며 조용히 잠을 잔다"
+
+
+def hangul_text(syllables: int) -> str:
+    """The sentence repeated, cut right after its `syllables`-th Hangul syllable."""
+    text, count = [], 0
+    while count < syllables:
+        for character in SENTENCE + " ":
+            text.append(character)
+            count += "가" <= character <= "힣"
+            if count == syllables:
+                break
+    return "".join(text)
+
+
+MIXED = ("언어 모델은 다음 토큰을 예측합니다. A language model predicts the next token, one at a time. "
+         "어텐션은 앞의 토큰을 봅니다 🙂 Attention looks back. ") * 40
+TEXTS = {"a: 3,000 Hangul syllables": hangul_text(3000), "b: 4,000 mixed characters": MIXED[:4000]}
+
+
+class PeakMemory:
+    """Samples this process's resident memory every 5 ms while in use; `peak` is the largest seen."""
+
+    def __init__(self):
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+        self.lifetime_peak = self.peak
+        self._running = True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while self._running:
+            rss = self.process.memory_info().rss
+            self.peak = max(self.peak, rss)
+            self.lifetime_peak = max(self.lifetime_peak, rss)
+            time.sleep(0.005)
+
+    def reset(self) -> int:
+        self.peak = self.process.memory_info().rss
+        return self.peak
+
+
+def open_page(page: str, **query) -> AppTest:
+    """The page as a new visitor opens it."""
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params.update({"lang": "ko", **query})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def main() -> None:
+    memory = PeakMemory()
+    started = time.perf_counter()
+    for page, _ in PAGES.values():  # load both models and warm every page once, as a running server would be
+        open_page(page)
+        open_page(page, model="minilm-l6")
+    print(f"warm-up (models loaded, every page once): {time.perf_counter() - started:.1f} s, "
+          f"resident {memory.reset() / 2**30:.2f} GB")
+
+    print("\nhard input: extra resident memory (peak - before) and time to first view")
+    worst = {}
+    for label, text in TEXTS.items():
+        hangul = sum("가" <= c <= "힣" for c in text)
+        print(f"  text {label} ({len(text):,} characters, {hangul:,} Hangul syllables)")
+        for name, (page, key) in PAGES.items():
+            if key is None:
+                continue
+            at = open_page(page)
+            before = memory.reset()
+            started = time.perf_counter()
+            at.text_area(key=key).set_value(text).run()
+            seconds = time.perf_counter() - started
+            assert not at.exception, [e.value for e in at.exception]
+            extra = (memory.peak - before) / 2**20
+            worst[name] = max(worst.get(name, 0), extra)
+            print(f"    {name:<11} +{extra:6.0f} MB   {seconds:6.2f} s")
+
+    print("\nwarm rerun of the whole page (default text, nothing new to compute), best of 3")
+    for name, (page, _) in PAGES.items():
+        at = open_page(page)
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - started)
+        print(f"    {name:<11} {min(times):.2f} s")
+
+    print(f"\nworst extra memory on any page: {max(worst.values()):.0f} MB ({max(worst, key=worst.get)})")
+    print(f"process peak resident memory after all pages and both texts: {memory.lifetime_peak / 2**30:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
