@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from explorer import models
-from explorer.i18n import LANGUAGES
+from explorer import models, process
+from explorer.i18n import LANGUAGES, t
 from pages.common import as_bool, current_model, keep_value, setting, tr, url_value
 
-st.set_page_config(page_title="LLM Internals Explorer", page_icon="🔎", layout="wide")
+process.limit_allocator_arenas()  # every page run is a new thread: without this each may keep its own heap
+st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>
 .stMarkdown p, .stMarkdown li, .stCaption p, label p, [data-testid="stTable"] td, [data-testid="stTable"] th,

@@ -37,6 +37,30 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)  # (n, d)
 
 
+class UnitRows:
+    """A matrix's rows scaled to unit length, without a copy of the matrix: rows and products divide by the norms.
+
+    For a vocabulary this saves a second (vocab, d) array per model (SmolLM2: 113 MB of the shared process): on a
+    CPU in float32 `vocabulary_matrix` is the model's own weights.
+    """
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = matrix  # (n, d)
+        self.norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", matrix, matrix)), 1e-12)  # (n,) without an (n, d) temporary
+        self.shape = matrix.shape
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+    def __getitem__(self, ids) -> np.ndarray:
+        return self.matrix[ids] / self.norms[ids][..., None]  # (..., d)
+
+    def __matmul__(self, other: np.ndarray) -> np.ndarray:
+        """unit rows @ other: (d,) -> (n,), (d, m) -> (n, m)."""
+        product = self.matrix @ other
+        return product / (self.norms if product.ndim == 1 else self.norms[:, None])
+
+
 def vocabulary_labels(tokenizer) -> list[str]:
     """Every vocabulary entry as readable text: byte-level entries as their characters or bytes, never 'ìķ'."""
     pieces = [piece or "" for piece in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
@@ -70,7 +94,7 @@ def token_kinds(tokenizer, labels: list[str]) -> np.ndarray:
     return np.array([token_kind(label, i in special, wordpiece) for i, label in enumerate(labels)])
 
 
-def neighbours(unit_matrix: np.ndarray, vector: np.ndarray, k: int = 10, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+def neighbours(unit_matrix: np.ndarray | UnitRows, vector: np.ndarray, k: int = 10, exclude=()) -> tuple[np.ndarray, np.ndarray]:
     """The k rows most similar to `vector` by cosine, in the full space: (ids, similarities), best first."""
     similarity = unit_matrix @ (vector / max(float(np.linalg.norm(vector)), 1e-12))  # (vocab,)
     if len(exclude):
@@ -81,9 +105,9 @@ def neighbours(unit_matrix: np.ndarray, vector: np.ndarray, k: int = 10, exclude
     return best, similarity[best]
 
 
-def neighbour_ids(unit_matrix: np.ndarray, ids: list[int], k: int = 10) -> np.ndarray:
+def neighbour_ids(unit_matrix: np.ndarray | UnitRows, ids: list[int], k: int = 10) -> np.ndarray:
     """The k nearest rows to each of `ids` (itself first), in one matrix product: (len(ids), k)."""
-    similarity = unit_matrix[ids] @ unit_matrix.T  # (n, vocab)
+    similarity = (unit_matrix @ unit_matrix[ids].T).T  # (n, vocab)
     best = np.argpartition(-similarity, min(k, similarity.shape[1] - 1), axis=1)[:, :k]  # (n, k) unordered
     order = np.argsort(-np.take_along_axis(similarity, best, axis=1), axis=1)
     return np.take_along_axis(best, order, axis=1)
@@ -101,7 +125,7 @@ class Analogy:
     split_words: list[str]  # words that are several tokens: their vector is the mean of the pieces, which is rough
 
 
-def analogy(tokenizer, unit_matrix: np.ndarray, a: str, b: str, c: str, k: int = 8) -> Analogy:
+def analogy(tokenizer, unit_matrix: np.ndarray | UnitRows, a: str, b: str, c: str, k: int = 8) -> Analogy:
     """a − b + c: 'king' − 'man' + 'woman' should land near 'queen' when each word is one token."""
     vectors, used, split = [], set(), []
     for word in (a, b, c):

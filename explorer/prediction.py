@@ -63,9 +63,12 @@ def next_token_logits(loaded: LoadedModel, ids: list[int], past=None):
 
 
 def generate(loaded: LoadedModel, text: str, steps: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-             seed: int = 0) -> tuple[list[int], list[float]]:
-    """Append `steps` tokens one at a time with a cached prefix; returns the new ids and the probability each had."""
-    ids = [int(i) for i in tokenize(loaded, text)[0]]
+             seed: int = 0, max_tokens: int | None = None) -> tuple[list[int], list[float]]:
+    """Append `steps` tokens one at a time with a cached prefix; returns the new ids and the probability each had.
+
+    The prompt is the text's first `max_tokens` tokens (default: prediction.MAX_TOKENS, as the page reads it).
+    """
+    ids = [int(i) for i in tokenize(loaded, text, max_tokens or MAX_TOKENS)[0]]
     generator = np.random.default_rng(seed)
     past, added, chances = None, [], []
     for _ in range(steps):

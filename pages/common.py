@@ -5,12 +5,14 @@ Not a page itself: app.py lists the pages with st.navigation.
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from explorer import activations, models
+from explorer import activations, models, process
 from explorer.i18n import DEFAULT_LANGUAGE, t
 
 GLOBAL_PARAMS = ("lang", "model", "present", "fig")
@@ -136,8 +138,12 @@ def show_error(error) -> None:
     st.error(tr(f"error_{kind}", detail=getattr(error, "detail", str(error))), icon="⚠️")
 
 
+HEAVY_SECONDS = 0.2  # a call this long computed something (a cache hit takes milliseconds): return freed memory after it
+
+
 def compute(function, *args, **kwargs):
     """Run an engine function with a spinner; a refusal (empty text, out of memory…) is shown, never raised: None."""
+    started = time.perf_counter()
     try:
         with st.spinner(tr("running_model"), show_time=True):
             return function(*args, **kwargs)
@@ -147,6 +153,9 @@ def compute(function, *args, **kwargs):
         if "out of memory" not in str(error).lower():
             raise
         show_error(models.ModelError("out_of_memory", str(error)[:80]))
+    finally:
+        if time.perf_counter() - started > HEAVY_SECONDS:
+            process.release_freed_memory()
     return None
 
 

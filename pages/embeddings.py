@@ -21,7 +21,7 @@ MAX_UPLOAD_BYTES = 200_000
 @st.cache_resource(show_spinner=False, max_entries=3)
 def _vocabulary(_loaded, key: str):
     labels = embeddings.vocabulary_labels(_loaded.tokenizer)
-    return embeddings.unit_rows(embeddings.vocabulary_matrix(_loaded)), labels, embeddings.token_kinds(_loaded.tokenizer, labels)
+    return embeddings.UnitRows(embeddings.vocabulary_matrix(_loaded)), labels, embeddings.token_kinds(_loaded.tokenizer, labels)
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)

@@ -106,9 +106,8 @@ if added:
         st.rerun()
 
 st.subheader(tr("greedy_vs_sampled", n=COMPARE_STEPS))
-with st.spinner(tr("running_model"), show_time=True):
-    (greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = _continuations(
-        loaded, loaded.fingerprint, text, temperature, int(top_k), top_p, int(seed))
+(greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = compute(
+    _continuations, loaded, loaded.fingerprint, text, temperature, int(top_k), top_p, int(seed))
 greedy_column, sampled_column = st.columns(2)
 greedy_column.caption(tr("greedy"))
 greedy_column.html(f"<b>{escape(text)}</b>{escape(decode(greedy_ids))}")  # whole text: bytes joined into characters

@@ -119,3 +119,18 @@ def test_senses_separate_through_the_layers(minilm):
     within, across = embeddings.sense_similarity(states, [use["sense"]["en"] for use in entry["uses"]])
     assert within[-1] > across[-1]  # by the last layer, same-sense uses are closer than different-sense ones
     assert (within[-1] - across[-1]) > (within[0] - across[0])  # …and more so than at the input
+
+
+def test_unit_rows_without_a_copy_give_the_same_neighbours(smollm):
+    matrix = embeddings.vocabulary_matrix(smollm)
+    shared = embeddings.UnitRows(matrix)
+    assert np.shares_memory(shared.matrix, smollm.model.get_input_embeddings().weight.detach().numpy())
+    copied = embeddings.unit_rows(matrix)
+    ids = [100, 2000, 30000]
+    np.testing.assert_allclose(shared[ids], copied[ids], atol=1e-6)
+    for token_id in ids:
+        expected_ids, expected_sims = embeddings.neighbours(copied, copied[token_id], 8)
+        found_ids, found_sims = embeddings.neighbours(shared, shared[token_id], 8)
+        np.testing.assert_array_equal(found_ids, expected_ids)
+        np.testing.assert_allclose(found_sims, expected_sims, atol=1e-5)
+    np.testing.assert_array_equal(embeddings.neighbour_ids(shared, ids, 8)[:, 0], ids)  # a token is its own nearest
