@@ -28,7 +28,7 @@ def sidebar() -> None:
     choices = list(models.BUNDLED)
     chosen = url_value("model", models.SMOLLM2)
     bundled = st.selectbox(tr("sidebar_bundled"), choices, index=choices.index(chosen) if chosen in choices else None,
-                           format_func=lambda k: models.BUNDLED[k].hub_id.split("/")[-1])
+                           placeholder=tr("sidebar_hub_in_use"), format_func=lambda k: models.BUNDLED[k].hub_id.split("/")[-1])
     if bundled and bundled != chosen:
         keep_value("model", bundled)
     with st.form("hub_model", border=False):

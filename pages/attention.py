@@ -89,6 +89,7 @@ show_figure(figures.heads_grid(grid, [head_label(h) for h in range(info.query_he
                                columns=3 if info.query_heads % 3 == 0 else 4, highlight_row=in_grid),
             f"attention_heads_L{layer}", key="grid")
 line_heads = st.multiselect(tr("line_heads"), list(range(info.query_heads)), format_func=head_label,
+                            placeholder=tr("line_heads_placeholder"),
                             key=url_state("lines", [] if head == "mean" else [int(head)], _int_list), max_selections=4)
 line_weights = (attention.window(pattern[line_heads], start, LINES_WINDOW) if line_heads
                 else attention.window(chosen, start, LINES_WINDOW)[None]).astype(np.float32)  # (heads, w, w)

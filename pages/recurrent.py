@@ -39,10 +39,11 @@ except (OSError, ValueError, KeyError) as error:
     publish_url(*PARAMS)
     st.stop()
 
+GRU, TRANSFORMER = tr("rnn_name_gru"), tr("rnn_name_transformer")  # names shown in legends, in the page's language
+
 # ---- the pair
 rows = []
-for name, model in (("GRU", rnn), ("Transformer", transformer)):
-    entry = record["gru" if name == "GRU" else "transformer"]
+for name, model, entry in ((GRU, rnn, record["gru"]), (TRANSFORMER, transformer, record["transformer"])):
     rows.append({tr("rnn_model"): name, tr("rnn_parameters"): f"{recurrent.parameters(model):,}",
                  tr("rnn_held_out"): f"{entry['held_out_loss']:.3f}", tr("rnn_unigram"): f"{record['unigram_loss']:.3f}",
                  tr("rnn_train_seconds"): f"{entry['seconds']:.0f}"})
@@ -70,7 +71,7 @@ else:
         show_figure(figures.matrix_heatmap(pattern, labels, tr("rnn_attention_title"), tr("rnn_byte"), tr("rnn_byte"),
                                            symmetric=False, colorscale="Blues"), "transformer_attention", key="rnn_attention")
     st.caption(tr("rnn_same_input_explain", n=len(data)))
-    for column, (name, model) in zip(st.columns(2), (("GRU", rnn), ("Transformer", transformer))):
+    for column, (name, model) in zip(st.columns(2), ((GRU, rnn), (TRANSFORMER, transformer))):
         ids, probs = recurrent.next_bytes(model, text)
         column.caption(tr("rnn_next", model=name))
         column.dataframe(pd.DataFrame({tr("rnn_byte"): [figures.visible(readable_bytes(bytes([i]))) for i in ids],
@@ -78,7 +79,7 @@ else:
 
 # ---- memory
 st.header(tr("rnn_memory"))
-series = {"GRU": (CACHE_LENGTHS, [rnn.state_bytes()] * len(CACHE_LENGTHS)),
+series = {GRU: (CACHE_LENGTHS, [rnn.state_bytes()] * len(CACHE_LENGTHS)),
           tr("rnn_our_transformer"): (CACHE_LENGTHS, [transformer.cache_bytes(n) for n in CACHE_LENGTHS])}
 for name, (layers, kv_heads, head_dim) in recurrent.KNOWN_DECODERS.items():
     series[name] = (CACHE_LENGTHS, [recurrent.kv_cache_bytes(layers, kv_heads, head_dim, n) for n in CACHE_LENGTHS])
@@ -94,16 +95,16 @@ with st.spinner(tr("rnn_measuring"), show_time=True):
     measured = _measurements(device)
 slope = recurrent.loglog_slope
 show_figure(figures.lines({
-    f"GRU (× {slope(LENGTHS, measured['rnn_forward']):.2f})": (LENGTHS, measured["rnn_forward"]),
-    f"Transformer (× {slope(LENGTHS, measured['transformer_forward']):.2f})": (LENGTHS, measured["transformer_forward"]),
-    f"GRU, {tr('rnn_long')} (× {slope(ATTENTION_LENGTHS, measured['rnn_long']):.2f})": (ATTENTION_LENGTHS, measured["rnn_long"]),
+    f"{GRU} (× {slope(LENGTHS, measured['rnn_forward']):.2f})": (LENGTHS, measured["rnn_forward"]),
+    f"{TRANSFORMER} (× {slope(LENGTHS, measured['transformer_forward']):.2f})": (LENGTHS, measured["transformer_forward"]),
+    f"{GRU}, {tr('rnn_long')} (× {slope(ATTENTION_LENGTHS, measured['rnn_long']):.2f})": (ATTENTION_LENGTHS, measured["rnn_long"]),
     f"{tr('rnn_attention_only')} (× {slope(ATTENTION_LENGTHS, measured['attention'], 3):.2f})": (ATTENTION_LENGTHS, measured["attention"]),
 }, tr("rnn_forward_title", device=device), tr("rnn_length"), tr("rnn_seconds"), True, True), "forward_times", key="forward")
 left, right = st.columns(2)
-left.metric(tr("rnn_train_rate", model="GRU"), f"{measured['rnn_train']:,.0f}")
-right.metric(tr("rnn_train_rate", model="Transformer"), f"{measured['transformer_train']:,.0f}")
+left.metric(tr("rnn_train_rate", model=GRU), f"{measured['rnn_train']:,.0f}")
+right.metric(tr("rnn_train_rate", model=TRANSFORMER), f"{measured['transformer_train']:,.0f}")
 latency = measured["latency"]
-show_figure(figures.lines({"GRU": (latency["position"], latency["rnn"]),
+show_figure(figures.lines({GRU: (latency["position"], latency["rnn"]),
                            tr("rnn_kv_transformer"): (latency["position"], latency["transformer"])},
                           tr("rnn_latency_title"), tr("rnn_position"), tr("rnn_seconds"), True, True),
             "generation_latency", pd.DataFrame(latency), key="latency")
@@ -111,7 +112,7 @@ st.caption(tr("rnn_speed_explain"))
 
 # ---- long-range memory and the influence of the past
 st.header(tr("rnn_long_range"))
-accuracy = {name: record[key]["recall"] for name, key in (("GRU", "gru"), ("Transformer", "transformer"))}
+accuracy = {name: record[key]["recall"] for name, key in ((GRU, "gru"), (TRANSFORMER, "transformer"))}
 show_figure(figures.lines({name: ([int(k) for k in acc], list(acc.values())) for name, acc in accuracy.items()},
                           tr("rnn_recall_title"), tr("rnn_distance"), tr("rnn_accuracy")),
             "recall_accuracy", pd.DataFrame(accuracy), key="recall")
@@ -122,7 +123,7 @@ answer = tokens[asked - shown].split("=")[1]
 st.code(" ".join(tokens[max(0, asked - shown - 2): asked + 1]) + f"  →  {answer}", language=None, wrap_lines=True)
 back = list(range(0, shown + 12))
 influence = {name: recurrent.saliency(model, ids.tolist(), asked)[: asked + 1][::-1][: len(back)]
-             for name, model in (("GRU", rnn), ("Transformer", transformer))}
+             for name, model in ((GRU, rnn), (TRANSFORMER, transformer))}
 show_figure(figures.lines({name: (back, values) for name, values in influence.items()}, tr("rnn_saliency_title"),
                           tr("rnn_steps_back"), tr("rnn_gradient"), log_y=True),
             "saliency", pd.DataFrame(influence, index=back).reset_index(), key="saliency")
@@ -141,7 +142,7 @@ if st.session_state.pop("train_requested", False):
     st.button(tr("rnn_cancel"), key="train_cancel")  # any click reruns the page, which stops the loop below
     config = dataclasses.replace(recurrent.PairConfig(**record["config"]), steps=steps, recall_warmup=steps // 3,
                                  seed=int(record["config"]["seed"]) + 1)
-    fresh = dict(zip(("GRU", "Transformer"), recurrent.build_pair(config)))  # new weights; the shipped ones untouched
+    fresh = dict(zip((GRU, TRANSFORMER), recurrent.build_pair(config)))  # new weights; the shipped ones untouched
     curves = {name: [] for name in fresh}
     chart = st.empty()
     for name, model in fresh.items():
@@ -156,5 +157,5 @@ if st.session_state.pop("train_requested", False):
 
         recurrent.train(model, config, task=task, progress=show)
     recall = {name: float(np.mean(list(recurrent.recall_accuracy(model, samples=32).values()))) for name, model in fresh.items()}
-    st.success(tr("rnn_trained", steps=steps, rnn=recall["GRU"], transformer=recall["Transformer"]))
+    st.success(tr("rnn_trained", steps=steps, rnn=recall[GRU], transformer=recall[TRANSFORMER]))
 publish_url(*PARAMS)

@@ -101,7 +101,7 @@ text = st.text_area(tr("tok_text"), key=url_state("ttext", SAMPLES["samples"][2]
 loaded = current_model()
 hub_model = loaded is not None and loaded.info.key not in models.BUNDLED
 options = [*KINDS, "hub"] if hub_model else list(KINDS)
-kinds = st.multiselect(tr("tok_shown"), options, key=url_state("tks", list(KINDS), _kinds),
+kinds = st.multiselect(tr("tok_shown"), options, key=url_state("tks", list(KINDS), _kinds), placeholder=tr("tok_shown_placeholder"),
                        format_func=lambda k, language=lang(): t(f"tok_kind_{k}", language, model=loaded.info.key if hub_model else ""))
 special = st.toggle(tr("tok_special"), key=url_state("special", False, as_bool))
 
