@@ -11,6 +11,7 @@ to the first view. Then, on each page's default text, the whole-page rerun time 
 
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,11 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A fresh capture cache, so that first views compute; the converted SmolLM2 is reused from the usual cache.
+_models = Path(os.environ.get("EXPLORER_CACHE_DIR", Path.home() / ".cache" / "llm-explorer")) / "models"
+os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-memory-")
+if _models.exists():
+    (Path(os.environ["EXPLORER_CACHE_DIR"]) / "models").symlink_to(_models)
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 

@@ -198,15 +198,23 @@ def first_layer_queries(loaded: models.LoadedModel, text: str, head: int = 0) ->
 
 # ---------------------------------------------------------------- projections
 
+def pca(points: np.ndarray, dims: int = 2) -> np.ndarray:
+    """(n, d) -> (n, dims): the centred points on their `dims` main axes (an SVD), each axis's sign fixed so that its
+    largest loading is positive, as scikit-learn does. Plain numpy: importing scikit-learn costs the process ~100 MB."""
+    centred = points - points.mean(axis=0)  # (n, d)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)  # axes: (min(n, d), d)
+    axes = axes[:dims]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])  # (dims,)
+    return (centred @ (axes * signs[:, None]).T).astype(np.float32)  # (n, dims)
+
+
 def project(points: np.ndarray, method: str = "umap", dims: int = 2, seed: int = 0) -> np.ndarray:
     """(n, d) -> (n, dims) float32 with UMAP (cosine), PCA or t-SNE; small inputs fall back to what they allow."""
     points = np.asarray(points, dtype=np.float32)
     if len(points) <= dims + 1:
         return np.pad(points[:, :dims], ((0, 0), (0, max(0, dims - points.shape[1])))).astype(np.float32)
     if method == "pca" or len(points) < 6:
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=dims, random_state=seed).fit_transform(points).astype(np.float32)
+        return pca(points, dims)
     if method == "tsne":
         from sklearn.manifold import TSNE
 

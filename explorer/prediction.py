@@ -10,9 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.activations import CaptureError, final_norm_of, run_capture, token_labels, tokenize
+from explorer.activations import CaptureError, chosen_log_probs, final_norm_of, run_capture, token_labels, tokenize
 from explorer.models import LoadedModel
 from explorer.tokenize import piece_bytes, readable_bytes
+
+
+MAX_TOKENS = 1024  # the prediction page reads at most this many tokens of a text (the rest is cut, with a notice)
 
 
 @dataclass
@@ -114,9 +117,6 @@ def perplexity(bits: np.ndarray) -> float:
     return float(2 ** np.mean(bits)) if len(bits) else float("nan")
 
 
-MAX_TOKENS = 1024  # the prediction page reads at most this many tokens of a text (the rest is cut, with a notice)
-
-
 @dataclass
 class TextReading:
     """What the prediction page shows about a text that no widget changes: computed once per text and kept small.
@@ -137,15 +137,27 @@ class TextReading:
 
 
 def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens_positions: int = 16) -> TextReading:
-    """One forward over `text`: the next-token logits, each token's surprisal and the logit lens (decoders only)."""
+    """One forward over `text`: the next-token logits, each token's surprisal and the logit lens (decoders only).
+
+    The log-probabilities are computed after the forward's hidden states are gone, from the final states alone, so
+    the two peaks of memory never add up.
+    """
     if loaded.info.family != "decoder":
         raise CaptureError("not_available", "logits (encoder)")
-    result = run_capture(loaded, text, ["next_logits", "token_log_probs", "blocks.*.resid_post"], max_tokens=max_tokens)
+    result = run_capture(loaded, text, ["next_logits", "final", "blocks.*.resid_post"], max_tokens=max_tokens)
     states = np.stack([result[f"blocks.{i}.resid_post"][-lens_positions:] for i in range(loaded.info.layers)])  # (layers, n, d)
-    lens_ids, lens_probs = logit_lens(loaded, states)  # (layers, n) each
-    lens_labels = [[token_label(loaded.tokenizer, int(i)) for i in row] for row in lens_ids]
-    return TextReading(result.token_ids, token_labels(result), result.offsets, result.dropped_tokens,
-                       result["next_logits"], surprisal(result["token_log_probs"]), lens_ids, lens_probs, lens_labels)
+    final, ids = result["final"], result.token_ids  # (seq, d), (seq,)
+    reading = TextReading(result.token_ids, token_labels(result), result.offsets, result.dropped_tokens,
+                          result["next_logits"], np.zeros(0), *logit_lens(loaded, states), [])
+    del result, states  # every layer's states for every position: only the last few were needed
+    parameter = next(loaded.model.parameters())
+    with torch.inference_mode():
+        log_probs = chosen_log_probs(loaded.model.get_output_embeddings(),
+                                     torch.as_tensor(final, device=parameter.device, dtype=parameter.dtype),
+                                     torch.as_tensor(ids, device=parameter.device))  # (seq - 1,)
+    reading.bits = surprisal(log_probs.float().cpu().numpy())
+    reading.lens_labels = [[token_label(loaded.tokenizer, int(i)) for i in row] for row in reading.lens_ids]
+    return reading
 
 
 def token_label(tokenizer, token_id: int) -> str:

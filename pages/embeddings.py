@@ -29,7 +29,7 @@ def _projection(_loaded, key: str, method: str, dims: int) -> np.ndarray:
     return embeddings.vocabulary_projection(_loaded, method, dims)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _vocabulary_figure(_coordinates, _kinds, _labels, model_key: str, fingerprint: str, method: str, dims: int,
                        highlight: tuple[int, ...], language: str):
     """49,152 WebGL points take plotly ~0.3 s to validate: built once per projection, highlight and language."""

@@ -130,7 +130,8 @@ st.caption(tr("logit_lens_explain", n=LENS_POSITIONS))
 
 # ---- surprise
 st.subheader(tr("surprise_title"))
-st.metric(tr("perplexity"), f"{prediction.perplexity(reading.bits):.1f}")
-st.html(figures.surprisal_html(prediction.character_groups(text, reading.offsets[1:], reading.bits), tr("bits")))
+with st.container(key="surprisal"):
+    st.metric(tr("perplexity"), f"{prediction.perplexity(reading.bits):.1f}")
+    st.html(figures.surprisal_html(prediction.character_groups(text, reading.offsets[1:], reading.bits), tr("bits")))
 st.write(tr("surprise_explain"))
 publish_url(*PARAMS)

@@ -186,14 +186,14 @@ def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_move
     chips.filter(has_text="0xEC").first.wait_for(timeout=60_000)  # byte pieces shown as bytes…
     everything = page.locator('[data-testid="stMain"]').inner_text()
     assert not set("ĠìíëĪķ") & set(everything)  # …never as GPT-2's byte-to-letter stand-ins
-    assert "합치기 #40" in everything
+    assert "병합 #40" in everything
     slider = page.get_by_role("slider").first
     slider.focus()
     for _ in range(5):
         page.keyboard.press("ArrowRight")
     page.wait_for_url("**step=45*", timeout=60_000)
     _wait_until_done(page)
-    page.get_by_text("합치기 #45").first.wait_for(timeout=60_000)
+    page.get_by_text("병합 #45").first.wait_for(timeout=60_000)
     _finish(page, "tokens-hangul-bytes-and-merges.png")
 
 
@@ -223,3 +223,29 @@ def test_recurrent_page_trains_both_models_live_in_korean(server, browser):
     _wait_until_done(page)
     assert "steps=20" in page.url and "task=recall" in page.url
     _finish(page, "recurrent-trained-live.png")
+
+
+def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
+    """One server, eight tabs sent together with different texts: each tab's surprisal view (the engine's offsets over
+    its text) holds its own words and no other tab's, and nothing fails while they share the model."""
+    animals = ["tiger", "penguin", "giraffe", "octopus", "camel", "dolphin", "hamster", "eagle"]
+    texts = {animal: f"My favourite animal is the {animal}, and I see it every {day}."
+             for animal, day in zip(animals, ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+                                              "Sunday", "morning"])}
+    tabs = {}
+    for animal, text in texts.items():  # all requests are in flight before any is waited for
+        tab = browser.new_page(viewport={"width": 1400, "height": 2400})
+        tab.goto(f"{server}/predict?lang=en&ptext={text}", wait_until="commit")
+        tabs[animal] = tab
+    for animal, tab in tabs.items():
+        _wait_until_done(tab)
+        surprise = tab.locator(".st-key-surprisal")
+        surprise.wait_for(timeout=180_000)
+        shown = surprise.inner_text()
+        assert animal in shown and texts[animal].split(" every ")[1].rstrip(".") in shown
+        assert not [other for other in animals if other != animal and other in shown]
+        assert tab.locator("textarea").first.input_value() == texts[animal]
+        _assert_no_exception(tab)
+    _finish(tabs.pop(animals[0]), "eight-sessions-predict.png")
+    for tab in tabs.values():
+        tab.close()

@@ -112,6 +112,14 @@ def test_on_demand_projections_of_a_subset(minilm):
     assert embeddings.project(points[:2], "umap", 2).shape == (2, 2)  # too few points for UMAP: still an answer
 
 
+def test_numpy_pca_equals_scikit_learns(minilm):
+    from sklearn.decomposition import PCA
+
+    points = embeddings.vocabulary_matrix(minilm)[2000:2400].astype(np.float64)
+    for dims in (2, 3):
+        np.testing.assert_allclose(embeddings.pca(points, dims), PCA(n_components=dims).fit_transform(points), atol=1e-4)
+
+
 def test_senses_separate_through_the_layers(minilm):
     entry = DATA["polysemy"][0]
     states = np.stack([embeddings.contextual_states(minilm, use["text"], entry["word"]) for use in entry["uses"]])
