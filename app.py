@@ -1,10 +1,12 @@
 """LLM Internals Explorer: entry point, shared sidebar, navigation."""
 
+import time
+
 import streamlit as st
 
 from explorer import models, process
 from explorer.i18n import LANGUAGES, t
-from pages.common import as_bool, current_model, keep_value, setting, tr, url_value
+from pages.common import HEAVY_SECONDS, as_bool, current_model, keep_value, setting, tr, url_value
 
 process.limit_allocator_arenas()  # every page run is a new thread: without this each may keep its own heap
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
@@ -69,4 +71,9 @@ navigation = st.navigation([
     st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),
     st.Page("pages/recurrent.py", title=tr("nav_recurrent"), icon=":material/compare_arrows:", url_path="recurrent"),
 ])
-navigation.run()
+started = time.perf_counter()
+try:
+    navigation.run()
+finally:
+    if time.perf_counter() - started > HEAVY_SECONDS:  # a run that computed: hand freed memory back to the system
+        process.release_freed_memory()

@@ -257,7 +257,7 @@ class CaptureCache:
         digest = hashlib.blake2b(digest_size=16)
         for name in sorted(arrays):
             digest.update(name.encode())
-            digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+            digest.update(memoryview(np.ascontiguousarray(arrays[name])).cast("B"))  # the array's bytes, not a copy
         return digest.hexdigest()
 
     def _write(self, path: Path, capture: Capture) -> None:

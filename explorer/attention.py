@@ -36,7 +36,8 @@ def window(pattern: np.ndarray, start: int, size: int) -> np.ndarray:
 
 
 FULL_LIMIT = 256  # up to here every layer's full pattern is kept (SmolLM2: 35 MB), so changing layer runs nothing
-MAX_TOKENS = 2048  # the page reads at most this many tokens: one layer's full pattern is then 9 x 2048² x 2 B = 75 MB
+MAX_TOKENS = 1024  # the page reads at most this many tokens: one layer's full pattern is then 9 x 1024² x 2 B = 19 MB
+# (at 2,048 tokens a first view took the shared process ~400 MB above its resting size, measured by bench_memory)
 OVERVIEW_BINS = 64
 
 

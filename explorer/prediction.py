@@ -15,7 +15,8 @@ from explorer.models import LoadedModel
 from explorer.tokenize import piece_bytes, readable_bytes
 
 
-MAX_TOKENS = 1024  # the prediction page reads at most this many tokens of a text (the rest is cut, with a notice)
+MAX_TOKENS = 512  # the prediction page reads at most this many tokens of a text (the rest is cut, with a notice);
+# at 1,024 a first view took the shared process ~300 MB above its resting size (bench_memory), at 512 ~150 MB
 
 
 @dataclass

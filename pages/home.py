@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import figures
+from explorer.i18n import glossary
 from pages.common import ensure_app_shell, lang, publish_url, show_figure, tr
 
 HISTORY = json.loads((Path(__file__).parent.parent / "assets" / "history.json").read_text(encoding="utf-8"))
@@ -35,4 +36,15 @@ show_figure(
     "parameters", pd.DataFrame({"model": names, "year": years, "parameters": counts}), key="parameters",
 )
 st.caption(tr("home_history_note"))
+with st.expander(tr("home_sources")):
+    entries = [(e["year"], e["name"], e["source"]) for e in events] + [(s["year"], s["name"], s["source"]) for s in HISTORY["sizes"]]
+    st.markdown("\n".join(f"- {year} · {name}: [{source['title']}]({source['url']})" for year, name, source in entries))
+
+st.header(tr("home_glossary"), anchor="glossary")
+st.caption(tr("home_glossary_intro"))
+terms = glossary()["terms"]
+st.dataframe(pd.DataFrame({tr("glossary_korean"): [term["ko"] for term in terms],
+                           tr("glossary_english"): [term["en"] for term in terms],
+                           tr("glossary_meaning"): [term["about"][lang()] for term in terms]}),
+             hide_index=True, key="glossary", column_config={tr("glossary_meaning"): st.column_config.TextColumn(width="large")})
 publish_url()
