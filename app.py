@@ -8,7 +8,7 @@ from explorer import models, process
 from explorer.i18n import LANGUAGES, t
 from pages.common import HEAVY_SECONDS, as_bool, current_model, keep_value, setting, tr, url_value
 
-process.limit_allocator_arenas()  # every page run is a new thread: without this each may keep its own heap
+process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>

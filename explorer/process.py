@@ -10,7 +10,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
+M_ARENA_MAX = -8  # mallopt parameter numbers in glibc's malloc.h
+M_MMAP_THRESHOLD = -3
 
 _libc = None
 try:
@@ -22,9 +23,14 @@ except OSError:
     _libc = None
 
 
-def limit_allocator_arenas(count: int = 2) -> bool:
-    """At most `count` heaps for all threads started from now on; True where the allocator took it."""
-    return bool(_libc is not None and _libc.mallopt(M_ARENA_MAX, count))
+def tune_allocator(arenas: int = 2, mmap_threshold: int = 4 * 2**20) -> bool:
+    """At most `arenas` heaps for all threads started from now on, and blocks of `mmap_threshold` bytes or more
+    (a layer's activations, a chunk of logits) mapped on their own, so that freeing them returns them to the system
+    at once. glibc otherwise raises that threshold to 32 MB after the first large free, and such blocks then stay in
+    a heap. True where the allocator took both."""
+    if _libc is None:
+        return False
+    return bool(_libc.mallopt(M_ARENA_MAX, arenas)) and bool(_libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold))
 
 
 def release_freed_memory() -> None:
