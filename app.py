@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer import models, process
 from explorer.i18n import LANGUAGES, t
-from pages.common import HEAVY_SECONDS, as_bool, current_model, keep_value, setting, tr, url_value
+from pages.common import HEAVY_SECONDS, app_shell_run, as_bool, current_model, keep_value, setting, tr, url_value
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
@@ -73,7 +73,8 @@ navigation = st.navigation([
 ])
 started = time.perf_counter()
 try:
-    navigation.run()
+    with app_shell_run():
+        navigation.run()
 finally:
     if time.perf_counter() - started > HEAVY_SECONDS:  # a run that computed: hand freed memory back to the system
         process.release_freed_memory()

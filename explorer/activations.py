@@ -128,8 +128,11 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
     with loaded.lock, torch.inference_mode(), capturing(request):
         # transformers returns the last hidden state after the final norm: read the last block's own output at the
         # norm's input. The hook lives only inside the model's lock, so no other forward can run through it.
+        # The norm is shared: a logit lens in another session may call it meanwhile, so only this thread's call counts.
+        owner = threading.get_ident()
         handle = final_norm.register_forward_hook(
-            lambda module, args, result: around_norm.update(before=args[0], after=result)) if final_norm else None
+            lambda module, args, result: around_norm.update(before=args[0], after=result)
+            if threading.get_ident() == owner else None) if final_norm else None
         try:
             output = model(input_ids, **kwargs)
         finally:

@@ -18,8 +18,9 @@ def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
 
 
 def timeline(years: list[int], names: list[str], captions: list[str], title: str) -> go.Figure:
-    """Events on a year axis, labels alternating above and below so neighbours never overlap."""
-    heights = [1 if i % 2 == 0 else -1 for i in range(len(years))]
+    """Events on a year axis, labels on four levels (high, low, less high, less low) so neighbours never overlap,
+    even two events of one year."""
+    heights = [(1.6, -1.6, 0.8, -0.8)[i % 4] for i in range(len(years))]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=years, y=[0] * len(years), mode="lines", line=dict(color="#888"), hoverinfo="skip"))
     fig.add_trace(go.Scatter(
@@ -29,10 +30,10 @@ def timeline(years: list[int], names: list[str], captions: list[str], title: str
     ))
     for year, height in zip(years, heights):
         fig.add_shape(type="line", x0=year, x1=year, y0=0, y1=height, line=dict(color="#bbb", dash="dot"))
-    fig.update_yaxes(visible=False, range=[-2, 2])
+    fig.update_yaxes(visible=False, range=[-2.5, 2.5])
     fig.update_xaxes(dtick=1, range=[min(years) - 1, max(years) + 1.2])  # room for the outer labels
     fig.update_layout(showlegend=False)
-    return _layout(fig, title, height=340)
+    return _layout(fig, title, height=380)
 
 
 def parameter_chart(names: list[str], years: list[int], parameters: list[int], highlight: list[bool],
@@ -48,7 +49,8 @@ def parameter_chart(names: list[str], years: list[int], parameters: list[int], h
         hovertemplate="%{text}<extra></extra>",
     ))
     fig.update_yaxes(type="log", title=y_label)
-    fig.update_xaxes(title=x_label, dtick=1, range=[min(years) - 0.5, max(years) + 1.5])
+    left_room = 1.4 if "middle left" in sides else 0.5  # a label left of its point needs room inside the frame
+    fig.update_xaxes(title=x_label, dtick=1, range=[min(years) - left_room, max(years) + 1.5])
     return _layout(fig, title)
 
 

@@ -99,7 +99,7 @@ def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarr
     unembed = model.get_output_embeddings()
     device = next(model.parameters()).device
     top_ids, top_probs = [], []
-    with torch.inference_mode():
+    with loaded.lock, torch.inference_mode():  # the model's modules run under its lock, like every forward
         for layer_states in hidden_states:
             states = torch.as_tensor(layer_states, device=device, dtype=next(model.parameters()).dtype)  # (seq, d)
             probs = torch.softmax(unembed(final_norm(states)).float(), dim=-1)  # (seq, vocab)
@@ -152,7 +152,7 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
                           result["next_logits"], np.zeros(0), *logit_lens(loaded, states), [])
     del result, states  # every layer's states for every position: only the last few were needed
     parameter = next(loaded.model.parameters())
-    with torch.inference_mode():
+    with loaded.lock, torch.inference_mode():
         log_probs = chosen_log_probs(loaded.model.get_output_embeddings(),
                                      torch.as_tensor(final, device=parameter.device, dtype=parameter.dtype),
                                      torch.as_tensor(ids, device=parameter.device))  # (seq - 1,)

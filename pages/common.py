@@ -5,7 +5,9 @@ Not a page itself: app.py lists the pages with st.navigation.
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,14 +20,29 @@ from explorer.i18n import DEFAULT_LANGUAGE, t
 GLOBAL_PARAMS = ("lang", "model", "present", "fig")
 
 
+_shell = threading.local()  # a script run happens on one thread: `active` while app.py runs the page
+
+
+@contextmanager
+def app_shell_run():
+    """app.py runs the chosen page inside this; a page run outside it came without the shell."""
+    _shell.active = True
+    try:
+        yield
+    finally:
+        _shell.active = False
+
+
 def ensure_app_shell() -> None:
     """Run a page inside app.py's shell, also when a deep link is the first request a new server process gets.
 
     Until st.navigation has run once in a process, Streamlit treats a folder named pages/ as old-style pages and
     would run this file alone, without the sidebar. Switch to st.navigation and rerun: the same URL lands here again.
+    Whether this run is inside the shell is asked of the run itself, not of Streamlit's process-wide flag: when
+    several first requests arrive together, all but one found the flag already switched and ran without the shell.
     AppTest goes through this rerun on every run, and a button's click does not survive it: keep clicks with on_click.
     """
-    if PagesManager.uses_pages_directory:
+    if not getattr(_shell, "active", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 

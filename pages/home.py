@@ -24,7 +24,8 @@ st.caption(tr("link_hint"))
 st.header(tr("home_history"))
 events = HISTORY["events"]
 show_figure(
-    figures.timeline([e["year"] for e in events], [e["name"] for e in events], [e[lang()] for e in events], tr("timeline_title")),
+    figures.timeline([e["year"] for e in events], [e.get(f"name_{lang()}", e["name"]) for e in events],
+                     [e[lang()] for e in events], tr("timeline_title")),
     "timeline", pd.DataFrame([{"year": e["year"], "name": e["name"], "note": e[lang()]} for e in events]), key="timeline",
 )
 ours = [(f"{name} ({tr('ours')})", year, count) for name, year, count in BUNDLED_SIZES]
@@ -43,8 +44,8 @@ with st.expander(tr("home_sources")):
 st.header(tr("home_glossary"), anchor="glossary")
 st.caption(tr("home_glossary_intro"))
 terms = glossary()["terms"]
-st.dataframe(pd.DataFrame({tr("glossary_korean"): [term["ko"] for term in terms],
+with st.container(key="glossary"):
+    st.table(pd.DataFrame({tr("glossary_korean"): [term["ko"] for term in terms],
                            tr("glossary_english"): [term["en"] for term in terms],
-                           tr("glossary_meaning"): [term["about"][lang()] for term in terms]}),
-             hide_index=True, key="glossary", column_config={tr("glossary_meaning"): st.column_config.TextColumn(width="large")})
+                           tr("glossary_meaning"): [term["about"][lang()] for term in terms]}).set_index(tr("glossary_korean")))
 publish_url()

@@ -35,6 +35,12 @@ PAGES = [  # (url path, query, what must be visible)
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
 ]
 
+ALL_TEXT = """element => {  // text under an element, inside shadow roots too (st.html may render in one)
+  const walk = node => (node.shadowRoot ? walk(node.shadowRoot) : '')
+    + [...node.childNodes].map(child => child.nodeType === Node.TEXT_NODE ? child.textContent : walk(child)).join('');
+  return walk(element);
+}"""
+
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (the test command installs it)")
 
 
@@ -241,7 +247,9 @@ def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
         _wait_until_done(tab)
         surprise = tab.locator(".st-key-surprisal")
         surprise.wait_for(timeout=180_000)
-        shown = surprise.inner_text()
+        tab.wait_for_function(f"() => ({ALL_TEXT})(document.querySelector('.st-key-surprisal')).includes('every')",
+                              timeout=60_000)  # the chips have rendered
+        shown = surprise.evaluate(ALL_TEXT)  # the chips' text, one span per token, joined
         assert animal in shown and texts[animal].split(" every ")[1].rstrip(".") in shown
         assert not [other for other in animals if other != animal and other in shown]
         assert tab.locator("textarea").first.input_value() == texts[animal]

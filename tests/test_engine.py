@@ -208,6 +208,33 @@ def test_concurrent_sessions_get_their_own_tensors(smollm):
         np.testing.assert_array_equal(results[slot]["blocks.5.attn.pattern"], expected[text]["blocks.5.attn.pattern"])
 
 
+def test_a_logit_lens_in_another_session_does_not_leak_into_a_capture(smollm):
+    """The capture hooks the shared final norm; another thread's lens calls that norm at the same time."""
+    from explorer import prediction
+
+    text = "The capital of France is Paris, and the capital of Italy is Rome."
+    expected = run_capture(smollm, text, ["blocks.29.resid_post", "final"])
+    lens_states = np.zeros((smollm.info.layers, 3, smollm.info.hidden_size), dtype=np.float32)
+    stop, errors = threading.Event(), []
+
+    def lens_forever():
+        while not stop.is_set():
+            prediction.logit_lens(smollm, lens_states)
+
+    lens = threading.Thread(target=lens_forever)
+    lens.start()
+    try:
+        for _ in range(6):
+            found = run_capture(smollm, text, ["blocks.29.resid_post", "final"])
+            for name in ("blocks.29.resid_post", "final"):
+                if found[name].shape != expected[name].shape or not np.allclose(found[name], expected[name], atol=1e-5):
+                    errors.append(name)
+    finally:
+        stop.set()
+        lens.join()
+    assert errors == []
+
+
 def test_plain_forward_is_untouched_outside_a_capture(smollm):
     ids = torch.tensor([[504, 3575, 282, 4649, 314]])
     with torch.inference_mode():

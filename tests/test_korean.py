@@ -20,7 +20,7 @@ def korean_strings() -> dict[str, str]:
     """Every Korean text a learner can see: the UI table and the Korean fields of the bundled data."""
     found = {f"i18n:{key}": entry["ko"] for key, entry in i18n.STRINGS.items() if key not in SAMPLE_INPUTS}
     history = json.loads((ASSETS / "history.json").read_text(encoding="utf-8"))
-    found |= {f"history:{event['name']}": event["ko"] for event in history["events"]}
+    found |= {f"history:{event['name']}": event["ko"] + " " + event.get("name_ko", event["name"]) for event in history["events"]}
     for entry in json.loads((ASSETS / "embeddings.json").read_text(encoding="utf-8"))["polysemy"]:
         found |= {f"embeddings:{entry['word']}:{use['text'][:12]}": use["sense"]["ko"] for use in entry["uses"]}
     for sample in json.loads((ASSETS / "samples.json").read_text(encoding="utf-8"))["samples"]:

@@ -1,0 +1,98 @@
+"""Where a model keeps the parts the views need, found once when it loads.
+
+Every engine module asks the `Architecture` instead of reading attribute names, which differ between families:
+Llama and Qwen2 say `embed_tokens`, `layers`, `self_attn`, `norm`, `rotary_emb`; GPT-2 says `wte`, `wpe`, `h`, `attn`,
+`ln_f`; BERT says `embeddings.word_embeddings`, `embeddings.position_embeddings`, `encoder.layer`, `attention`.
+A part a family does not have is None, and the view that needs it says so in a sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+POSITION_KINDS = ("learned", "rotary", "none")  # learned rows added to the input; rotated queries and keys; nothing
+
+
+@dataclass(frozen=True)
+class Architecture:
+    embed: nn.Module  # token ids -> (seq, d)
+    position_kind: str  # one of POSITION_KINDS
+    position_table: nn.Embedding | None  # learned positions (BERT `position_embeddings`, GPT-2 `wpe`)
+    rotary: nn.Module | None  # the module holding `inv_freq` (Llama, Qwen2)
+    blocks: tuple[nn.Module, ...]  # one per layer, in order
+    attention: tuple[nn.Module, ...]  # each block's self-attention
+    mlp: tuple[nn.Module | None, ...]  # each block's feed-forward (None where the family splits it, as BERT does)
+    final_norm: nn.Module | None  # between the last block and the unembedding (Llama `norm`, GPT-2 `ln_f`; BERT none)
+    unembed: nn.Module | None  # hidden state -> vocabulary logits (decoders only)
+    query_heads: int
+    kv_heads: int
+    head_dim: int
+
+    @property
+    def layers(self) -> int:
+        return len(self.blocks)
+
+    def query_projection(self, layer: int) -> tuple[nn.Module, nn.Module] | None:
+        """(input norm, query projection) of a block with a separate query matrix (Llama, Qwen2); else None."""
+        block, attention = self.blocks[layer], self.attention[layer]
+        norm, query = getattr(block, "input_layernorm", None), getattr(attention, "q_proj", None)
+        return (norm, query) if norm is not None and query is not None else None
+
+
+def find(model: nn.Module) -> Architecture:
+    """The parts of a transformers model, by structure first and by the common names second."""
+    base = getattr(model, "base_model", model)
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    blocks = _blocks(base, config)
+    query_heads = getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 0)
+    hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
+    rotary = _first(base, ("rotary_emb",))
+    table = _first(base, ("embeddings.position_embeddings", "wpe", "embed_positions"))
+    table = table if isinstance(table, nn.Embedding) else None
+    unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return Architecture(
+        embed=model.get_input_embeddings(),
+        position_kind="rotary" if rotary is not None and hasattr(rotary, "inv_freq") else "learned" if table is not None else "none",
+        position_table=table,
+        rotary=rotary if rotary is not None and hasattr(rotary, "inv_freq") else None,
+        blocks=tuple(blocks),
+        attention=tuple(_first(block, ("self_attn", "attn", "attention", "self_attention")) for block in blocks),
+        mlp=tuple(_first(block, ("mlp", "feed_forward", "ffn")) for block in blocks),
+        final_norm=_first(base, ("norm", "ln_f", "final_layer_norm", "final_layernorm")),
+        unembed=unembed if isinstance(unembed, nn.Module) else None,
+        query_heads=query_heads,
+        kv_heads=getattr(config, "num_key_value_heads", None) or query_heads,
+        head_dim=getattr(config, "head_dim", None) or hidden // max(1, query_heads),
+    )
+
+
+def _blocks(base: nn.Module, config) -> list[nn.Module]:
+    """The ModuleList with one entry per layer (`layers`, `h`, `encoder.layer`…)."""
+    count = getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)
+    for _, module in base.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return list(module)
+    raise ValueError(f"no list of {count} blocks in {type(base).__name__}")
+
+
+def _first(module: nn.Module, paths: tuple[str, ...]) -> nn.Module | None:
+    for path in paths:
+        found = module
+        for name in path.split("."):
+            found = getattr(found, name, None)
+            if found is None:
+                break
+        if isinstance(found, nn.Module):
+            return found
+    return None
+
+
+def unembed_states(architecture: Architecture, states: torch.Tensor) -> torch.Tensor:
+    """Residual-stream states (..., d) -> vocabulary logits (..., vocab), through the final norm as the model does."""
+    if architecture.unembed is None:
+        raise ValueError("this model has no unembedding (an encoder)")
+    normed = architecture.final_norm(states) if architecture.final_norm is not None else states
+    return architecture.unembed(normed)
