@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from explorer.architecture import Architecture
 from explorer.capture_attention import HEAD_STATS, CaptureRequest, capturing
 from explorer.models import LoadedModel, cache_dir
 
@@ -119,7 +120,7 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
     device = next(model.parameters()).device
     input_ids = torch.as_tensor(ids, device=device)[None]  # (1, seq)
     last = f"blocks.{loaded.info.layers - 1}.resid_post"
-    final_norm = final_norm_of(model) if ({last, "final", "token_log_probs"} & set(names)) else None
+    final_norm = loaded.parts.final_norm if ({last, "final", "token_log_probs"} & set(names)) else None
     wants_hidden = any("resid" in n for n in names) or ("token_log_probs" in names and final_norm is None)
     kwargs = {"output_hidden_states": wants_hidden}
     if loaded.info.family == "decoder":
@@ -140,30 +141,18 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
                 handle.remove()
         tensors = {}
         for name in names:
-            tensors[name] = _pick(name, output, request, model, input_ids, around_norm)
+            tensors[name] = _pick(name, output, request, loaded.parts, input_ids, around_norm)
     return Capture(loaded.info.key, text, ids, tokens, offsets, dropped, tensors)
 
 
-def final_norm_of(model) -> torch.nn.Module | None:
-    """The norm between the last block and the unembedding (Llama `norm`, GPT-2 `ln_f`); encoders like BERT have none."""
-    base = getattr(model, "base_model", model)
-    for name in ("norm", "ln_f", "final_layer_norm"):
-        module = getattr(base, name, None)
-        if isinstance(module, torch.nn.Module):
-            return module
-    return None
-
-
-def _pick(name, output, request: CaptureRequest, model, input_ids, around_norm: dict) -> np.ndarray:
+def _pick(name, output, request: CaptureRequest, parts: Architecture, input_ids, around_norm: dict) -> np.ndarray:
     if name == "embed":
-        return _numpy(model.get_input_embeddings()(input_ids)[0])  # (seq, d)
+        return _numpy(parts.embed(input_ids)[0])  # (seq, d)
     if name == "pos_embed":
-        embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
-        table = getattr(embeddings, "position_embeddings", None)
-        if table is None:
+        if parts.position_table is None:
             raise CaptureError("not_available", "pos_embed (this model adds no position vectors)")
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (seq,)
-        return _numpy(table(positions))  # (seq, d)
+        return _numpy(parts.position_table(positions))  # (seq, d)
     if name == "final":
         if "after" in around_norm:
             return _numpy(around_norm["after"][0])  # (seq, d) what the unembedding reads
@@ -177,7 +166,7 @@ def _pick(name, output, request: CaptureRequest, model, input_ids, around_norm: 
         return _numpy(output.logits[0, -1])  # (vocab,)
     if name == "token_log_probs":
         final = around_norm["after"][0] if "after" in around_norm else output.hidden_states[-1][0]  # (seq, d)
-        return _numpy(chosen_log_probs(model.get_output_embeddings(), final, input_ids[0]))
+        return _numpy(chosen_log_probs(parts.unembed, final, input_ids[0]))
     _, index, what = name.split(".", 2)
     layer = int(index)
     if what == "resid_pre":

@@ -154,9 +154,8 @@ def sinusoidal(positions: int, width: int) -> np.ndarray:
 
 
 def learned_positions(loaded: models.LoadedModel, positions: int) -> np.ndarray:
-    """BERT's learned position rows (positions, d); a rotary model has none (CaptureError not_available)."""
-    embeddings = getattr(loaded.model.base_model, "embeddings", None)
-    table = getattr(embeddings, "position_embeddings", None)
+    """Learned position rows (positions, d) (BERT, GPT-2); a rotary model has none (CaptureError not_available)."""
+    table = loaded.parts.position_table
     if table is None:
         raise activations.CaptureError("not_available", "position_embeddings")
     return table.weight[:positions].detach().float().cpu().numpy()
@@ -170,7 +169,9 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
 def rotary_angles(loaded: models.LoadedModel, positions: int) -> np.ndarray:
     """The angle each query/key pair is turned by at each position: (positions, head_dim / 2), from the model's own
     rotary module (position × inverse frequency)."""
-    rotary = loaded.model.base_model.rotary_emb
+    rotary = loaded.parts.rotary
+    if rotary is None:
+        raise activations.CaptureError("not_available", "rotary positions")
     return (np.arange(positions)[:, None] * rotary.inv_freq.float().cpu().numpy()[None, :]).astype(np.float32)
 
 
@@ -187,13 +188,37 @@ def rotate(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 def first_layer_queries(loaded: models.LoadedModel, text: str, head: int = 0) -> tuple[np.ndarray, list[str]]:
     """Layer 0's query vectors for one head before rotation: (seq, head_dim), and the token labels."""
-    layer = loaded.model.base_model.layers[0]
+    projection = loaded.parts.query_projection(0)
+    if projection is None:
+        raise activations.CaptureError("not_available", "a separate query projection")
+    norm, query = projection
     result = activations.capture(loaded, text, ["blocks.0.resid_pre"], max_tokens=64)
-    states = torch.as_tensor(result["blocks.0.resid_pre"], dtype=next(loaded.model.parameters()).dtype)  # (seq, d)
-    head_dim = loaded.model.config.hidden_size // loaded.model.config.num_attention_heads
-    with torch.inference_mode():
-        queries = layer.self_attn.q_proj(layer.input_layernorm(states))  # (seq, heads * head_dim)
+    parameter = next(loaded.model.parameters())
+    states = torch.as_tensor(result["blocks.0.resid_pre"], device=parameter.device, dtype=parameter.dtype)  # (seq, d)
+    head_dim = loaded.parts.head_dim
+    with loaded.lock, torch.inference_mode():
+        queries = query(norm(states))  # (seq, heads * head_dim)
     return queries[:, head * head_dim:(head + 1) * head_dim].float().cpu().numpy(), activations.token_labels(result)
+
+
+@dataclass
+class RotaryView:
+    """One query vector placed at positions 0..n-1 and turned by the model's rotary embedding, for three pairs."""
+
+    pairs: np.ndarray  # (pairs, n, 2): each chosen dimension pair's 2-D point at each position
+    pair_ids: list[int]  # which pairs: a fast one, a middle one, a slow one
+    token: str  # the text's first token, whose query is turned
+
+
+def rotary_view(loaded: models.LoadedModel, text: str, positions: int = 12) -> RotaryView:
+    queries, labels = first_layer_queries(loaded, text)  # (seq, head_dim)
+    shown = min(positions, len(queries))
+    same = np.repeat(queries[:1], shown, axis=0)  # (shown, head_dim): one query at positions 0..shown-1
+    rotated = rotate(same, rotary_angles(loaded, shown))  # (shown, head_dim)
+    half = rotated.shape[1] // 2
+    pair_ids = list(dict.fromkeys([0, min(4, half - 1), half // 2]))  # fast, faster-middle, slow; no repeats
+    pairs = np.stack([np.stack([rotated[:, i], rotated[:, i + half]], axis=-1) for i in pair_ids])  # (3, shown, 2)
+    return RotaryView(pairs, pair_ids, labels[0])
 
 
 # ---------------------------------------------------------------- projections

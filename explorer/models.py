@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
-from explorer import capture_attention
+from explorer import architecture, capture_attention
 
 MINILM = "minilm-l6"
 SMOLLM2 = "smollm2-135m"
@@ -80,6 +80,7 @@ class LoadedModel:
     tokenizer: object
     fingerprint: str
     load_seconds: float
+    parts: architecture.Architecture  # embeddings, blocks, norms… found once, so no module reads attribute names
     # One forward at a time per shared model: captures read per-call state and must not interleave.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -321,7 +322,11 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
     except (OSError, ValueError) as error:
         raise _map_hub_error(str(key_or_id), error) from error
     info = _describe(key_or_id, config, model, source, torch_device, torch_dtype)
-    return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started)
+    try:
+        parts = architecture.find(model)
+    except ValueError as error:
+        raise ModelError("unsupported", f"{key_or_id}: {error}") from error
+    return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started, parts)
 
 
 def _describe(key, config, model, source, device, dtype) -> ModelInfo:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.activations import CaptureError, chosen_log_probs, final_norm_of, run_capture, token_labels, tokenize
+from explorer.activations import CaptureError, chosen_log_probs, run_capture, token_labels, tokenize
+from explorer.architecture import unembed_states
 from explorer.models import LoadedModel
 from explorer.tokenize import piece_bytes, readable_bytes
 
@@ -94,15 +95,14 @@ def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarr
     hidden_states: (layers, seq, d) -> top token ids (layers, seq) and their probabilities (layers, seq).
     One layer at a time, so (layers, seq, vocab) logits never exist at once.
     """
-    model = loaded.model
-    final_norm = final_norm_of(model) or torch.nn.Identity()
-    unembed = model.get_output_embeddings()
-    device = next(model.parameters()).device
+    if loaded.parts.unembed is None:
+        raise CaptureError("not_available", "logits (encoder)")
+    parameter = next(loaded.model.parameters())
     top_ids, top_probs = [], []
     with loaded.lock, torch.inference_mode():  # the model's modules run under its lock, like every forward
         for layer_states in hidden_states:
-            states = torch.as_tensor(layer_states, device=device, dtype=next(model.parameters()).dtype)  # (seq, d)
-            probs = torch.softmax(unembed(final_norm(states)).float(), dim=-1)  # (seq, vocab)
+            states = torch.as_tensor(layer_states, device=parameter.device, dtype=parameter.dtype)  # (seq, d)
+            probs = torch.softmax(unembed_states(loaded.parts, states).float(), dim=-1)  # (seq, vocab)
             best = probs.max(dim=-1)
             top_ids.append(best.indices.cpu().numpy())
             top_probs.append(best.values.cpu().numpy())
@@ -153,7 +153,7 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
     del result, states  # every layer's states for every position: only the last few were needed
     parameter = next(loaded.model.parameters())
     with loaded.lock, torch.inference_mode():
-        log_probs = chosen_log_probs(loaded.model.get_output_embeddings(),
+        log_probs = chosen_log_probs(loaded.parts.unembed,
                                      torch.as_tensor(final, device=parameter.device, dtype=parameter.dtype),
                                      torch.as_tensor(ids, device=parameter.device))  # (seq - 1,)
     reading.bits = surprisal(log_probs.float().cpu().numpy())

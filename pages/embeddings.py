@@ -78,7 +78,8 @@ label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link 
 # ---- 1. text to vectors
 st.header(tr("emb_text_to_vectors"))
 text = st.text_area(tr("emb_text"), key=url_state("etext", tr("emb_sample")), height=70)
-names = ["embed", "blocks.0.resid_pre"] + (["pos_embed"] if loaded.info.family == "encoder" else [])
+position_kind = loaded.parts.position_kind
+names = ["embed", "blocks.0.resid_pre"] + (["pos_embed"] if position_kind == "learned" else [])
 result = run_capture(loaded, text, names, max_tokens=64)
 if result is not None:
     token_rows = [f"{figures.visible(label)} ({int(i)})" for label, i in zip(activations.token_labels(result), result.token_ids)]
@@ -97,25 +98,21 @@ if result is not None:
                                       tr("position"), tr("position"), loaded.fingerprint),
                         "position_similarity", pd.DataFrame(similarity), key="pos_sim")
         st.caption(tr("emb_learned_explain"))
-    else:
-        queries, query_labels = embeddings.first_layer_queries(loaded, text)
-        shown = min(12, len(queries))
-        angles = embeddings.rotary_angles(loaded, shown)
-        same = np.repeat(queries[:1], shown, axis=0)  # one query vector placed at positions 0..shown-1
-        rotated = embeddings.rotate(same, angles)  # (shown, head_dim)
-        half = rotated.shape[1] // 2
-        pair_ids = [0, 4, half // 2]
-        pairs = np.stack([np.stack([rotated[:, i], rotated[:, i + half]], axis=-1) for i in pair_ids])  # (3, shown, 2)
+    elif position_kind == "rotary" and loaded.parts.query_projection(0) is not None:
+        turned = embeddings.rotary_view(loaded, text)
         left, right = st.columns(2)
         with left:
-            show_figure(figures.rotary_circles(pairs, list(range(shown)), [tr("emb_pair", i=i) for i in pair_ids],
-                                               tr("emb_rotary_title", token=figures.visible(query_labels[0]))),
+            show_figure(figures.rotary_circles(turned.pairs, list(range(turned.pairs.shape[1])),
+                                               [tr("emb_pair", i=i) for i in turned.pair_ids],
+                                               tr("emb_rotary_title", token=figures.visible(turned.token))),
                         "rotary_pairs", key="rotary")
         with right:
             show_figure(_table_figure("rotary_angles", lambda: np.cos(embeddings.rotary_angles(loaded, 64)), 64,
                                       tr("emb_rotary_angles"), tr("emb_pair_axis"), tr("position"), loaded.fingerprint),
                         "rotary_angles", key="rotary_angles")
         st.caption(tr("emb_rotary_explain"))
+    else:
+        st.info(tr("emb_positions_not_shown", kind=tr(f"position_kind_{position_kind}")))
     show_figure(figures.matrix_heatmap(result["blocks.0.resid_pre"], token_rows, tr("emb_first_layer_input"), tr("dimension"), tr("token")),
                 "first_layer_input", key="first_input")
     show_figure(_table_figure("sinusoidal", lambda: embeddings.sinusoidal(64, 128), 64, tr("emb_sinusoidal"),

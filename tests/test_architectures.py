@@ -1,0 +1,127 @@
+"""Other architectures: tiny random GPT-2, BERT, Llama and Qwen2 models built offline from their configs, saved as
+local folders and loaded like any model a user names. The engine and every model page must work on each, through
+`explorer.architecture`, never by reading one family's attribute names."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+from transformers import (AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                          LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+
+from explorer import activations, embeddings, models, prediction
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TEXT = "The cat sat on the mat. 고양이가 앉았다."
+SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=256)
+TINY = {  # name -> (config, model class, the bundled model whose tokenizer it borrows, position kind)
+    "gpt2": (lambda vocab: GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=256, vocab_size=vocab,
+                                      bos_token_id=0, eos_token_id=0), GPT2LMHeadModel, models.SMOLLM2, "learned"),
+    "bert": (lambda vocab: BertConfig(vocab_size=vocab, **SMALL), BertModel, models.MINILM, "learned"),
+    "llama": (lambda vocab: LlamaConfig(vocab_size=vocab, num_key_value_heads=2, tie_word_embeddings=True,
+                                        bos_token_id=1, eos_token_id=2, **SMALL), LlamaForCausalLM, models.SMOLLM2, "rotary"),
+    "qwen2": (lambda vocab: Qwen2Config(vocab_size=vocab, num_key_value_heads=2, bos_token_id=1, eos_token_id=2,
+                                        **SMALL), Qwen2ForCausalLM, models.SMOLLM2, "rotary"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory) -> dict[str, str]:
+    folders = {}
+    for name, (make_config, model_class, borrowed, _) in TINY.items():
+        tokenizer = AutoTokenizer.from_pretrained(models.bundled_folder(borrowed))
+        torch.manual_seed(0)
+        model = model_class(make_config(len(tokenizer)))
+        folder = tmp_path_factory.mktemp(f"tiny-{name}")
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        folders[name] = str(folder)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folders) -> dict[str, models.LoadedModel]:
+    return {name: models.load(folder, device="cpu", dtype="float32") for name, folder in tiny_folders.items()}
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_parts_are_found_for_every_family(tiny, name):
+    loaded = tiny[name]
+    parts = loaded.parts
+    assert parts.layers == 2 and len(parts.attention) == 2 and all(a is not None for a in parts.attention)
+    assert parts.position_kind == TINY[name][3]
+    assert (parts.unembed is not None) == (loaded.info.family == "decoder")
+    assert (parts.final_norm is None) == (name == "bert")  # BERT normalises inside each block, not after the last
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_capture_on_every_family(tiny, name):
+    loaded = tiny[name]
+    names = ["embed", "blocks.*.resid_post", "blocks.*.attn.head_stats", "blocks.1.attn.pattern", "final"]
+    if loaded.parts.position_kind == "learned":
+        names.append("pos_embed")
+    if loaded.info.family == "decoder":
+        names += ["next_logits", "token_log_probs"]
+    result = activations.run_capture(loaded, TEXT, names)
+    seq = len(result.token_ids)
+    pattern = result["blocks.1.attn.pattern"].astype(np.float32)  # (heads, seq, seq)
+    np.testing.assert_allclose(pattern.sum(-1), 1, atol=2e-3)
+    if loaded.info.family == "decoder":
+        assert np.allclose(np.triu(pattern, 1), 0)  # causal
+        with torch.inference_mode():
+            logits = loaded.model(torch.as_tensor(result.token_ids)[None]).logits[0].double()  # (seq, vocab) reference
+        np.testing.assert_allclose(result["next_logits"], logits[-1].numpy(), atol=1e-4)
+        expected = torch.log_softmax(logits[:-1], -1).gather(-1, torch.as_tensor(result.token_ids[1:])[:, None])[:, 0]
+        np.testing.assert_allclose(result["token_log_probs"], expected.numpy(), atol=1e-4)
+    assert result["final"].shape == (seq, loaded.info.hidden_size)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen2"])
+def test_logit_lens_and_generation_on_every_decoder(tiny, name):
+    loaded = tiny[name]
+    reading = prediction.read_text(loaded, TEXT)
+    assert reading.lens_ids.shape[0] == 2
+    assert int(reading.lens_ids[-1, -1]) == int(reading.next_logits.argmax())  # the last layer's lens is the model
+    added, _ = prediction.generate(loaded, TEXT, steps=4)
+    ids = torch.as_tensor(activations.tokenize(loaded, TEXT)[0])[None]
+    with torch.inference_mode():
+        reference = loaded.model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)[0, ids.shape[1]:]
+    assert added == reference.tolist()
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_positions_on_every_family(tiny, name):
+    loaded = tiny[name]
+    if loaded.parts.position_kind == "learned":
+        assert embeddings.learned_positions(loaded, 16).shape == (16, 64)
+        with pytest.raises(activations.CaptureError):
+            embeddings.rotary_angles(loaded, 8)
+    else:
+        view = embeddings.rotary_view(loaded, TEXT)
+        radii = np.linalg.norm(view.pairs, axis=-1)  # (3, n): a rotation keeps each pair on its circle
+        np.testing.assert_allclose(radii, np.broadcast_to(radii[:, :1], radii.shape), rtol=1e-4)
+        with pytest.raises(activations.CaptureError):
+            embeddings.learned_positions(loaded, 8)
+
+
+PAGES = [("pages/inside.py", {}), ("pages/attention.py", {"layer": 1}), ("pages/embeddings.py", {"vmethod": "pca"}),
+         ("pages/predict.py", {}), ("pages/tokens.py", {"tks": ["whitespace", "hub"]})]
+
+
+@pytest.mark.parametrize("page, settings", PAGES)
+@pytest.mark.parametrize("name", list(TINY))
+def test_every_model_page_runs_on_every_family(tiny_folders, name, page, settings):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"lang": "en", "model": tiny_folders[name]})
+    at.run()
+    for key, value in settings.items():  # the page's own settings, as its widgets would hold them
+        at.session_state[key] = value
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["_keep_model"] == tiny_folders[name]  # the tiny model itself, not a fallback
+    if page == "pages/predict.py" and name == "bert":
+        assert any("decoder" in info.value for info in at.info)  # an encoder cannot predict: said in a sentence
+    elif page != "pages/tokens.py":
+        assert at.get("plotly_chart")
