@@ -7,12 +7,12 @@ import streamlit as st
 from explorer import activations, attention, figures, models
 from explorer.capture_attention import HEAD_STATS
 from explorer.i18n import t
-from pages.common import (current_model, ensure_app_shell, lang, publish_url, require_model, run_capture, show_figure,
+from pages.common import (page, current_model, lang, require_model, translated, run_capture, show_figure,
                           tr, url_state)
 
-ensure_app_shell()
 WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = 64, 40, 32, 40
 PARAMS = ("atext", "layer", "head", "start", "role", "focus", "lines")
+page(*PARAMS)
 
 
 
@@ -30,7 +30,7 @@ def _long_table(weights: np.ndarray, token_labels: list[str], offset: int) -> pd
 
 st.title(tr("nav_attention"))
 st.write(tr("attention_intro"))
-loaded = require_model(*PARAMS)
+loaded = require_model()
 info = loaded.info
 text = st.text_area(tr("attention_text"), key=url_state("atext", tr("attention_sample")), height=90)
 left, right = st.columns(2)
@@ -50,7 +50,6 @@ except activations.CaptureError:
 result = run_capture(loaded, text, attention.names_for_view(seq, layer), max_tokens=attention.MAX_TOKENS,
                      pooled_size=attention.OVERVIEW_BINS)
 if result is None:
-    publish_url(*PARAMS)
     st.stop()
 seq = len(result.token_ids)
 labels = [figures.visible(label) for label in activations.token_labels(result)]
@@ -98,7 +97,7 @@ show_figure(figures.head_view(line_weights, labels[start:start + LINES_WINDOW], 
 
 st.subheader(tr("roles_title"))
 stats = activations.head_stats_table(result)  # (layers, heads, stats)
-role = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s, lang=lang(): t(f"stat_{s}", lang),
+role = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=translated("stat_"),
                 key=url_state("role", "previous"))
 show_figure(figures.layer_head_heatmap(stats[:, :, HEAD_STATS.index(role)], tr("heatmap_title", stat=tr(f"stat_{role}")),
                                        tr("layer"), tr("head"), tr(f"stat_{role}")), f"head_roles_{role}", key="roles")
@@ -140,4 +139,3 @@ for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
                                               tr("query"), tr("key")), f"compare_{key}", key=f"compare_{key}")
 st.write(tr("compare_explain"))
 st.caption(tr("compare_first_tokens", n=COMPARE_TOKENS))
-publish_url(*PARAMS)

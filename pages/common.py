@@ -25,12 +25,26 @@ _shell = threading.local()  # a script run happens on one thread: `active` while
 
 @contextmanager
 def app_shell_run():
-    """app.py runs the chosen page inside this; a page run outside it came without the shell."""
-    _shell.active = True
+    """app.py runs the chosen page inside this; a page run outside it came without the shell. However the page ends
+    (to the end, st.stop, st.rerun), the parameters it declared with `page` are written into the address."""
+    _shell.active, _shell.params = True, ()
     try:
         yield
     finally:
         _shell.active = False
+        publish_url(*_shell.params)
+
+
+def page(*params: str) -> None:
+    """A page's first line: run inside app.py's shell, and keep `params` (its widgets' URL keys) in the address."""
+    ensure_app_shell()
+    _shell.params = params
+
+
+def translated(prefix: str, **values):
+    """A format_func for options labelled by the strings `prefix + option`, in this run's language."""
+    language = lang()
+    return lambda option: t(f"{prefix}{option}", language, **values)
 
 
 def ensure_app_shell() -> None:
@@ -141,11 +155,14 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
         return current_model()
 
 
-def require_model(*page_params: str) -> models.LoadedModel:
-    """The current model, or (when none can be used, already explained) the page ends here with its link kept."""
+def require_model(decoder: bool = False) -> models.LoadedModel:
+    """The current model, or the page ends here (its link kept): when none can be used (already explained), or when
+    the page needs a decoder and the model is an encoder (said in a sentence)."""
     loaded = current_model()
+    if loaded is not None and decoder and loaded.info.family != "decoder":
+        st.info(tr("needs_decoder", model=loaded.info.key))
+        loaded = None
     if loaded is None:
-        publish_url(*page_params)
         st.stop()
     return loaded
 

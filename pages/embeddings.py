@@ -9,12 +9,12 @@ import streamlit as st
 
 from explorer import activations, embeddings, figures, models
 from explorer.i18n import t
-from pages.common import (current_model, ensure_app_shell, lang, publish_url, require_model, run_capture, show_figure,
+from pages.common import (page, current_model, lang, require_model, translated, run_capture, show_figure,
                           tr, url_state)
 
-ensure_app_shell()
 DATA = json.loads((Path(__file__).resolve().parent.parent / "assets" / "embeddings.json").read_text(encoding="utf-8"))
 PARAMS = ("etext", "vmethod", "vdims", "find", "word", "smethod", "poly", "query")
+page(*PARAMS)
 MAX_UPLOAD_BYTES = 200_000
 
 
@@ -70,7 +70,7 @@ def _wait_for_umap() -> None:
 
 st.title(tr("nav_embeddings"))
 st.write(tr("emb_intro"))
-loaded = require_model(*PARAMS)
+loaded = require_model()
 key = loaded.info.key
 unit, labels, kinds = _vocabulary(loaded, key)
 label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
@@ -123,7 +123,7 @@ if result is not None:
 st.header(tr("emb_map"))
 left, middle, right = st.columns([2, 1, 3])
 method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_state("vmethod", "umap"),
-                    format_func=lambda m, language=lang(): t(f"method_{m}", language))
+                    format_func=translated("method_"))
 dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, int))
 find = right.text_input(tr("emb_find"), key=url_state("find", ""), placeholder="king, 한국, ##ing")
 with st.spinner(tr("emb_projecting"), show_time=True):
@@ -161,7 +161,7 @@ if word:
 st.subheader(tr("emb_subset"))
 left, right = st.columns([1, 2])
 subset_method = left.radio(tr("emb_method"), list(embeddings.METHODS), horizontal=True, key=url_state("smethod", "pca"),
-                           format_func=lambda m, language=lang(): t(f"method_{m}", language))
+                           format_func=translated("method_"))
 word_list = right.text_input(tr("emb_word_list"), key="word_list", placeholder="cat, dog, 고양이, Paris, Seoul")
 seeds = [i for w in word_list.split(",") if w.strip() for i in embeddings.word_pieces(loaded.tokenizer, w)[:1]] \
     if word_list.strip() else ([int(i) for i in result.token_ids[:40]] if result is not None else [])
@@ -248,4 +248,3 @@ if minilm is not None and len(sentences) >= 2:
     st.caption(tr("emb_search_explain"))
 elif len(sentences) < 2:
     st.info(tr("emb_need_sentences"))
-publish_url(*PARAMS)

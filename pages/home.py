@@ -8,12 +8,12 @@ import streamlit as st
 
 from explorer import figures
 from explorer.i18n import glossary
-from pages.common import ensure_app_shell, lang, publish_url, show_figure, tr
+from pages.common import page, lang, show_figure, tr
 
 HISTORY = json.loads((Path(__file__).parent.parent / "assets" / "history.json").read_text(encoding="utf-8"))
 BUNDLED_SIZES = [("SmolLM2-135M", 2024, 134_515_008), ("MiniLM-L6", 2021, 22_713_216)]  # counted from the loaded weights
+page()
 
-ensure_app_shell()
 st.title(tr("app_title"))
 st.write(tr("home_intro"))
 
@@ -48,4 +48,3 @@ with st.container(key="glossary"):
     st.table(pd.DataFrame({tr("glossary_korean"): [term["ko"] for term in terms],
                            tr("glossary_english"): [term["en"] for term in terms],
                            tr("glossary_meaning"): [term["about"][lang()] for term in terms]}).set_index(tr("glossary_korean")))
-publish_url()

@@ -5,10 +5,9 @@ import streamlit as st
 
 from explorer import activations, figures
 from explorer.capture_attention import HEAD_STATS
-from explorer.i18n import t
-from pages.common import ensure_app_shell, current_model, lang, publish_url, run_capture, show_figure, tr, url_state
+from pages.common import page, current_model, run_capture, show_figure, tr, translated, url_state
 
-ensure_app_shell()
+page("text", "stat")
 st.title(tr("nav_inside"))
 st.write(tr("inside_intro"))
 
@@ -32,7 +31,7 @@ if loaded is not None:
     st.table(pd.DataFrame({tr("field_name"): list(shape), tr("field_value"): [str(v) for v in shape.values()]}).set_index(tr("field_name")))
 
     text = st.text_area(tr("inside_text"), key=url_state("text", tr("sample_text")), height=100)
-    stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=lambda s, lang=lang(): t(f"stat_{s}", lang),
+    stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=translated("stat_"),
                     key=url_state("stat", "entropy"))
     result = run_capture(loaded, text, ["blocks.*.attn.head_stats"], max_tokens=1024)
     if result is not None:
@@ -48,4 +47,3 @@ if loaded is not None:
             f"head_stats_{info.key}_{stat}", data, key="head_stats",
         )
         st.write(tr("inside_explain"))
-publish_url("text", "stat")

@@ -7,11 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from explorer import figures, prediction
-from pages.common import compute, current_model, ensure_app_shell, publish_url, show_figure, tr, url_state
+from pages.common import page, compute, require_model, show_figure, tr, url_state
 
-ensure_app_shell()
 CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
 PARAMS = ("ptext", "temp", "topk", "topp", "seed")
+page(*PARAMS)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -29,13 +29,7 @@ def _continuations(_loaded, fingerprint: str, text: str, temperature: float, top
 
 st.title(tr("nav_predict"))
 st.write(tr("predict_intro"))
-loaded = current_model()
-if loaded is not None and loaded.info.family != "decoder":
-    st.info(tr("predict_needs_decoder"))
-    loaded = None
-if loaded is None:
-    publish_url(*PARAMS)
-    st.stop()
+loaded = require_model(decoder=True)
 
 text_key = url_state("ptext", tr("predict_sample"))
 if "pending_append" in st.session_state:  # applied before the text area exists, as Streamlit requires
@@ -49,7 +43,6 @@ seed = far.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("seed", 0, 
 
 reading = compute(_reading, loaded, loaded.fingerprint, text)
 if reading is None:
-    publish_url(*PARAMS)
     st.stop()
 if reading.dropped_tokens:
     st.warning(tr("truncated", dropped=reading.dropped_tokens))
@@ -134,4 +127,3 @@ with st.container(key="surprisal"):
     st.metric(tr("perplexity"), f"{prediction.perplexity(reading.bits):.1f}")
     st.html(figures.surprisal_html(prediction.character_groups(text, reading.offsets[1:], reading.bits), tr("bits")))
 st.write(tr("surprise_explain"))
-publish_url(*PARAMS)

@@ -8,12 +8,12 @@ import streamlit as st
 import torch
 
 from explorer import figures, recurrent
-from explorer.i18n import t
-from explorer.tokenize import byte_labels, readable_bytes
-from pages.common import ensure_app_shell, lang, publish_url, show_figure, tr, url_state
 
-ensure_app_shell()
+from explorer.tokenize import byte_labels, readable_bytes
+from pages.common import page, show_figure, tr, translated, url_state
+
 PARAMS = ("rtext", "k", "task", "steps")
+page(*PARAMS)
 CACHE_LENGTHS = (16, 64, 256, 1024, 4096, 16384)
 LENGTHS, ATTENTION_LENGTHS = recurrent.LENGTHS, recurrent.ATTENTION_LENGTHS
 
@@ -36,7 +36,6 @@ try:
     rnn, transformer, record = _pair()
 except (OSError, ValueError, KeyError) as error:
     st.error(tr("rnn_no_weights", detail=str(error)))
-    publish_url(*PARAMS)
     st.stop()
 
 GRU, TRANSFORMER = tr("rnn_name_gru"), tr("rnn_name_transformer")  # names shown in legends, in the page's language
@@ -133,7 +132,7 @@ st.caption(tr("rnn_saliency_explain", k=shown))
 st.header(tr("rnn_train_live"))
 left, right = st.columns(2)
 task = left.radio(tr("rnn_task"), ["both", "text", "recall"], horizontal=True, key=url_state("task", "recall"),
-                  format_func=lambda x, language=lang(): t(f"rnn_task_{x}", language))
+                  format_func=translated("rnn_task_"))
 steps = right.slider(tr("rnn_steps"), 10, 600, step=10, key=url_state("steps", 300, int))
 st.caption(tr("rnn_train_explain"))
 # The click is kept in session state by a callback, so it survives a rerun before this line (see ensure_app_shell).
@@ -158,4 +157,3 @@ if st.session_state.pop("train_requested", False):
         recurrent.train(model, config, task=task, progress=show)
     recall = {name: float(np.mean(list(recurrent.recall_accuracy(model, samples=32).values()))) for name, model in fresh.items()}
     st.success(tr("rnn_trained", steps=steps, rnn=recall[GRU], transformer=recall[TRANSFORMER]))
-publish_url(*PARAMS)

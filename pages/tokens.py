@@ -9,13 +9,13 @@ import streamlit as st
 
 from explorer import figures, models, tokenize
 from explorer.tokenize import KINDS, MAX_CORPUS_BYTES, MAX_TEXT_CHARS
-from explorer.i18n import t
-from pages.common import as_bool, current_model, ensure_app_shell, lang, publish_url, show_figure, tr, url_state
 
-ensure_app_shell()
+from pages.common import page, translated, as_bool, current_model, lang, show_figure, tr, url_state
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text(encoding="utf-8"))
 PARAMS = ("ttext", "tks", "special", "merges", "step")
+page(*PARAMS)
 CURVE_POINTS = 60
 
 
@@ -102,14 +102,13 @@ loaded = current_model()
 hub_model = loaded is not None and loaded.info.key not in models.BUNDLED
 options = [*KINDS, "hub"] if hub_model else list(KINDS)
 kinds = st.multiselect(tr("tok_shown"), options, key=url_state("tks", list(KINDS), _kinds), placeholder=tr("tok_shown_placeholder"),
-                       format_func=lambda k, language=lang(): t(f"tok_kind_{k}", language, model=loaded.info.key if hub_model else ""))
+                       format_func=translated("tok_kind_", model=loaded.info.key if hub_model else ""))
 special = st.toggle(tr("tok_special"), key=url_state("special", False, as_bool))
 
 if len(text) > MAX_TEXT_CHARS:
     st.warning(tr("tok_too_long", limit=MAX_TEXT_CHARS))
 if not text.strip():
     st.warning(tr("error_empty_text"))
-    publish_url(*PARAMS)
     st.stop()
 
 results = {}
@@ -151,7 +150,7 @@ if loaded is not None and hasattr(loaded.tokenizer, "backend_tokenizer"):
 st.subheader(tr("tok_bpe"))
 st.write(tr("tok_bpe_explain"))
 source = st.radio(tr("bpe_corpus"), ["bundled", "paste", "upload"], horizontal=True, key="bpe_source",
-                  format_func=lambda s, language=lang(): t(f"bpe_corpus_{s}", language))
+                  format_func=translated("bpe_corpus_"))
 corpus = (ASSETS / "corpus_ko_en.txt").read_text(encoding="utf-8")
 if source == "paste":
     pasted = st.text_area(tr("bpe_corpus_paste"), key="bpe_pasted", height=120)
@@ -209,4 +208,3 @@ show_figure(figures.token_cost_chart([tr(f"tok_short_{k}") for k in costs.tokeni
                                      tr("tok_count_axis")),
             "token_cost", costs.assign(ratio=costs.korean / costs.english), key="cost")
 st.caption(tr("tok_cost_explain", n=len(SAMPLES["parallel"])))
-publish_url(*PARAMS)
