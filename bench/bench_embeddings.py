@@ -15,13 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from explorer import embeddings, figures, models  # noqa: E402
+from explorer.labels import vocabulary_labels
 
 
 def main() -> None:
     for key in (models.SMOLLM2, models.MINILM):
         loaded = models.load(key)
         started = time.perf_counter()
-        labels = embeddings.vocabulary_labels(loaded.tokenizer)
+        labels = vocabulary_labels(loaded.tokenizer)
         kinds = embeddings.token_kinds(loaded.tokenizer, labels)
         labelled = time.perf_counter()
         coordinates = embeddings.vocabulary_projection(loaded, "umap", 2)

@@ -321,9 +321,3 @@ def head_stats_table(capture_result: Capture) -> np.ndarray:
 
 
 __all__ = ["Capture", "CaptureCache", "CaptureError", "HEAD_STATS", "capture", "run_capture", "expand_names", "tokenize"]
-
-
-def token_labels(result: Capture) -> list[str]:
-    """Readable labels: a byte piece of an unfinished character shows the character it belongs to."""
-    return [result.text[start:end] if "\ufffd" in token and end > start else token
-            for token, (start, end) in zip(result.tokens, result.offsets.tolist())]

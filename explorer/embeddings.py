@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from explorer import activations, models
-from explorer.tokenize import is_byte_level, piece_bytes, readable_bytes
+from explorer.labels import is_byte_level, token_labels
 
 TOKEN_KINDS = ("hangul", "latin_word", "continuation", "digits", "punctuation", "special", "byte_piece", "other")
 METHODS = ("umap", "pca", "tsne")
@@ -59,14 +59,6 @@ class UnitRows:
         """unit rows @ other: (d,) -> (n,), (d, m) -> (n, m)."""
         product = self.matrix @ other
         return product / (self.norms if product.ndim == 1 else self.norms[:, None])
-
-
-def vocabulary_labels(tokenizer) -> list[str]:
-    """Every vocabulary entry as readable text: byte-level entries as their characters or bytes, never 'ìķ'."""
-    pieces = [piece or "" for piece in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
-    if not is_byte_level(tokenizer):
-        return pieces
-    return [readable_bytes(raw) if (raw := piece_bytes(piece)) is not None else piece for piece in pieces]
 
 
 def token_kind(label: str, special: bool, wordpiece: bool) -> str:
@@ -198,7 +190,7 @@ def first_layer_queries(loaded: models.LoadedModel, text: str, head: int = 0) ->
     head_dim = loaded.parts.head_dim
     with loaded.lock, torch.inference_mode():
         queries = query(norm(states))  # (seq, heads * head_dim)
-    return queries[:, head * head_dim:(head + 1) * head_dim].float().cpu().numpy(), activations.token_labels(result)
+    return queries[:, head * head_dim:(head + 1) * head_dim].float().cpu().numpy(), token_labels(result)
 
 
 @dataclass
@@ -278,16 +270,20 @@ def umap_is_warm() -> bool:
     return _warm.is_set()
 
 
-def projection_path(model_key: str, method: str, dims: int, folder: Path | None = None) -> Path:
+def projection_path(model_key: str, method: str, dims: int, folder: Path | None = None, fingerprint: str = "") -> Path:
+    """The shipped file is named by the bundled key; a cached one also by the weights' fingerprint, so a model
+    replaced under the same name is projected anew."""
     safe = hashlib.blake2b(model_key.encode(), digest_size=6).hexdigest() if "/" in model_key else model_key
-    return (folder or models.cache_dir() / "projections") / f"{safe}-{method}-{dims}d.npy"
+    weights = f"-{fingerprint}" if fingerprint else ""
+    return (folder or models.cache_dir() / "projections") / f"{safe}{weights}-{method}-{dims}d.npy"
 
 
 def vocabulary_projection(loaded: models.LoadedModel, method: str = "umap", dims: int = 2) -> np.ndarray:
     """The whole vocabulary on a map: (vocab, dims). Read from assets/ (bundled models) or the cache, else computed
     once and written to the cache. A file of the wrong shape or that cannot be read is recomputed."""
     vocab = loaded.model.get_input_embeddings().weight.shape[0]
-    for path in (projection_path(loaded.info.key, method, dims, SHIPPED), projection_path(loaded.info.key, method, dims)):
+    cached = projection_path(loaded.info.key, method, dims, fingerprint=loaded.fingerprint)
+    for path in (projection_path(loaded.info.key, method, dims, SHIPPED), cached):
         try:
             stored = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError):
@@ -295,7 +291,7 @@ def vocabulary_projection(loaded: models.LoadedModel, method: str = "umap", dims
         if stored.shape == (vocab, dims) and np.isfinite(stored).all():
             return stored.astype(np.float32)
     projected = project(vocabulary_matrix(loaded), method, dims)
-    save_projection(projected, projection_path(loaded.info.key, method, dims))
+    save_projection(projected, cached)
     return projected
 
 

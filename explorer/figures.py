@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
+from explorer.labels import visible
 
 FONT = "Noto Sans KR, Noto Sans CJK KR, Apple SD Gothic Neo, Malgun Gothic, sans-serif"  # Hangul first
 
@@ -98,12 +98,6 @@ def logit_lens_heatmap(top_probs: np.ndarray, top_tokens: list[list[str]], posit
     fig.update_xaxes(tickvals=list(range(len(position_labels))), ticktext=position_labels, tickangle=-45)
     fig.update_yaxes(title=layer_label, dtick=2 if layers > 12 else 1)
     return _layout(fig, title, height=max(420, 20 * layers + 160))
-
-
-def visible(token: str) -> str:
-    """A token as a label: spaces, line breaks and invisible characters shown, so ' Paris' and 'Paris' differ."""
-    token = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
-    return "".join(f"⟨U+{ord(c):04X}⟩" if unicodedata.category(c) in ("Cc", "Cf") else c for c in token) or "∅"
 
 
 def surprisal_html(pieces: list[tuple[str, float]], unit: str) -> str:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.activations import CaptureError, chosen_log_probs, run_capture, token_labels, tokenize
+from explorer.activations import CaptureError, chosen_log_probs, run_capture, tokenize
 from explorer.architecture import unembed_states
 from explorer.models import LoadedModel
-from explorer.tokenize import piece_bytes, readable_bytes
+from explorer.labels import token_label, token_labels
 
 
 MAX_TOKENS = 512  # the prediction page reads at most this many tokens of a text (the rest is cut, with a notice);
@@ -159,15 +159,6 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
     reading.bits = surprisal(log_probs.float().cpu().numpy())
     reading.lens_labels = [[token_label(loaded.tokenizer, int(i)) for i in row] for row in reading.lens_ids]
     return reading
-
-
-def token_label(tokenizer, token_id: int) -> str:
-    """A token as text; a byte-level piece of an unfinished character (a third of a Hangul syllable, say) as its bytes."""
-    text = tokenizer.decode([token_id])
-    if "\ufffd" not in text:
-        return text
-    raw = piece_bytes(tokenizer.convert_ids_to_tokens(token_id))
-    return readable_bytes(raw) if raw is not None else text
 
 
 def character_groups(text: str, offsets: np.ndarray, values: np.ndarray) -> list[tuple[str, float]]:

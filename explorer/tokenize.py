@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from explorer import models
+from explorer.labels import is_byte_level, piece_bytes, readable_bytes
 
 KINDS = ("whitespace", "characters", "wordpiece", "byte_bpe", "cl100k", "morphemes")
 MAX_TEXT_CHARS = 20_000  # longer text is cut here (and the page says so): beyond it the chips are unreadable anyway
 MAX_CORPUS_BYTES = 2_000_000
 MAX_MERGES = 5_000
-BYTE_GAP = "\u00a0"  # between the bytes of one piece: a plain space would be shown as part of the token
 
 
 @dataclass
@@ -80,59 +80,6 @@ class Tokenization:
 
 
 # ---------------------------------------------------------------- bytes made readable
-
-@lru_cache(maxsize=1)
-def byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-to-letter table reversed: 'Ġ' -> 0x20, 'ì' -> 0xEC."""
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    return {char: byte for byte, char in bytes_to_unicode().items()}
-
-
-def piece_bytes(piece: str) -> bytes | None:
-    """The bytes behind a byte-level vocabulary entry, or None when it is not one (an added token like <|im_end|>)."""
-    table = byte_decoder()
-    if piece and all(char in table for char in piece):
-        return bytes(table[char] for char in piece)
-    return None
-
-
-def readable_bytes(data: bytes) -> str:
-    """Whole UTF-8 characters as text; the bytes of an unfinished character as 0xEC 0x95."""
-    parts, position = [], 0  # (text, is a lone byte)
-    while position < len(data):
-        for size in (1, 2, 3, 4):
-            try:
-                parts.append((data[position:position + size].decode("utf-8"), False))
-                position += size
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            parts.append((f"0x{data[position]:02X}", True))
-            position += 1
-    if all(is_byte for _, is_byte in parts):
-        return BYTE_GAP.join(part for part, _ in parts)
-    # mixed: runs of lone bytes in brackets, so ' ⟨0xF0 0x9F⟩' cannot be read as text
-    text = "".join(f"\0{part}\0" if is_byte else part for part, is_byte in parts)
-    return re.sub(r"(?:\0(0x[0-9A-F]{2})\0)+", lambda run: "⟨" + BYTE_GAP.join(re.findall(r"0x[0-9A-F]{2}", run.group())) + "⟩", text)
-
-
-def byte_labels(text: str, limit: int | None = None) -> list[str]:
-    """One label per UTF-8 byte of `text` (the first `limit` bytes): an ASCII byte as itself (space ␣, line break ↵,
-    other controls in hex), the first byte of a longer character as the character and its byte ('한 ED'), the bytes
-    after it in hex ('95', '9C')."""
-    shown = {" ": "␣", "\n": "↵", "\t": "⇥"}
-    labels = []
-    for character in text:
-        encoded = character.encode("utf-8")
-        if len(encoded) == 1:
-            labels.append(shown.get(character, character if character.isprintable() else f"{encoded[0]:02X}"))
-        else:
-            first = character if character.isprintable() else "·"
-            labels += [f"{first}{BYTE_GAP}{encoded[0]:02X}"] + [f"{b:02X}" for b in encoded[1:]]
-    return labels[:limit]
-
 
 def spans_from_bytes(text: str, pieces: list[bytes]) -> list[tuple[int, int]]:
     """Character span [start, end) of each consecutive byte piece; a piece inside a character gets that character."""
@@ -223,11 +170,6 @@ def bundled_tokenizer(key: str):
     except models.ModelError:
         folder = models.BUNDLED[key].hub_id  # Streamlit Cloud: the same tokenizer from the hub
     return AutoTokenizer.from_pretrained(folder)
-
-
-def is_byte_level(tokenizer) -> bool:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and "ByteLevel" in repr(backend.decoder)
 
 
 def from_hf(tokenizer, text: str, special: bool = False, kind: str = "hub") -> Tokenization:

@@ -4,15 +4,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import activations, attention, figures, models
+from explorer import attention, figures, models
 from explorer.capture_attention import HEAD_STATS
 from explorer.i18n import t
-from pages.common import (page, current_model, lang, require_model, translated, run_capture, show_figure,
+from explorer.labels import token_labels, visible
+from pages.common import (page, compute, current_model, lang, require_model, translated, run_capture, show_figure,
                           tr, url_state)
 
-WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = 64, 40, 32, 40
+WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = attention.WINDOW, 40, 32, 40
 PARAMS = ("atext", "layer", "head", "start", "role", "focus", "lines")
 page(*PARAMS)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _view(_loaded, fingerprint: str, text: str, layer: int) -> attention.AttentionView:
+    """Kept whole (no copy per rerun): changing head, window or focus draws from it without computing."""
+    return attention.view(_loaded, text, layer)
 
 
 
@@ -20,11 +27,11 @@ def _int_list(raw: str) -> list[int]:
     return [int(part) for part in raw.split(",") if part.strip()]
 
 
-def _long_table(weights: np.ndarray, token_labels: list[str], offset: int) -> pd.DataFrame:
+def _long_table(weights: np.ndarray, names: list[str], offset: int) -> pd.DataFrame:
     """(n, n) weights as one row per (query, key) pair: tokens repeat, so they cannot be column names."""
     queries, keys = np.indices(weights.shape)
-    return pd.DataFrame({"query_position": queries.ravel() + offset, "query": [token_labels[i] for i in queries.ravel()],
-                         "key_position": keys.ravel() + offset, "key": [token_labels[i] for i in keys.ravel()],
+    return pd.DataFrame({"query_position": queries.ravel() + offset, "query": [names[i] for i in queries.ravel()],
+                         "key_position": keys.ravel() + offset, "key": [names[i] for i in keys.ravel()],
                          "weight": weights.ravel()})
 
 
@@ -43,30 +50,23 @@ head = right.selectbox(tr("head"), head_options, format_func=head_label,
 if info.kv_heads < info.query_heads:
     st.caption(tr("gqa_note", q=info.query_heads, kv=info.kv_heads, group=group))
 
-try:
-    seq = len(activations.tokenize(loaded, text, attention.MAX_TOKENS)[0])
-except activations.CaptureError:
-    seq = 0
-result = run_capture(loaded, text, attention.names_for_view(seq, layer), max_tokens=attention.MAX_TOKENS,
-                     pooled_size=attention.OVERVIEW_BINS)
-if result is None:
+shown = compute(_view, loaded, loaded.fingerprint, text, layer)
+if shown is None:
     st.stop()
-seq = len(result.token_ids)
-labels = [figures.visible(label) for label in activations.token_labels(result)]
-pattern = result[f"blocks.{layer}.attn.pattern"]  # (heads, seq, seq) float16
-chosen = pattern.mean(0, dtype=np.float32) if head == "mean" else pattern[int(head)]  # (seq, seq)
+if shown.dropped_tokens:
+    st.warning(tr("truncated", dropped=shown.dropped_tokens))
+seq, labels, pattern = shown.seq, shown.labels, shown.pattern  # pattern: (heads, seq, seq) float16
+chosen = shown.head(head)  # (seq, seq)
 
 start = 0
 if seq > WINDOW:
     start = st.slider(tr("window_start"), 0, seq - WINDOW, key=url_state("start", 0, int))
-if seq > 2 * WINDOW:  # long enough that an overview says more than the tokens themselves
+if shown.overview is not None:  # long enough that an overview says more than the tokens themselves
     st.info(tr("long_text_note", n=seq))
-    pooled = attention.pooled_to_transitions(result[f"blocks.{layer}.attn.pooled"], seq)  # (heads, bins, bins)
-    overview = pooled.mean(0) if head == "mean" else pooled[int(head)]
-    bins = overview.shape[-1]
-    bin_labels = [f"{i * seq // bins}–{(i + 1) * seq // bins - 1}" for i in range(bins)]
-    show_figure(figures.attention_heatmap(overview, bin_labels, bin_labels, tr("overview_title", bins=bins),
-                                          tr("query"), tr("key")), f"attention_overview_L{layer}", key="overview")
+    overview = shown.overview.mean(0) if head == "mean" else shown.overview[int(head)]  # (bins, bins)
+    show_figure(figures.attention_heatmap(overview, shown.bin_labels, shown.bin_labels,
+                                          tr("overview_title", bins=len(shown.bin_labels)), tr("query"), tr("key")),
+                f"attention_overview_L{layer}", key="overview")
 stop = min(seq, start + WINDOW)
 window_labels = labels[start:stop]
 focus = st.selectbox(tr("focus_token"), [None, *range(start, stop)], key=url_state("focus", None, int),
@@ -96,26 +96,15 @@ show_figure(figures.head_view(line_weights, labels[start:start + LINES_WINDOW], 
                               head_names=[head_label(h) for h in line_heads] or None), f"head_view_L{layer}", key="head_view")
 
 st.subheader(tr("roles_title"))
-stats = activations.head_stats_table(result)  # (layers, heads, stats)
+stats = shown.head_stats  # (layers, heads, stats)
 role = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=translated("stat_"),
                 key=url_state("role", "previous"))
 show_figure(figures.layer_head_heatmap(stats[:, :, HEAD_STATS.index(role)], tr("heatmap_title", stat=tr(f"stat_{role}")),
                                        tr("layer"), tr("head"), tr(f"stat_{role}")), f"head_roles_{role}", key="roles")
-rollouts = st.session_state.setdefault("rollouts", {})  # rollout ignores layer and head: compute it once per text
-rollout_key = (info.key, loaded.fingerprint, text)
-if rollout_key not in rollouts:
-    if seq <= attention.FULL_LIMIT:
-        means = np.stack([result[f"blocks.{i}.attn.pattern"].mean(0, dtype=np.float32) for i in range(info.layers)])
-    else:  # long texts: rollout over the pooled overview's bins
-        means = np.stack([attention.pooled_to_transitions(result[f"blocks.{i}.attn.pooled"], seq).mean(0)
-                          for i in range(info.layers)])
-    rollouts.clear()
-    rollouts[rollout_key] = attention.rollout(means)  # (seq, seq) or (bins, bins)
-rolled = rollouts[rollout_key]
 if seq <= attention.FULL_LIMIT:
-    rolled, rollout_labels = attention.window(rolled, start, WINDOW), window_labels
+    rolled, rollout_labels = attention.window(shown.rollout, start, WINDOW), window_labels
 else:
-    rollout_labels = bin_labels
+    rolled, rollout_labels = shown.rollout, shown.bin_labels
 show_figure(figures.attention_heatmap(rolled, rollout_labels, rollout_labels, tr("rollout_title"), tr("query"), tr("key")),
             "attention_rollout", key="rollout")
 st.caption(tr("rollout_explain"))
@@ -131,7 +120,7 @@ for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
                            max_tokens=COMPARE_TOKENS)
     if compared is None:
         continue
-    compare_labels = [figures.visible(label) for label in activations.token_labels(compared)]
+    compare_labels = [visible(label) for label in token_labels(compared)]
     with column:
         show_figure(figures.attention_heatmap(compared[f"blocks.{other_layer}.attn.pattern"].astype(np.float32).mean(0),
                                               compare_labels, compare_labels,

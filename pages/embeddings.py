@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import activations, embeddings, figures, models
+from explorer import embeddings, figures, models
 from explorer.i18n import t
+from explorer.labels import token_labels, visible, vocabulary_labels
 from pages.common import (page, current_model, lang, require_model, translated, run_capture, show_figure,
                           tr, url_state)
 
@@ -19,13 +20,13 @@ MAX_UPLOAD_BYTES = 200_000
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def _vocabulary(_loaded, key: str):
-    labels = embeddings.vocabulary_labels(_loaded.tokenizer)
+def _vocabulary(_loaded, fingerprint: str):
+    labels = vocabulary_labels(_loaded.tokenizer)
     return embeddings.UnitRows(embeddings.vocabulary_matrix(_loaded)), labels, embeddings.token_kinds(_loaded.tokenizer, labels)
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
-def _projection(_loaded, key: str, method: str, dims: int) -> np.ndarray:
+def _projection(_loaded, fingerprint: str, method: str, dims: int) -> np.ndarray:
     return embeddings.vocabulary_projection(_loaded, method, dims)
 
 
@@ -46,17 +47,17 @@ def _table_figure(name: str, _values, rows: int, title: str, x_label: str, y_lab
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _contexts(_loaded, key: str, word: str, sentences: tuple[str, ...]) -> np.ndarray:
+def _contexts(_loaded, fingerprint: str, word: str, sentences: tuple[str, ...]) -> np.ndarray:
     return np.stack([embeddings.contextual_states(_loaded, s, word) for s in sentences])  # (uses, layers + 1, d)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _sentence_vectors(_minilm, sentences: tuple[str, ...]) -> np.ndarray:
+def _sentence_vectors(_minilm, fingerprint: str, sentences: tuple[str, ...]) -> np.ndarray:
     return embeddings.sentence_embeddings(_minilm, list(sentences))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _subset(_unit, key: str, ids: tuple[int, ...], method: str) -> np.ndarray:
+def _subset(_unit, fingerprint: str, ids: tuple[int, ...], method: str) -> np.ndarray:
     return embeddings.project(_unit[list(ids)], method, 2)
 
 
@@ -72,7 +73,7 @@ st.title(tr("nav_embeddings"))
 st.write(tr("emb_intro"))
 loaded = require_model()
 key = loaded.info.key
-unit, labels, kinds = _vocabulary(loaded, key)
+unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
 label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
 
 # ---- 1. text to vectors
@@ -82,7 +83,7 @@ position_kind = loaded.parts.position_kind
 names = ["embed", "blocks.0.resid_pre"] + (["pos_embed"] if position_kind == "learned" else [])
 result = run_capture(loaded, text, names, max_tokens=64)
 if result is not None:
-    token_rows = [f"{figures.visible(label)} ({int(i)})" for label, i in zip(activations.token_labels(result), result.token_ids)]
+    token_rows = [f"{visible(label)} ({int(i)})" for label, i in zip(token_labels(result), result.token_ids)]
     st.caption(tr("emb_steps", n=len(token_rows), d=result["embed"].shape[1]))
     show_figure(figures.matrix_heatmap(result["embed"], token_rows, tr("emb_token_rows"), tr("dimension"), tr("token")),
                 "token_embeddings", pd.DataFrame(result["embed"], index=token_rows).reset_index(), key="embed_rows")
@@ -104,7 +105,7 @@ if result is not None:
         with left:
             show_figure(figures.rotary_circles(turned.pairs, list(range(turned.pairs.shape[1])),
                                                [tr("emb_pair", i=i) for i in turned.pair_ids],
-                                               tr("emb_rotary_title", token=figures.visible(turned.token))),
+                                               tr("emb_rotary_title", token=visible(turned.token))),
                         "rotary_pairs", key="rotary")
         with right:
             show_figure(_table_figure("rotary_angles", lambda: np.cos(embeddings.rotary_angles(loaded, 64)), 64,
@@ -127,7 +128,7 @@ method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_
 dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, int))
 find = right.text_input(tr("emb_find"), key=url_state("find", ""), placeholder="king, 한국, ##ing")
 with st.spinner(tr("emb_projecting"), show_time=True):
-    coordinates = _projection(loaded, key, method, dims)
+    coordinates = _projection(loaded, loaded.fingerprint, method, dims)
 wanted = [w.strip() for w in find.split(",") if w.strip()]
 found = [i for i, label in enumerate(labels) if any(w.lower() == label.strip().lower() for w in wanted)][:50]
 if wanted and not found:
@@ -153,8 +154,8 @@ if word:
         st.warning(tr("error_empty_text"))
     else:
         ids, sims = embeddings.neighbours(unit, unit[pieces].mean(axis=0), 12)
-        st.caption(tr("emb_neighbours_of", word=word, pieces=" + ".join(figures.visible(labels[i]) for i in pieces)))
-        table = pd.DataFrame({tr("token"): [figures.visible(labels[i]) for i in ids], "id": ids, tr("cosine"): sims.round(3)})
+        st.caption(tr("emb_neighbours_of", word=word, pieces=" + ".join(visible(labels[i]) for i in pieces)))
+        table = pd.DataFrame({tr("token"): [visible(labels[i]) for i in ids], "id": ids, tr("cosine"): sims.round(3)})
         st.dataframe(table, hide_index=True)
 
 # ---- a subset, projected on demand
@@ -175,7 +176,7 @@ if seeds:
         _wait_for_umap()
         subset_method = "pca"
     with st.spinner(tr("emb_projecting"), show_time=True):
-        subset_points = _subset(unit, key, tuple(chosen_ids), subset_method)
+        subset_points = _subset(unit, loaded.fingerprint, tuple(chosen_ids), subset_method)
     show_figure(figures.vocabulary_map(subset_points, kinds[chosen_ids], [labels[i] for i in chosen_ids], kind_names,
                                        list(range(len(seeds))), tr("emb_subset_title", n=len(chosen_ids), method=t(f"method_{subset_method}", lang()))),
                 "subset_map", pd.DataFrame({"token": [labels[i] for i in chosen_ids], "id": chosen_ids,
@@ -190,7 +191,7 @@ b = second.text_input("− b", value=DATA["analogies"][0][1], key="analogy_b")
 c = third.text_input("+ c", value=DATA["analogies"][0][2], key="analogy_c")
 if a.strip() and b.strip() and c.strip():
     found_analogy = embeddings.analogy(loaded.tokenizer, unit, a, b, c)
-    st.dataframe(pd.DataFrame({tr("token"): [figures.visible(labels[i]) for i, _ in found_analogy.answers],
+    st.dataframe(pd.DataFrame({tr("token"): [visible(labels[i]) for i, _ in found_analogy.answers],
                                tr("cosine"): [round(s, 3) for _, s in found_analogy.answers]}), hide_index=True)
     if found_analogy.split_words:
         st.warning(tr("emb_analogy_split", words=", ".join(found_analogy.split_words)))
@@ -204,7 +205,7 @@ entry = sets[chosen]
 uses = tuple(use["text"] for use in entry["uses"])
 senses = [use["sense"][lang()] for use in entry["uses"]]
 with st.spinner(tr("running_model"), show_time=True):
-    states = _contexts(loaded, key, entry["word"], uses)  # (uses, layers + 1, d)
+    states = _contexts(loaded, loaded.fingerprint, entry["word"], uses)  # (uses, layers + 1, d)
 # unit length first: the last layers' vectors are far longer and would otherwise squeeze the early layers to a dot
 flat = embeddings.project(embeddings.unit_rows(states.reshape(-1, states.shape[-1])), "pca", 2).reshape(len(uses), -1, 2)
 show_figure(figures.context_paths(flat, senses, list(uses), tr("emb_context_title", word=entry["word"]), tr("layer")),
@@ -228,10 +229,10 @@ lines = st.text_area(tr("emb_sentences"), value=default, height=180, key="senten
 sentences = [line.strip() for line in lines.splitlines() if line.strip()][:embeddings.MAX_SENTENCES]
 query = st.text_input(tr("emb_query"), key=url_state("query", tr("emb_query_sample")))
 if minilm is not None and len(sentences) >= 2:
-    vectors = _sentence_vectors(minilm, tuple(sentences))  # (n, d) unit rows
+    vectors = _sentence_vectors(minilm, minilm.fingerprint, tuple(sentences))  # (n, d) unit rows
     scores = None
     if query.strip():
-        query_vector = _sentence_vectors(minilm, (query,))[0]  # (d,) unit length
+        query_vector = _sentence_vectors(minilm, minilm.fingerprint, (query,))[0]  # (d,) unit length
         order, similarity = embeddings.rank_sentences(query_vector, vectors)
         scores = vectors @ query_vector
         st.dataframe(pd.DataFrame({"#": range(1, len(order) + 1), tr("emb_sentence"): [sentences[i] for i in order],

@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer import figures, prediction
 from pages.common import page, compute, require_model, show_figure, tr, url_state
+from explorer.labels import token_label, visible
 
 CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
 PARAMS = ("ptext", "temp", "topk", "topp", "seed")
@@ -56,7 +57,7 @@ else:
     next_logits = reading.next_logits
 distribution = prediction.filter_distribution(next_logits, temperature, int(top_k), top_p)
 top_ids = np.argsort(-distribution.probs)[:CANDIDATES]  # (20,) most likely first
-labels = [figures.visible(prediction.token_label(loaded.tokenizer, int(i))) for i in top_ids]
+labels = [visible(token_label(loaded.tokenizer, int(i))) for i in top_ids]
 show_figure(
     figures.next_token_bars(labels, distribution.probs[top_ids], distribution.kept[top_ids], tr("bars_title"), tr("probability")),
     "next_token", pd.DataFrame({"token": labels, "id": top_ids, "probability": distribution.probs[top_ids],
@@ -68,7 +69,7 @@ added = st.session_state.setdefault("added_tokens", [])
 
 
 def _append(token_id: int) -> None:
-    added.append((prediction.token_label(loaded.tokenizer, token_id), float(distribution.probs[token_id])))
+    added.append((token_label(loaded.tokenizer, token_id), float(distribution.probs[token_id])))
     piece = decode(waiting + [token_id])
     if piece.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the bytes that finish it
         waiting.append(token_id)
@@ -104,15 +105,15 @@ st.subheader(tr("greedy_vs_sampled", n=COMPARE_STEPS))
 greedy_column, sampled_column = st.columns(2)
 greedy_column.caption(tr("greedy"))
 greedy_column.html(f"<b>{escape(text)}</b>{escape(decode(greedy_ids))}")  # whole text: bytes joined into characters
-label = lambda token_id: prediction.token_label(loaded.tokenizer, token_id)  # noqa: E731
+label = lambda token_id: token_label(loaded.tokenizer, token_id)  # noqa: E731
 greedy_column.html(figures.token_chips_html([label(i) for i in greedy_ids], greedy_probs))
 sampled_column.caption(tr("sampled", t=temperature, seed=int(seed)))
 sampled_column.html(f"<b>{escape(text)}</b>{escape(decode(sampled_ids))}")
 sampled_column.html(figures.token_chips_html([label(i) for i in sampled_ids], sampled_probs))
 
 # ---- logit lens
-lens_tokens = [[figures.visible(token) for token in row] for row in reading.lens_labels]
-positions = [figures.visible(token) for token in reading.token_labels[-LENS_POSITIONS:]]
+lens_tokens = [[visible(token) for token in row] for row in reading.lens_labels]
+positions = [visible(token) for token in reading.token_labels[-LENS_POSITIONS:]]
 show_figure(
     figures.logit_lens_heatmap(reading.lens_probs, lens_tokens, positions, tr("logit_lens_title"), tr("layer"), tr("probability")),
     "logit_lens", pd.DataFrame([{"layer": l, "position": p, "input_token": positions[p], "predicted": lens_tokens[l][p],

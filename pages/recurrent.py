@@ -9,8 +9,8 @@ import torch
 
 from explorer import figures, recurrent
 
-from explorer.tokenize import byte_labels, readable_bytes
 from pages.common import page, show_figure, tr, translated, url_state
+from explorer.labels import byte_labels, readable_bytes, visible
 
 PARAMS = ("rtext", "k", "task", "steps")
 page(*PARAMS)
@@ -73,7 +73,7 @@ else:
     for column, (name, model) in zip(st.columns(2), ((GRU, rnn), (TRANSFORMER, transformer))):
         ids, probs = recurrent.next_bytes(model, text)
         column.caption(tr("rnn_next", model=name))
-        column.dataframe(pd.DataFrame({tr("rnn_byte"): [figures.visible(readable_bytes(bytes([i]))) for i in ids],
+        column.dataframe(pd.DataFrame({tr("rnn_byte"): [visible(readable_bytes(bytes([i]))) for i in ids],
                                        tr("probability"): np.round(probs, 3)}), hide_index=True)
 
 # ---- memory

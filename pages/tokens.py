@@ -11,6 +11,7 @@ from explorer import figures, models, tokenize
 from explorer.tokenize import KINDS, MAX_CORPUS_BYTES, MAX_TEXT_CHARS
 
 from pages.common import page, translated, as_bool, current_model, lang, show_figure, tr, url_state
+from explorer.labels import readable_bytes, visible
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text(encoding="utf-8"))
@@ -182,14 +183,14 @@ right.metric(tr("bpe_sentence_tokens"), f"{at_step.count:,}",
              delta=f"{at_step.count - len(text[:MAX_TEXT_CHARS].encode('utf-8')):,}", delta_color="inverse")
 if step:
     a, b = trained.merges[step - 1]
-    st.markdown(tr("bpe_merge_made", step=step, left=f"`{figures.visible(tokenize.readable_bytes(a))}`",
-                   right=f"`{figures.visible(tokenize.readable_bytes(b))}`",
-                   merged=f"`{figures.visible(tokenize.readable_bytes(a + b))}`"))
+    st.markdown(tr("bpe_merge_made", step=step, left=f"`{visible(readable_bytes(a))}`",
+                   right=f"`{visible(readable_bytes(b))}`",
+                   merged=f"`{visible(readable_bytes(a + b))}`"))
 else:
     st.caption(tr("bpe_no_merge"))
 st.html(figures.token_row_html(at_step.text, at_step.tokens))
-recent = [{"#": k, tr("bpe_new_token"): figures.visible(tokenize.readable_bytes(x + y)),
-           tr("bpe_merged_from"): f"{figures.visible(tokenize.readable_bytes(x))} + {figures.visible(tokenize.readable_bytes(y))}"}
+recent = [{"#": k, tr("bpe_new_token"): visible(readable_bytes(x + y)),
+           tr("bpe_merged_from"): f"{visible(readable_bytes(x))} + {visible(readable_bytes(y))}"}
           for k, (x, y) in list(enumerate(trained.merges[:step], start=1))[::-1][:8]]
 if recent:
     st.caption(tr("bpe_recent"))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from explorer import embeddings, models
+from explorer.labels import vocabulary_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = json.loads((ROOT / "assets" / "embeddings.json").read_text(encoding="utf-8"))
@@ -41,12 +42,12 @@ def test_a_tokens_nearest_neighbour_is_itself_at_similarity_one(fixture, request
 
 
 def test_labels_are_readable_and_kinds_cover_the_vocabulary(smollm, minilm):
-    labels = embeddings.vocabulary_labels(smollm.tokenizer)
+    labels = vocabulary_labels(smollm.tokenizer)
     assert len(labels) == 49152 and not any(c in "".join(labels) for c in "ĠĊ")
     kinds = embeddings.token_kinds(smollm.tokenizer, labels)
     assert set(kinds) <= set(embeddings.TOKEN_KINDS)
     assert kinds[0] == "special" and kinds[labels.index(" the")] == "latin_word" and "byte_piece" in kinds
-    wordpiece = embeddings.token_kinds(minilm.tokenizer, embeddings.vocabulary_labels(minilm.tokenizer))
+    wordpiece = embeddings.token_kinds(minilm.tokenizer, vocabulary_labels(minilm.tokenizer))
     assert wordpiece[minilm.tokenizer.convert_tokens_to_ids("##ing")] == "continuation"
     assert wordpiece[minilm.tokenizer.convert_tokens_to_ids("[CLS]")] == "special"
     assert (wordpiece == "hangul").sum() > 10
@@ -89,7 +90,7 @@ def test_cached_projection_reloads_equal_and_a_corrupt_file_is_recomputed(minilm
     monkeypatch.setattr(embeddings, "SHIPPED", tmp_path / "none")
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
     first = embeddings.vocabulary_projection(minilm, "pca", 2)
-    path = embeddings.projection_path(minilm.info.key, "pca", 2)
+    path = embeddings.projection_path(minilm.info.key, "pca", 2, fingerprint=minilm.fingerprint)
     assert path.exists() and first.shape == (30522, 2)
     again = embeddings.vocabulary_projection(minilm, "pca", 2)
     np.testing.assert_array_equal(again, np.load(path).astype(np.float32))

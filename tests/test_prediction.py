@@ -5,6 +5,7 @@ import torch
 
 from explorer import activations, prediction
 from explorer.activations import run_capture, tokenize
+from explorer.labels import token_label
 
 
 def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p():
@@ -91,6 +92,6 @@ def test_byte_pieces_of_a_syllable_are_grouped_and_labelled_as_bytes(smollm):
     np.testing.assert_allclose(sum(total for _, total in groups), bits.sum())  # surprisal adds up within a group
     partial = [int(i) for i, token in zip(result.token_ids, result.tokens) if "\ufffd" in token]
     assert partial, "Hangul splits into byte pieces in SmolLM2's vocabulary"
-    label = prediction.token_label(smollm.tokenizer, partial[0])
+    label = token_label(smollm.tokenizer, partial[0])
     assert label.startswith("0x") and "\ufffd" not in label
-    assert prediction.token_label(smollm.tokenizer, int(result.token_ids[-1])) == " ok"
+    assert token_label(smollm.tokenizer, int(result.token_ids[-1])) == " ok"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, models as bpe_models, pre_tokenizers
 
-from explorer import tokenize as tk
+from explorer import labels, tokenize as tk
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = json.loads((ROOT / "assets" / "samples.json").read_text(encoding="utf-8"))
@@ -36,9 +36,9 @@ def test_byte_level_pieces_concatenate_to_the_utf8_bytes_and_never_show_stand_in
         assert result.byte_level
         assert b"".join(token.raw for token in result.content) == text.encode("utf-8"), text
         for token in result.content:
-            assert token.piece == tk.readable_bytes(token.raw)
+            assert token.piece == labels.readable_bytes(token.raw)
             shown = token.piece.replace("⟨", "").replace("⟩", "")
-            letters = {c for c in shown.split(tk.BYTE_GAP) if not c.startswith("0x")} if shown.startswith("0x") else set(shown)
+            letters = {c for c in shown.split(labels.BYTE_GAP) if not c.startswith("0x")} if shown.startswith("0x") else set(shown)
             assert not (letters & STAND_INS) or letters <= set(text), (kind, token.piece)
             assert 0 <= token.start < token.end <= len(text)
 
@@ -131,7 +131,7 @@ def test_the_merge_list_replays_to_what_the_trained_tokenizer_gives(trained):
     assert len(trained.merges) == 400
     reference = Tokenizer.from_str(trained.trained_json)
     for text in TEXTS + HARD:
-        expected = [tk.piece_bytes(piece) for piece in reference.encode(text).tokens]
+        expected = [labels.piece_bytes(piece) for piece in reference.encode(text).tokens]
         assert [t.raw for t in tk.bpe_replay(trained, text, 400).tokens] == expected, text
 
 
@@ -143,7 +143,7 @@ def test_a_replay_part_way_equals_a_tokenizer_built_from_the_first_merges(traine
     partial.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     for text in TEXTS:
         replay = tk.bpe_replay(trained, text, steps)
-        assert [t.raw for t in replay.tokens] == [tk.piece_bytes(p) for p in partial.encode(text).tokens]
+        assert [t.raw for t in replay.tokens] == [labels.piece_bytes(p) for p in partial.encode(text).tokens]
         assert [t.id for t in replay.tokens] == partial.encode(text).ids
         assert replay.exact and replay.count >= tk.bpe_replay(trained, text, 400).count
 
@@ -165,8 +165,8 @@ def test_counts_for_every_step_from_one_pass_equal_replaying_each_step(trained):
 
 def test_byte_labels_name_every_byte_and_the_character_it_starts():
     text = "한 a\u200b🙂\n"
-    labels = tk.byte_labels(text)
-    assert len(labels) == len(text.encode("utf-8"))
-    assert labels[:5] == [f"한{tk.BYTE_GAP}ED", "95", "9C", "␣", "a"]
-    assert labels[5].startswith("·") and labels[8].startswith("🙂") and labels[-1] == "↵"
-    assert tk.byte_labels(text, 2) == labels[:2]
+    shown = labels.byte_labels(text)
+    assert len(shown) == len(text.encode("utf-8"))
+    assert shown[:5] == [f"한{labels.BYTE_GAP}ED", "95", "9C", "␣", "a"]
+    assert shown[5].startswith("·") and shown[8].startswith("🙂") and shown[-1] == "↵"
+    assert labels.byte_labels(text, 2) == shown[:2]
