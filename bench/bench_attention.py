@@ -44,7 +44,7 @@ def main() -> None:
     smollm = models.load(models.SMOLLM2)
     cache = activations.CaptureCache(Path(tempfile.mkdtemp()))
     full = attention.FULL_LIMIT
-    text = smollm.tokenizer.decode(activations.tokenize(smollm, TEXT, full)[0])  # about `full` tokens
+    text = smollm.tokenizer.decode(activations.encode(smollm, TEXT, full)[0])  # about `full` tokens
     started = time.perf_counter()
     shown = attention.view(smollm, text, 0, cache=cache)
     first = time.perf_counter() - started
@@ -60,7 +60,7 @@ def main() -> None:
           f"(a BertViz-style JSON of every pattern would be ~{30 * 9 * shown.seq ** 2 * 6 / 2**20:.0f} MB)")
 
     for length in (512, attention.MAX_TOKENS):
-        text = smollm.tokenizer.decode(activations.tokenize(smollm, TEXT * 2, length)[0])
+        text = smollm.tokenizer.decode(activations.encode(smollm, TEXT * 2, length)[0])
         started = time.perf_counter()
         shown = attention.view(smollm, text, 5, cache=activations.CaptureCache(Path(tempfile.mkdtemp())))
         [figure.to_json() for figure in figures_of(shown, 0)]

@@ -112,7 +112,7 @@ def main() -> None:
     print(f"{'tokens':>7} {'plain s':>8} {'capture s':>9} {'ratio':>6} {'kept MB':>8} {'extra peak RSS MB':>18}")
     for tokens in (128, 512, 2048):
         text = long_text(smollm, tokens)
-        ids = torch.as_tensor(activations.tokenize(smollm, text, tokens)[0])[None]  # (1, tokens)
+        ids = torch.as_tensor(activations.encode(smollm, text, tokens)[0])[None]  # (1, tokens)
 
         def plain():
             with torch.inference_mode():

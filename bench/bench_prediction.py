@@ -18,7 +18,7 @@ TEXT = (Path(__file__).resolve().parent.parent / "assets" / "sample_long.txt").r
 
 def main() -> None:
     smollm = models.load(models.SMOLLM2)
-    ids = [int(i) for i in activations.tokenize(smollm, TEXT, 200)[0]]
+    ids = [int(i) for i in activations.encode(smollm, TEXT, 200)[0]]
     print(f"prompt: {len(ids)} tokens")
     prediction.next_token_logits(smollm, ids)  # warm-up
     started = time.perf_counter()
@@ -38,7 +38,7 @@ def main() -> None:
           f"vs {uncached * 1000:.0f} ms recomputing the prefix ({uncached / cached:.1f}x)")
     started = time.perf_counter()
     prediction.generate(smollm, TEXT[:400], 12, temperature=0.8, top_p=0.9, seed=1)
-    print(f"12 sampled tokens after a {len(activations.tokenize(smollm, TEXT[:400])[0])}-token prompt: "
+    print(f"12 sampled tokens after a {len(activations.encode(smollm, TEXT[:400])[0])}-token prompt: "
           f"{(time.perf_counter() - started) * 1000:.0f} ms")
 
 

@@ -90,7 +90,7 @@ def expand_names(names, layers: int) -> list[str]:
     return sorted(set(expanded), key=expanded.index)
 
 
-def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None):
+def encode(loaded: LoadedModel, text: str, max_tokens: int | None = None):
     """Token ids, decoded tokens, character offsets and how many tokens were dropped at the length limit."""
     if not text or not text.strip():
         raise CaptureError("empty_text")
@@ -108,7 +108,7 @@ def tokenize(loaded: LoadedModel, text: str, max_tokens: int | None = None):
 def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = None, pooled_size: int = 0) -> Capture:
     """One forward pass keeping only `names`; no cache (see `capture`)."""
     names = expand_names(names, loaded.info.layers)
-    ids, tokens, offsets, dropped = tokenize(loaded, text, max_tokens)
+    ids, tokens, offsets, dropped = encode(loaded, text, max_tokens)
     if _DECODER_NAMES & set(names) and loaded.info.family != "decoder":
         raise CaptureError("not_available", "logits (encoder)")
     request = CaptureRequest(
@@ -320,4 +320,4 @@ def head_stats_table(capture_result: Capture) -> np.ndarray:
     return np.stack([capture_result[f"blocks.{i}.attn.head_stats"] for i in layers])
 
 
-__all__ = ["Capture", "CaptureCache", "CaptureError", "HEAD_STATS", "capture", "run_capture", "expand_names", "tokenize"]
+__all__ = ["Capture", "CaptureCache", "CaptureError", "HEAD_STATS", "capture", "run_capture", "expand_names", "encode"]

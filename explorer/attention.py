@@ -80,7 +80,7 @@ class AttentionView:
 
 def view(loaded: LoadedModel, text: str, layer: int, cache: activations.CaptureCache | None = None) -> AttentionView:
     """One capture (through the engine's cache, or `cache`) and what the page derives from it, rollout included."""
-    seq = len(activations.tokenize(loaded, text, MAX_TOKENS)[0])
+    seq = len(activations.encode(loaded, text, MAX_TOKENS)[0])
     result = activations.capture(loaded, text, names_for_view(seq, layer), max_tokens=MAX_TOKENS,
                                  pooled_size=OVERVIEW_BINS, cache=cache)
     layers = loaded.info.layers

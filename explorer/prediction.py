@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.activations import CaptureError, chosen_log_probs, run_capture, tokenize
+from explorer.activations import CaptureError, chosen_log_probs, run_capture, encode
 from explorer.architecture import unembed_states
 from explorer.models import LoadedModel
 from explorer.labels import token_label, token_labels
@@ -73,7 +73,7 @@ def generate(loaded: LoadedModel, text: str, steps: int, temperature: float = 0.
 
     The prompt is the text's first `max_tokens` tokens (default: prediction.MAX_TOKENS, as the page reads it).
     """
-    ids = [int(i) for i in tokenize(loaded, text, max_tokens or MAX_TOKENS)[0]]
+    ids = [int(i) for i in encode(loaded, text, max_tokens or MAX_TOKENS)[0]]
     generator = np.random.default_rng(seed)
     past, added, chances = None, [], []
     for _ in range(steps):

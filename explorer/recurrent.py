@@ -59,7 +59,7 @@ class ByteGRU(nn.Module):
         self.head = nn.Linear(config.rnn_hidden, VOCAB)
 
     def forward(self, ids: torch.Tensor, state: torch.Tensor | None = None, embedded: torch.Tensor | None = None):
-        """ids: (b, n) -> logits (b, n, 256), state (layers, b, hidden), every step's top-layer state (b, n, hidden)."""
+        """ids: (b, n) -> logits (b, n, VOCAB = 1,072), state (layers, b, hidden), every step's top-layer state (b, n, hidden)."""
         x = self.embed(ids) if embedded is None else embedded  # (b, n, hidden)
         outputs, state = self.gru(x, state)  # (b, n, hidden), (layers, b, hidden)
         return self.head(outputs), state, outputs
@@ -109,7 +109,7 @@ class ByteTransformer(nn.Module):
 
     def forward(self, ids: torch.Tensor, cache: list | None = None, keep_pattern: bool = False,
                 embedded: torch.Tensor | None = None):
-        """ids: (b, n) -> logits (b, n, 256), the key/value cache, attention patterns per layer (if asked)."""
+        """ids: (b, n) -> logits (b, n, VOCAB = 1,072), the key/value cache, attention patterns per layer (if asked)."""
         past = cache[0][0].shape[2] if cache else 0
         x = self.embed(ids) if embedded is None else embedded  # (b, n, d)
         x = x + self.positions(torch.arange(past, past + ids.shape[1], device=ids.device))
@@ -204,7 +204,7 @@ def recall_loss(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> t
 
 
 def text_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    logits = logits_of(model, batch[:, :-1])  # (b, n, 256)
+    logits = logits_of(model, batch[:, :-1])  # (b, n, VOCAB)
     return F.cross_entropy(logits.reshape(-1, VOCAB), batch[:, 1:].reshape(-1))
 
 

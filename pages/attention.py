@@ -8,7 +8,7 @@ from explorer import attention, figures, models
 from explorer.capture_attention import HEAD_STATS
 from explorer.i18n import t
 from explorer.labels import token_labels, visible
-from pages.common import (page, compute, current_model, lang, require_model, translated, run_capture, show_figure,
+from pages.common import (page, compute, current_model, lang, require_model, translated, capture_or_explain, show_figure,
                           tr, url_state)
 
 WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = attention.WINDOW, 40, 32, 40
@@ -116,7 +116,7 @@ for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
     if other is None:
         continue
     other_layer = min(layer, other.info.layers - 1)
-    compared = run_capture(other, text, [f"blocks.{other_layer}.attn.pattern"], notify_truncation=False,
+    compared = capture_or_explain(other, text, [f"blocks.{other_layer}.attn.pattern"], notify_truncation=False,
                            max_tokens=COMPARE_TOKENS)
     if compared is None:
         continue

@@ -193,7 +193,7 @@ def compute(function, *args, **kwargs):
     return None
 
 
-def run_capture(loaded: models.LoadedModel, text: str, names, notify_truncation: bool = True,
+def capture_or_explain(loaded: models.LoadedModel, text: str, names, notify_truncation: bool = True,
                 **options) -> activations.Capture | None:
     """Capture with a spinner and the engine's cache; a refusal is shown, never raised."""
     result = compute(activations.capture, loaded, text, names, **options)

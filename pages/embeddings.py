@@ -10,7 +10,7 @@ import streamlit as st
 from explorer import embeddings, figures, models
 from explorer.i18n import t
 from explorer.labels import token_labels, visible, vocabulary_labels
-from pages.common import (page, current_model, lang, require_model, translated, run_capture, show_figure,
+from pages.common import (page, current_model, lang, require_model, translated, capture_or_explain, show_figure,
                           tr, url_state)
 
 DATA = json.loads((Path(__file__).resolve().parent.parent / "assets" / "embeddings.json").read_text(encoding="utf-8"))
@@ -81,7 +81,7 @@ st.header(tr("emb_text_to_vectors"))
 text = st.text_area(tr("emb_text"), key=url_state("etext", tr("emb_sample")), height=70)
 position_kind = loaded.parts.position_kind
 names = ["embed", "blocks.0.resid_pre"] + (["pos_embed"] if position_kind == "learned" else [])
-result = run_capture(loaded, text, names, max_tokens=64)
+result = capture_or_explain(loaded, text, names, max_tokens=64)
 if result is not None:
     token_rows = [f"{visible(label)} ({int(i)})" for label, i in zip(token_labels(result), result.token_ids)]
     st.caption(tr("emb_steps", n=len(token_rows), d=result["embed"].shape[1]))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from explorer import activations, figures
 from explorer.capture_attention import HEAD_STATS
-from pages.common import page, current_model, run_capture, show_figure, tr, translated, url_state
+from pages.common import page, current_model, capture_or_explain, show_figure, tr, translated, url_state
 
 page("text", "stat")
 st.title(tr("nav_inside"))
@@ -33,7 +33,7 @@ if loaded is not None:
     text = st.text_area(tr("inside_text"), key=url_state("text", tr("sample_text")), height=100)
     stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=translated("stat_"),
                     key=url_state("stat", "entropy"))
-    result = run_capture(loaded, text, ["blocks.*.attn.head_stats"], max_tokens=1024)
+    result = capture_or_explain(loaded, text, ["blocks.*.attn.head_stats"], max_tokens=1024)
     if result is not None:
         st.caption(tr("inside_tokens", n=len(result.token_ids)))
         table = activations.head_stats_table(result)  # (layers, heads, stats)

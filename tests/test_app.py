@@ -3,6 +3,7 @@
 Settings arrive the way a lecturer's link brings them: as query parameters.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,12 @@ def _open(page: str | None = None, **query) -> AppTest:
         at.switch_page(page).run()
     _no_exception(at)
     return at
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    """Every plotly figure on the page as sent to the browser, by its title."""
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return {spec["layout"].get("title", {}).get("text", ""): spec for spec in specs}
 
 
 def _no_exception(at: AppTest) -> None:
@@ -70,10 +77,15 @@ def test_unreachable_hub_model_in_a_link_falls_back_to_the_bundled_model():
     assert at.get("plotly_chart"), "the page still works on the bundled model"
 
 
-def test_presenter_mode_from_the_link():
-    at = _open(present="1")
-    assert at.session_state["_keep_present"] is True
-    assert at.query_params["present"] == "1"
+def test_presenter_mode_from_the_link_enlarges_type_and_figures():
+    plain, presenting = _open(), _open(present="1")
+    assert presenting.session_state["_keep_present"] is True and presenting.query_params["present"] == "1"
+    css = [element.proto.body for element in presenting.get("html") if "font-size" in element.proto.body]
+    assert css and "3.2rem" in css[0]  # headings and body text for the back row
+    assert not [element for element in plain.get("html") if "font-size: 1.5rem" in element.proto.body]
+    for title, spec in _charts(presenting).items():
+        assert spec["layout"]["font"]["size"] == 22, title  # figures too, not only the page text
+    assert {spec["layout"]["font"]["size"] for spec in _charts(plain).values()} == {14}
 
 
 
@@ -149,6 +161,14 @@ def test_attention_head_view_draws_several_heads_and_the_grid_frames_the_focus_t
     at.run()
     _no_exception(at)
     assert at.query_params["lines"] == "0,4,8" and at.query_params["focus"] == "5"
+    charts = _charts(at)
+    head_view = next(spec for title, spec in charts.items() if title.startswith("헤드 뷰"))
+    drawn_heads = {trace["name"] for trace in head_view["data"] if trace.get("showlegend")}
+    assert drawn_heads == {"헤드 0 (KV 0)", "헤드 4 (KV 1)", "헤드 8 (KV 2)"}  # each chosen head in its own colour
+    grid = next(spec for title, spec in charts.items() if title.startswith("층 0의 모든 헤드"))
+    frames = [shape for shape in grid["layout"]["shapes"] if shape["type"] == "rect"]
+    assert len(frames) == 9  # the focus token's row framed in every head
+    assert {round(shape["y1"] - shape["y0"]) for shape in frames} == {1}  # one row high
 
 
 @pytest.mark.parametrize("lang, heading", [("ko", "토큰화"), ("en", "Tokenization")])

@@ -85,7 +85,7 @@ def test_logit_lens_and_generation_on_every_decoder(tiny, name):
     assert reading.lens_ids.shape[0] == 2
     assert int(reading.lens_ids[-1, -1]) == int(reading.next_logits.argmax())  # the last layer's lens is the model
     added, _ = prediction.generate(loaded, TEXT, steps=4)
-    ids = torch.as_tensor(activations.tokenize(loaded, TEXT)[0])[None]
+    ids = torch.as_tensor(activations.encode(loaded, TEXT)[0])[None]
     with torch.inference_mode():
         reference = loaded.model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)[0, ids.shape[1]:]
     assert added == reference.tolist()

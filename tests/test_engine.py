@@ -1,5 +1,6 @@
 """Layer 1: the engine on the real bundled models, against the models' own reference computations."""
 
+import dataclasses
 import json
 import threading
 
@@ -177,6 +178,20 @@ def test_cache_key_changes_with_text_and_options(minilm, tmp_path):
     assert a != CaptureCache.key(minilm, "a", ["final"], None, 0)
     assert a != CaptureCache.key(minilm, "a", ["embed"], 16, 0)
     assert cache.get(a) is None
+    retrained = dataclasses.replace(minilm, fingerprint="0" * 16)  # other weights under the same name
+    assert a != CaptureCache.key(retrained, "a", ["embed"], None, 0)
+
+
+def test_memory_cache_counts_everything_it_holds_and_stays_within_its_bound(minilm, tmp_path):
+    one = capture(minilm, "토큰 " * 100, ["embed"], cache=CaptureCache(tmp_path / "probe"))
+    arrays = sum(a.nbytes for a in one.tensors.values()) + one.token_ids.nbytes + one.offsets.nbytes
+    assert one.nbytes > arrays  # the text and the decoded tokens count too
+    cache = CaptureCache(tmp_path, memory_bytes=3 * one.nbytes)
+    for i in range(8):
+        capture(minilm, f"{i} " + "토큰 " * 100, ["embed"], cache=cache)
+    held = list(cache._memory.values())
+    assert 1 <= len(held) <= 3 and sum(c.nbytes for c in held) <= cache.memory_bytes
+    assert held[-1].text.startswith("7 ")  # the newest stays
 
 
 def test_disk_cache_stays_within_its_bound(minilm, tmp_path):
@@ -293,10 +308,18 @@ def test_hub_ids_without_network_get_their_own_message():
     assert refused.value.kind in ("unknown_id", "offline")
 
 
-def test_device_and_dtype_choice():
-    assert models.pick_device("cpu").type == "cpu"
-    assert models.pick_dtype(torch.device("cpu")) == torch.float32
+def test_device_and_dtype_choice(monkeypatch):
+    monkeypatch.delenv("EXPLORER_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if expected == "cpu" and torch.backends.mps.is_available():
+        expected = "mps"
+    assert models.pick_device().type == expected  # the best device there is, by default
+    monkeypatch.setenv("EXPLORER_DEVICE", "cpu")
+    assert models.pick_device().type == "cpu"  # the setting overrides it
+    assert models.pick_dtype(torch.device("cpu")) == torch.float32  # CPUs compute bf16 slowly or not at all
     assert models.pick_dtype(torch.device("cpu"), "bfloat16") == torch.bfloat16
+    monkeypatch.setenv("EXPLORER_DTYPE", "float16")
+    assert models.pick_dtype(torch.device("cpu")) == torch.float16
 
 
 def test_every_string_exists_in_korean_and_english():

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from explorer import activations, prediction
-from explorer.activations import run_capture, tokenize
+from explorer.activations import run_capture, encode
 from explorer.labels import token_label
 
 
@@ -29,7 +29,7 @@ def test_temperature_reshapes_and_zero_is_greedy():
 def test_greedy_steps_repeat_the_models_own_generate(smollm):
     text = "The capital of France is"
     added, chances = prediction.generate(smollm, text, steps=6, temperature=0.0)
-    ids = torch.as_tensor(tokenize(smollm, text)[0])[None]
+    ids = torch.as_tensor(encode(smollm, text)[0])[None]
     with torch.inference_mode():
         reference = smollm.model.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1]:]
     assert added == reference.tolist()
@@ -55,7 +55,7 @@ def test_logit_lens_at_the_last_layer_is_the_models_own_prediction(smollm):
 
 
 def test_chunked_log_probs_equal_the_unchunked_softmax(smollm):
-    ids = torch.as_tensor(tokenize(smollm, "The capital of France is Paris. 대한민국의 수도는 서울이다.")[0])
+    ids = torch.as_tensor(encode(smollm, "The capital of France is Paris. 대한민국의 수도는 서울이다.")[0])
     with torch.inference_mode():
         output = smollm.model(ids[None], output_hidden_states=True)
         expected = torch.log_softmax(output.logits[0, :-1].double(), -1).gather(-1, ids[1:, None])[:, 0]  # (seq - 1,)
