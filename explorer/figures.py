@@ -41,8 +41,9 @@ def parameter_chart(names: list[str], years: list[int], parameters: list[int], h
     """Parameter counts on a log axis; `highlight` marks our own models."""
     colors = ["#e4572e" if h else "#3b6fd8" for h in highlight]
     labels = [f"{n}<br>{_human(p)}" for n, p in zip(names, parameters)]
-    # models of one year alternate sides, so GPT-1 and BERT-base (117M and 110M, 2018) do not print over each other
-    sides = [("middle right", "middle left")[years[:i].count(year) % 2] for i, year in enumerate(years)]
+    # the first model of a year is labelled on the right, the others on the left, so GPT-1 and BERT-base (117M and
+    # 110M, 2018) do not print over each other
+    sides = ["middle left" if year in years[:i] else "middle right" for i, year in enumerate(years)]
     fig = go.Figure(go.Scatter(
         x=years, y=parameters, mode="markers+text", text=labels, textposition=sides,
         marker=dict(size=[18 if h else 12 for h in highlight], color=colors),

@@ -70,6 +70,7 @@ if shown.overview is not None:  # long enough that an overview says more than th
 stop = min(seq, start + WINDOW)
 window_labels = labels[start:stop]
 focus = st.selectbox(tr("focus_token"), [None, *range(start, stop)], key=url_state("focus", None, int),
+                     placeholder=tr("focus_none"),
                      format_func=lambda i, lang=lang(): t("focus_none", lang) if i is None else f"{i}: {labels[i]}")
 if focus is not None:
     top_keys = np.argsort(-chosen[focus].astype(np.float32))[:3]  # (3,) where the chosen token looks most

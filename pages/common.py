@@ -41,6 +41,12 @@ def page(*params: str) -> None:
     _shell.params = params
 
 
+def working(key: str, **values):
+    """A spinner with the string `key`; its elapsed-time counter only in English, the one language Streamlit writes
+    it in ("(1.2 seconds)")."""
+    return st.spinner(tr(key, **values), show_time=lang() == "en")
+
+
 def translated(prefix: str, **values):
     """A format_func for options labelled by the strings `prefix + option`, in this run's language."""
     language = lang()
@@ -145,7 +151,7 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
             return None
     key = setting("model", models.SMOLLM2)
     try:
-        with st.spinner(tr("loading_model", model=key), show_time=True):
+        with working("loading_model", model=key):
             return _load(key)
     except models.ModelError as error:
         show_error(error)
@@ -179,7 +185,7 @@ def compute(function, *args, **kwargs):
     """Run an engine function with a spinner; a refusal (empty text, out of memory…) is shown, never raised: None."""
     started = time.perf_counter()
     try:
-        with st.spinner(tr("running_model"), show_time=True):
+        with working("running_model"):
             return function(*args, **kwargs)
     except activations.CaptureError as error:
         show_error(error)

@@ -10,7 +10,7 @@ import streamlit as st
 from explorer import embeddings, figures, models
 from explorer.i18n import t
 from explorer.labels import token_labels, visible, vocabulary_labels
-from pages.common import (page, current_model, lang, require_model, translated, capture_or_explain, show_figure,
+from pages.common import (working, page, current_model, lang, require_model, translated, capture_or_explain, show_figure,
                           tr, url_state)
 
 DATA = json.loads((Path(__file__).resolve().parent.parent / "assets" / "embeddings.json").read_text(encoding="utf-8"))
@@ -127,7 +127,7 @@ method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_
                     format_func=translated("method_"))
 dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, int))
 find = right.text_input(tr("emb_find"), key=url_state("find", ""), placeholder="king, 한국, ##ing")
-with st.spinner(tr("emb_projecting"), show_time=True):
+with working("emb_projecting"):
     coordinates = _projection(loaded, loaded.fingerprint, method, dims)
 wanted = [w.strip() for w in find.split(",") if w.strip()]
 found = [i for i, label in enumerate(labels) if any(w.lower() == label.strip().lower() for w in wanted)][:50]
@@ -175,7 +175,7 @@ if seeds:
         st.info(tr("emb_umap_warming"))
         _wait_for_umap()
         subset_method = "pca"
-    with st.spinner(tr("emb_projecting"), show_time=True):
+    with working("emb_projecting"):
         subset_points = _subset(unit, loaded.fingerprint, tuple(chosen_ids), subset_method)
     show_figure(figures.vocabulary_map(subset_points, kinds[chosen_ids], [labels[i] for i in chosen_ids], kind_names,
                                        list(range(len(seeds))), tr("emb_subset_title", n=len(chosen_ids), method=t(f"method_{subset_method}", lang()))),
@@ -204,7 +204,7 @@ chosen = st.radio(tr("emb_context_word"), list(sets), horizontal=True, key=url_s
 entry = sets[chosen]
 uses = tuple(use["text"] for use in entry["uses"])
 senses = [use["sense"][lang()] for use in entry["uses"]]
-with st.spinner(tr("running_model"), show_time=True):
+with working("running_model"):
     states = _contexts(loaded, loaded.fingerprint, entry["word"], uses)  # (uses, layers + 1, d)
 # unit length first: the last layers' vectors are far longer and would otherwise squeeze the early layers to a dot
 flat = embeddings.project(embeddings.unit_rows(states.reshape(-1, states.shape[-1])), "pca", 2).reshape(len(uses), -1, 2)

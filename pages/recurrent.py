@@ -9,7 +9,7 @@ import torch
 
 from explorer import figures, recurrent
 
-from pages.common import page, show_figure, tr, translated, url_state
+from pages.common import working, page, show_figure, tr, translated, url_state
 from explorer.labels import byte_labels, readable_bytes, visible
 
 PARAMS = ("rtext", "k", "task", "steps")
@@ -90,7 +90,7 @@ st.caption(tr("rnn_memory_explain", state=rnn.state_bytes()))
 # ---- speed
 st.header(tr("rnn_speed"))
 device = "cuda" if torch.cuda.is_available() else "cpu"
-with st.spinner(tr("rnn_measuring"), show_time=True):
+with working("rnn_measuring"):
     measured = _measurements(device)
 slope = recurrent.loglog_slope
 show_figure(figures.lines({

@@ -123,6 +123,11 @@ def test_page_opens_with_its_figure_and_no_exception(server, browser, path, quer
     page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
     assert page.get_by_text("Page not found").count() == 0
     assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
+    _wait_until_done(page)  # the page's last views too, before the screenshot
+    if "lang=ko" in query:  # Streamlit's own English never shows through in Korean (placeholders, spinner timers)
+        main = page.locator('[data-testid="stMain"]').inner_text() + page.locator('[data-testid="stSidebar"]').inner_text()
+        assert not [words for words in ("Choose an option", "Choose options", "seconds)") if words in main]
+        assert page.title() == "LLM 내부 탐색기"  # the browser tab too
     _finish(page, f"{path or 'home'}-{query.split('&')[0].replace('=', '-')}-{len(query)}.png")
 
 
