@@ -161,6 +161,18 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
     return reading
 
 
+def complete_characters(tokenizer, waiting: list[int], token_id: int) -> str | None:
+    """Add a generated token to the ones `waiting` for the rest of their character (a byte-level token can end a third
+    of the way into a Hangul syllable). Returns the text once every character is whole (and empties `waiting`), else
+    None (the token waits with the others)."""
+    piece = tokenizer.decode(waiting + [token_id])
+    if piece.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the bytes that finish it
+        waiting.append(token_id)
+        return None
+    waiting.clear()
+    return piece
+
+
 def character_groups(text: str, offsets: np.ndarray, values: np.ndarray) -> list[tuple[str, float]]:
     """Merge neighbouring tokens that share characters (byte pieces of one syllable or emoji) into one group.
 

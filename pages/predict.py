@@ -70,11 +70,8 @@ added = st.session_state.setdefault("added_tokens", [])
 
 def _append(token_id: int) -> None:
     added.append((token_label(loaded.tokenizer, token_id), float(distribution.probs[token_id])))
-    piece = decode(waiting + [token_id])
-    if piece.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the bytes that finish it
-        waiting.append(token_id)
-    else:
-        waiting.clear()
+    piece = prediction.complete_characters(loaded.tokenizer, waiting, token_id)
+    if piece is not None:
         st.session_state.pending_append = piece
 
 

@@ -95,3 +95,12 @@ def test_byte_pieces_of_a_syllable_are_grouped_and_labelled_as_bytes(smollm):
     label = token_label(smollm.tokenizer, partial[0])
     assert label.startswith("0x") and "\ufffd" not in label
     assert token_label(smollm.tokenizer, int(result.token_ids[-1])) == " ok"
+
+
+def test_byte_tokens_wait_until_their_character_is_whole(smollm):
+    ids = smollm.tokenizer("수", add_special_tokens=False)["input_ids"]  # a syllable SmolLM2 spells in byte pieces
+    assert len(ids) > 1
+    waiting: list[int] = []
+    pieces = [prediction.complete_characters(smollm.tokenizer, waiting, token_id) for token_id in ids]
+    assert pieces[:-1] == [None] * (len(ids) - 1) and pieces[-1] == "수" and waiting == []
+    assert prediction.complete_characters(smollm.tokenizer, waiting, smollm.tokenizer.encode(" ok")[0]) == " ok"
