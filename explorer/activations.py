@@ -41,6 +41,8 @@ CACHE_FORMAT = 1
 _BLOCK_NAME = re.compile(r"^blocks\.(\d+|\*)\.(resid_pre|resid_post|attn\.pattern|attn\.head_stats|attn\.pooled)$")
 _PLAIN_NAMES = {"embed", "pos_embed", "final", "next_logits", "token_log_probs"}
 _DECODER_NAMES = {"next_logits", "token_log_probs"}
+DISK_ENTRY_BYTES = 16 * 2**20  # larger captures (1,024 tokens of attention) stay in memory only: safetensors copies
+# every array while writing, which put ~20 MB on the shared process's peak; recomputing one takes ~2 s
 LOG_PROB_CHUNK = 64  # positions unembedded at once: 64 x 49,152 float32 logits is 12.5 MB (256 measured 35 MB more at peak)
 
 
@@ -234,8 +236,9 @@ class CaptureCache:
 
     def put(self, key: str, capture: Capture) -> None:
         self._remember(key, capture)
-        self._write(self.folder / f"{key}.safetensors", capture)
-        self._trim_disk()
+        if capture.nbytes <= DISK_ENTRY_BYTES:
+            self._write(self.folder / f"{key}.safetensors", capture)
+            self._trim_disk()
 
     def _remember(self, key: str, capture: Capture) -> None:
         with self._lock:

@@ -201,6 +201,14 @@ def test_disk_cache_stays_within_its_bound(minilm, tmp_path):
     assert sum(p.stat().st_size for p in tmp_path.glob("*.safetensors")) <= 400_000
 
 
+def test_a_capture_too_large_for_the_disk_stays_in_memory(smollm, tmp_path, monkeypatch):
+    monkeypatch.setattr(activations, "DISK_ENTRY_BYTES", 1_000)
+    cache = CaptureCache(tmp_path)
+    first = capture(smollm, "A capture larger than a thousand bytes.", ["blocks.0.attn.pattern"], cache=cache)
+    assert not list(tmp_path.glob("*.safetensors"))
+    assert capture(smollm, first.text, ["blocks.0.attn.pattern"], cache=cache).from_cache == "memory"
+
+
 def test_concurrent_sessions_get_their_own_tensors(smollm):
     texts = ["The cat sat on the mat.", "고양이가 매트 위에 앉았다. 그리고 잠들었다."]
     expected = {t: run_capture(smollm, t, ["blocks.5.attn.pattern", "blocks.*.attn.head_stats"]) for t in texts}
