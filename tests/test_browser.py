@@ -212,6 +212,8 @@ def test_selecting_a_point_on_the_vocabulary_map_lists_its_neighbours(server, br
     page = _open(browser, f"{server}/embeddings?lang=ko&model=minilm-l6", 3000)
     page.get_by_role("heading", name="문장 임베딩과 검색 (RAG의 검색 절반)").wait_for(timeout=120_000)
     _wait_until_done(page)
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+      .some(p => p.data && p._fullData && p.data.some(t => t.type === 'scattergl'))""", timeout=120_000)  # drawn
     # what a click on a point sends: plotly's own selection event on the WebGL map (the Hangul trace comes first)
     token_id = page.evaluate("""() => {
       const map = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.data && p.data.some(t => t.type === 'scattergl'));
