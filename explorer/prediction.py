@@ -147,18 +147,17 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
         raise CaptureError("not_available", "logits (encoder)")
     result = run_capture(loaded, text, ["next_logits", "final", "blocks.*.resid_post"], max_tokens=max_tokens)
     states = np.stack([result[f"blocks.{i}.resid_post"][-lens_positions:] for i in range(loaded.info.layers)])  # (layers, n, d)
-    final, ids = result["final"], result.token_ids  # (seq, d), (seq,)
-    reading = TextReading(result.token_ids, token_labels(result), result.offsets, result.dropped_tokens,
-                          result["next_logits"], np.zeros(0), *logit_lens(loaded, states), [])
+    lens_ids, lens_probs = logit_lens(loaded, states)  # (layers, n) each
+    ids, offsets, labels, final = result.token_ids, result.offsets, token_labels(result), result["final"]  # final: (seq, d)
+    next_logits, dropped = result["next_logits"], result.dropped_tokens
     del result, states  # every layer's states for every position: only the last few were needed
     parameter = next(loaded.model.parameters())
     with loaded.lock, torch.inference_mode():
         log_probs = chosen_log_probs(loaded.parts.unembed,
                                      torch.as_tensor(final, device=parameter.device, dtype=parameter.dtype),
                                      torch.as_tensor(ids, device=parameter.device))  # (seq - 1,)
-    reading.bits = surprisal(log_probs.float().cpu().numpy())
-    reading.lens_labels = [[token_label(loaded.tokenizer, int(i)) for i in row] for row in reading.lens_ids]
-    return reading
+    return TextReading(ids, labels, offsets, dropped, next_logits, surprisal(log_probs.float().cpu().numpy()),
+                       lens_ids, lens_probs, [[token_label(loaded.tokenizer, int(i)) for i in row] for row in lens_ids])
 
 
 def complete_characters(tokenizer, waiting: list[int], token_id: int) -> str | None:
