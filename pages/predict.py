@@ -97,8 +97,10 @@ if added:
         st.rerun()
 
 st.subheader(tr("greedy_vs_sampled", n=COMPARE_STEPS))
-(greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = compute(
-    _continuations, loaded, loaded.fingerprint, text, temperature, int(top_k), top_p, int(seed))
+continuations = compute(_continuations, loaded, loaded.fingerprint, text, temperature, int(top_k), top_p, int(seed))
+if continuations is None:  # refused (out of memory, say), and already explained
+    st.stop()
+(greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = continuations
 greedy_column, sampled_column = st.columns(2)
 greedy_column.caption(tr("greedy"))
 greedy_column.html(f"<b>{escape(text)}</b>{escape(decode(greedy_ids))}")  # whole text: bytes joined into characters
