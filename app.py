@@ -62,15 +62,21 @@ with st.sidebar:
 if setting("present"):
     st.html(PRESENTER_CSS)
 
-navigation = st.navigation([
-    st.Page("pages/home.py", title=tr("nav_home"), icon=":material/home:", url_path="home", default=True),
-    st.Page("pages/tokens.py", title=tr("nav_tokens"), icon=":material/segment:", url_path="tokens"),
-    st.Page("pages/embeddings.py", title=tr("nav_embeddings"), icon=":material/scatter_plot:", url_path="embeddings"),
-    st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
-    st.Page("pages/attention.py", title=tr("nav_attention"), icon=":material/visibility:", url_path="attention"),
-    st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),
-    st.Page("pages/recurrent.py", title=tr("nav_recurrent"), icon=":material/compare_arrows:", url_path="recurrent"),
-])
+navigation = st.navigation({
+    "": [st.Page("pages/home.py", title=tr("nav_home"), icon=":material/home:", url_path="home", default=True)],
+    tr("section_built"): [
+        st.Page("pages/tokens.py", title=tr("nav_tokens"), icon=":material/segment:", url_path="tokens"),
+        st.Page("pages/embeddings.py", title=tr("nav_embeddings"), icon=":material/scatter_plot:", url_path="embeddings"),
+        st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
+        st.Page("pages/attention.py", title=tr("nav_attention"), icon=":material/visibility:", url_path="attention"),
+        st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),
+        st.Page("pages/recurrent.py", title=tr("nav_recurrent"), icon=":material/compare_arrows:", url_path="recurrent"),
+    ],
+    tr("section_used"): [
+        st.Page("pages/transfer.py", title=tr("nav_transfer"), icon=":material/school:", url_path="transfer"),
+        st.Page("pages/finetune.py", title=tr("nav_finetune"), icon=":material/tune:", url_path="finetune"),
+    ],
+})
 started = time.perf_counter()
 try:
     with app_shell_run():

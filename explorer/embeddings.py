@@ -351,11 +351,16 @@ def sentence_embeddings(loaded: models.LoadedModel, sentences: list[str], batch:
         encoded = tokenizer(sentences[start:start + batch], padding=True, truncation=True, max_length=256,
                             return_tensors="pt").to(device)
         with loaded.lock, torch.inference_mode():
-            states = model(**encoded).last_hidden_state.float()  # (b, seq, d)
-        mask = encoded["attention_mask"].unsqueeze(-1).float()  # (b, seq, 1)
-        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (b, d)
-        out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+            states = model(**encoded).last_hidden_state  # (b, seq, d)
+        out.append(mean_pool(states, encoded["attention_mask"]).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+
+
+def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(b, seq, d) token vectors -> (b, d) unit sentence vectors: the mean over real tokens, then unit length."""
+    mask = attention_mask.unsqueeze(-1).float()  # (b, seq, 1)
+    pooled = (states.float() * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (b, d)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def rank_sentences(query: np.ndarray, sentence_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -389,3 +389,57 @@ def lines(series: dict[str, tuple[list, list]], title: str, x_label: str, y_labe
     fig.update_yaxes(title=y_label, type="log" if log_y else "linear")
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return _layout(fig, title, height=420)
+
+
+# ---------------------------------------------------------------- adapting
+
+CLASS_COLOURS = ("#1f77b4", "#e4572e", "#2ca02c", "#9467bd", "#8c564b", "#17becf")
+
+
+def class_map(points: np.ndarray, labels: np.ndarray, names: dict[int, str], texts: list[str], labelled: np.ndarray,
+              title: str, labelled_name: str) -> go.Figure:
+    """Sentences on a 2-D map coloured by class; the labelled ones (used for training) drawn larger, outlined."""
+    fig = go.Figure()
+    for index, name in names.items():
+        for is_labelled in (False, True):
+            chosen = (labels == index) & (labelled == is_labelled)  # (n,) bool
+            if not chosen.any():
+                continue
+            fig.add_trace(go.Scatter(
+                x=points[chosen, 0], y=points[chosen, 1], mode="markers",
+                name=f"{name} · {labelled_name}" if is_labelled else name, legendgroup=name,
+                hovertext=[texts[i] for i in np.flatnonzero(chosen)], hoverinfo="text",
+                marker=dict(color=CLASS_COLOURS[index % len(CLASS_COLOURS)], size=13 if is_labelled else 8,
+                            line=dict(width=2 if is_labelled else 0, color="#111"))))
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    fig.update_layout(legend=dict(orientation="h", y=-0.1))
+    return _layout(fig, title, height=460)
+
+
+def before_after_bars(labels: list[str], before: list[float], after: list[float] | None, title: str,
+                      before_name: str, after_name: str, value_label: str) -> go.Figure:
+    """One value per label, before and (when given) after: grouped bars."""
+    shown = [visible(label) for label in labels]
+    bars = [go.Bar(x=shown, y=before, name=before_name, marker_color="#94a3b8")]
+    if after is not None:
+        bars.append(go.Bar(x=shown, y=after, name=after_name, marker_color="#e4572e"))
+    fig = go.Figure(bars).update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
+    fig.update_yaxes(title=value_label)
+    return _layout(fig, title, height=380)
+
+
+def labelled_chips_html(labels: list[str], special: list[bool]) -> str:
+    """Token labels as chips in order; special tokens (a chat template's markers) outlined and bold."""
+    chips = []
+    for index, (label, is_special) in enumerate(zip(labels, special)):
+        style = ("background:#fef3c7;border:2px solid #d97706;font-weight:600" if is_special
+                 else f"background:{CHIP_COLOURS[index % len(CHIP_COLOURS)]}")
+        chips.append(f'<span style="display:inline-block;margin:1px;padding:1px 5px;border-radius:5px;color:#111;'
+                     f'{style}">{escape(visible(label))}</span>')
+    return f'<div style="line-height:1.7;font-size:1.05em">{"".join(chips)}</div>'
+
+
+def plain_text_html(prompt: str, answer: str) -> str:
+    """A prompt (bold) and the model's answer, line breaks kept, nothing interpreted as HTML."""
+    return (f'<div style="white-space:pre-wrap;line-height:1.5;border:1px solid #e2e8f0;border-radius:6px;padding:8px">'
+            f'<b>{escape(prompt)}</b>{escape(answer)}</div>')

@@ -438,6 +438,21 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 
+def _strings_from_assets() -> dict[str, dict[str, str]]:
+    """The newer pages' strings live as data: assets/strings/*.json, each key -> {"ko": …, "en": …}."""
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted((Path(__file__).resolve().parent.parent / "assets" / "strings").glob("*.json")):
+        table = json.loads(path.read_text(encoding="utf-8"))
+        repeated = (set(table) & set(found)) | (set(table) & set(STRINGS))
+        if repeated:
+            raise ValueError(f"{path.name} repeats keys: {sorted(repeated)}")
+        found |= table
+    return found
+
+
+STRINGS |= _strings_from_assets()
+
+
 def t(key: str, lang: str = DEFAULT_LANGUAGE, **values) -> str:
     """The string for `key` in `lang`, with `values` filled in."""
     entry = STRINGS[key]

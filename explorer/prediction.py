@@ -69,11 +69,17 @@ def next_token_logits(loaded: LoadedModel, ids: list[int], past=None):
 
 def generate(loaded: LoadedModel, text: str, steps: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              seed: int = 0, max_tokens: int | None = None) -> tuple[list[int], list[float]]:
-    """Append `steps` tokens one at a time with a cached prefix; returns the new ids and the probability each had.
-
-    The prompt is the text's first `max_tokens` tokens (default: prediction.MAX_TOKENS, as the page reads it).
-    """
+    """Append `steps` tokens to the text; the prompt is its first `max_tokens` tokens (default: MAX_TOKENS, as the
+    page reads it)."""
     ids = [int(i) for i in encode(loaded, text, max_tokens or MAX_TOKENS)[0]]
+    return generate_ids(loaded, ids, steps, temperature, top_k, top_p, seed)
+
+
+def generate_ids(loaded: LoadedModel, ids: list[int], steps: int, temperature: float = 0.0, top_k: int = 0,
+                 top_p: float = 1.0, seed: int = 0, stop_ids=frozenset()) -> tuple[list[int], list[float]]:
+    """Append up to `steps` tokens one at a time with a cached prefix, stopping after any of `stop_ids`;
+    returns the new ids and the probability each had."""
+    ids = list(ids)
     generator = np.random.default_rng(seed)
     past, added, chances = None, [], []
     for _ in range(steps):
@@ -86,6 +92,8 @@ def generate(loaded: LoadedModel, text: str, steps: int, temperature: float = 0.
         ids.append(chosen)
         added.append(chosen)
         chances.append(float(distribution.probs[chosen]))
+        if chosen in stop_ids:
+            break
     return added, chances
 
 

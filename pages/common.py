@@ -127,6 +127,21 @@ def _encode(value) -> str:
     return str(value)
 
 
+def bounded(cast, low, high):
+    """A URL cast that keeps a hand-edited number inside its widget's range (out of range, a widget raises)."""
+    return lambda raw: min(high, max(low, cast(raw)))
+
+
+def one_of(options, cast=str):
+    """A URL cast that accepts only one of a widget's options (anything else falls back to the default)."""
+    def parse(raw):
+        value = cast(raw)
+        if value not in options:
+            raise ValueError(raw)
+        return value
+    return parse
+
+
 def as_bool(raw: str) -> bool:
     return str(raw).lower() in ("1", "true", "yes", "on")
 

@@ -13,7 +13,8 @@ GLOSSARY = i18n.glossary()
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.+\-]*[A-Za-z0-9+]|[A-Za-z]")
 LITERAL = re.compile(r"\{[^}]*\}|`[^`]*`|\[[A-Z]+\]|<\|[^|]*\|>|0x[0-9A-F]+|U\+[0-9A-F]+|−?log₂")  # placeholders, code,
 # special tokens, bytes, code points, math
-SAMPLE_INPUTS = {"attention_sample", "rnn_sample", "sample_text", "predict_sample", "emb_sample", "emb_query_sample"}
+SAMPLE_INPUTS = {"attention_sample", "rnn_sample", "sample_text", "predict_sample", "emb_sample", "emb_query_sample",
+                 "chat_sample"}
 
 
 def korean_strings() -> dict[str, str]:

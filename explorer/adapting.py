@@ -1,0 +1,391 @@
+"""Adapting a decoder without changing it: LoRA fine-tuning with PEFT, preference tuning (DPO), the chat template.
+
+Every training here works on `frozen_view(loaded)`: a module tree of its own whose parameters are the shared model's
+tensors, frozen. No weight is copied (SmolLM2's 540 MB stay once in memory) and nothing done to the view (PEFT's
+wrapping, train mode, requires_grad) reaches the model other sessions use. Only the adapter's small matrices train.
+Never merge an adapter into the view: merging writes into the base weights, which are the shared ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+from explorer import prediction
+from explorer.activations import CaptureError
+from explorer.labels import token_label
+from explorer.models import LoadedModel
+from explorer.training import Job, TrainingError
+
+MAX_EXAMPLES = 16
+MAX_EXAMPLE_TOKENS = 64  # an example longer than this is refused (with its number), not cut
+MAX_STEPS = 200
+MAX_RANK = 64
+MICRO_BATCH_TOKENS = 192  # padded tokens per forward: bounds the (tokens x vocabulary) logits a step keeps for backward
+MAX_PAIRS = 8
+MAX_RESPONSE_TOKENS = 48
+PRESETS = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "presets.json"
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict:
+    """Sample examples, prompts and preference pairs to start from (assets/adapting/presets.json)."""
+    return json.loads(PRESETS.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 8
+    steps: int = 30
+    learning_rate: float = 2e-3
+    seed: int = 0
+
+    @property
+    def alpha(self) -> int:
+        return 2 * self.rank  # the usual choice: the update's scale alpha / rank stays 2 whatever the rank
+
+
+@dataclass
+class Adapter:
+    """A trained adapter: a few small tensors that live in the learner's session, never on disk for everyone."""
+
+    base_fingerprint: str
+    config: LoraConfig
+    weights: dict[str, torch.Tensor]  # PEFT's adapter state dict, on the CPU
+    trainable: int  # parameters trained
+    total: int  # parameters of the base model
+    bytes_per_weight: int
+    losses: list[float]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(w.numel() * w.element_size() for w in self.weights.values())
+
+    @property
+    def model_bytes(self) -> int:
+        return self.total * self.bytes_per_weight
+
+    @property
+    def digest(self) -> str:
+        hasher = hashlib.sha256()
+        for name in sorted(self.weights):
+            hasher.update(name.encode())
+            hasher.update(self.weights[name].float().numpy().tobytes())
+        return hasher.hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- the frozen view and LoRA
+
+def frozen_view(loaded: LoadedModel) -> torch.nn.Module:
+    """The shared model's modules, copied, around the same weight tensors (frozen): costs buffers, not weights."""
+    with loaded.lock:  # a capture's hooks are only registered under the lock: none are copied
+        memo = {id(p): torch.nn.Parameter(p.detach(), requires_grad=False) for p in loaded.model.parameters()}
+        view = copy.deepcopy(loaded.model, memo)
+    return view.eval()
+
+
+def lora_config(rank: int) -> LoraConfig:
+    # target_modules=None: PEFT's own choice for the architecture (q_proj and v_proj for Llama, c_attn for GPT-2)
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, task_type="CAUSAL_LM")
+
+
+def lora_model(loaded: LoadedModel, config: LoraConfig, seed: int = 0) -> PeftModel:
+    torch.manual_seed(seed)  # LoRA's A matrices start random (B at zero): seeded, a lecture replays the same run
+    try:
+        return get_peft_model(frozen_view(loaded), copy.deepcopy(config))
+    except ValueError as error:  # an architecture PEFT has no default target modules for
+        raise TrainingError("lora_unsupported", str(error)[:120]) from error
+
+
+def with_adapter(loaded: LoadedModel, adapter: Adapter | None) -> LoadedModel:
+    """The loaded model as seen through an adapter, usable by every engine function (prediction, generation)."""
+    if adapter is None:
+        return loaded
+    if adapter.base_fingerprint != loaded.fingerprint:
+        raise TrainingError("adapter_other_model")
+    model = lora_model(loaded, adapter.config)
+    set_peft_model_state_dict(model, adapter.weights)
+    return replace(loaded, model=model.eval(), fingerprint=f"{loaded.fingerprint}+{adapter.digest}",
+                   lock=threading.Lock())
+
+
+def check_lora_settings(settings: LoraSettings) -> None:
+    if not 1 <= settings.rank <= MAX_RANK:
+        raise TrainingError("bad_rank", f"1–{MAX_RANK}")
+    if not 1 <= settings.steps <= MAX_STEPS:
+        raise TrainingError("bad_steps", f"1–{MAX_STEPS}")
+    if not 0 < settings.learning_rate <= 0.1:
+        raise TrainingError("bad_learning_rate", "0–0.1")
+
+
+def check_examples(tokenizer, text: str) -> list[list[int]]:
+    """One example per non-empty line, as token ids; refused with a reason (which line) rather than cut."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise TrainingError("no_examples")
+    if len(lines) > MAX_EXAMPLES:
+        raise TrainingError("too_many_examples", f"{len(lines)} > {MAX_EXAMPLES}")
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        if len(line) > 20 * MAX_EXAMPLE_TOKENS:  # never tokenize a huge paste whole
+            raise TrainingError("example_too_long", f"{number}: {len(line):,} > {MAX_EXAMPLE_TOKENS}")
+        ids = tokenizer(line, add_special_tokens=True)["input_ids"]
+        if len(ids) > MAX_EXAMPLE_TOKENS:
+            raise TrainingError("example_too_long", f"{number}: {len(ids)} > {MAX_EXAMPLE_TOKENS}")
+        examples.append(ids)
+    return examples
+
+
+def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int = MICRO_BATCH_TOKENS):
+    """Right-padded batches (input_ids, attention_mask, labels), each at most `token_budget` padded tokens."""
+    group: list[list[int]] = []
+    for ids in examples + [None]:
+        if ids is None or (group and (len(group) + 1) * max(map(len, group + [ids])) > token_budget):
+            if group:
+                width = max(map(len, group))
+                input_ids = torch.tensor([g + [pad_id] * (width - len(g)) for g in group])  # (b, width)
+                mask = torch.tensor([[1] * len(g) + [0] * (width - len(g)) for g in group])  # (b, width)
+                yield input_ids, mask, input_ids.masked_fill(mask == 0, -100)
+            group = []
+        if ids is not None:
+            group.append(ids)
+
+
+def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job | None = None) -> Adapter:
+    """Next-token loss on the examples (one per line); each step sees all of them. Returns the trained adapter."""
+    check_lora_settings(settings)
+    examples = check_examples(loaded.tokenizer, text)
+    model = lora_model(loaded, lora_config(settings.rank), settings.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
+    device = next(model.parameters()).device
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    batches = [tuple(t.to(device) for t in batch) for batch in micro_batches(examples, pad_id)]
+    counted = sum(int((labels[:, 1:] != -100).sum()) for _, _, labels in batches)  # predicted tokens in all
+    losses = []
+    model.train()
+    for step in range(1, settings.steps + 1):
+        total = 0.0
+        for input_ids, mask, labels in batches:
+            share = int((labels[:, 1:] != -100).sum()) / counted  # weight so the step's loss is the mean per token
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss * share
+            loss.backward()
+            total += float(loss.detach())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(total)
+        if job is not None:
+            job.report(step, total)
+    return _adapter(loaded, model, losses)
+
+
+def _adapter(loaded: LoadedModel, model: PeftModel, losses: list[float]) -> Adapter:
+    weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in get_peft_model_state_dict(model).items()}
+    trainable = sum(w.numel() for w in weights.values())
+    base = next(loaded.model.parameters())
+    return Adapter(loaded.fingerprint, model.peft_config["default"], weights, trainable, loaded.info.parameters,
+                   base.element_size(), losses)
+
+
+def adapter_zip(loaded: LoadedModel, adapter: Adapter) -> bytes:
+    """The adapter as PEFT writes it (adapter_config.json + adapter_model.safetensors), zipped for download:
+    `PeftModel.from_pretrained(base_model, folder)` loads it back."""
+    model = with_adapter(loaded, adapter).model
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        model.save_pretrained(folder)
+        for path in sorted(Path(folder).iterdir()):
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- reading a prompt before and after
+
+@dataclass
+class Comparison:
+    """One prompt read by the base model and by the adapted one."""
+
+    prompt: str
+    labels: list[str]  # the next tokens most likely under either model, readable
+    before: list[float]  # their probabilities under the base model
+    after: list[float]  # … and under the adapted one
+    continuation_before: str  # greedy, decoded as a whole so byte pieces join into characters
+    continuation_after: str
+
+
+def compare(loaded: LoadedModel, adapted: LoadedModel, prompt: str, k: int = 5, steps: int = 12) -> Comparison:
+    ids = [int(i) for i in prediction.encode(loaded, prompt, prediction.MAX_TOKENS)[0]]
+    before = prediction.softmax(prediction.next_token_logits(loaded, ids)[0].astype(np.float64))  # (vocab,)
+    after = prediction.softmax(prediction.next_token_logits(adapted, ids)[0].astype(np.float64))  # (vocab,)
+    top = list(dict.fromkeys([*np.argsort(-before)[:k], *np.argsort(-after)[:k]]))  # both top-k, no repeats
+    continuations = [loaded.tokenizer.decode(prediction.generate_ids(model, ids, steps)[0]) for model in (loaded, adapted)]
+    return Comparison(prompt, [token_label(loaded.tokenizer, int(i)) for i in top], [float(before[i]) for i in top],
+                      [float(after[i]) for i in top], *continuations)
+
+
+def continuation_probability(loaded: LoadedModel, prompt: str, continuation: str) -> float:
+    """P(continuation | prompt): the product of its tokens' probabilities."""
+    prompt_ids = loaded.tokenizer(prompt)["input_ids"]
+    target = loaded.tokenizer(prompt + continuation)["input_ids"][len(prompt_ids):]
+    with loaded.lock, torch.inference_mode():
+        return float(torch.exp(sequence_log_probs(loaded.model, [(prompt_ids, target)])[0]))
+
+
+# ---------------------------------------------------------------- the chat template
+
+@dataclass
+class TemplateView:
+    ids: list[int]
+    labels: list[str]
+    special: list[bool]  # the template's special tokens (<|im_start|>…)
+    text: str  # the prompt as the template writes it
+
+
+def chat_ids(tokenizer, request: str) -> list[int]:
+    """The request as one user turn, ready for the assistant's answer (SFT taught the model this format)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise CaptureError("not_available", "chat template")
+    encoded = tokenizer.apply_chat_template([{"role": "user", "content": request}], add_generation_prompt=True,
+                                            tokenize=True)
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def template_view(loaded: LoadedModel, request: str) -> TemplateView:
+    if not request.strip():
+        raise CaptureError("empty_text")
+    ids = chat_ids(loaded.tokenizer, request[: 20 * prediction.MAX_TOKENS])
+    special = set(loaded.tokenizer.all_special_ids)
+    return TemplateView(ids, [token_label(loaded.tokenizer, i) for i in ids], [i in special for i in ids],
+                        loaded.tokenizer.decode(ids))
+
+
+def answer(loaded: LoadedModel, ids: list[int], steps: int = 48, end_of_turn: bool = True) -> str:
+    """Greedy continuation of `ids`: until the end-of-turn token (left out), or with `end_of_turn=False` for
+    `steps` tokens whatever comes, special tokens written out (a raw prompt's answer often writes the template)."""
+    stop = {loaded.tokenizer.eos_token_id} - {None} if end_of_turn else set()
+    added, _ = prediction.generate_ids(loaded, ids[-prediction.MAX_TOKENS:], steps, stop_ids=stop)
+    return loaded.tokenizer.decode([i for i in added if i not in stop])
+
+
+# ---------------------------------------------------------------- preference tuning (DPO)
+
+@dataclass(frozen=True)
+class PreferencePair:
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+@dataclass(frozen=True)
+class DpoSettings:
+    rank: int = 8
+    steps: int = 12
+    learning_rate: float = 1e-3
+    beta: float = 0.1
+    seed: int = 0
+
+
+def response_ids(tokenizer, response: str) -> list[int]:
+    end = tokenizer.eos_token_id
+    return tokenizer(response, add_special_tokens=False)["input_ids"][:MAX_RESPONSE_TOKENS] + ([end] if end is not None else [])
+
+
+def pair_ids(tokenizer, pair: PreferencePair):
+    prompt = chat_ids(tokenizer, pair.prompt) if getattr(tokenizer, "chat_template", None) \
+        else tokenizer(pair.prompt)["input_ids"]
+    return prompt[-prediction.MAX_TOKENS:], response_ids(tokenizer, pair.chosen), response_ids(tokenizer, pair.rejected)
+
+
+def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """log P(response | prompt) for each (prompt ids, response ids): the sum over the response's tokens, (n,).
+
+    Left-padded so every response ends at the last position: only the last (longest response + 1) positions are
+    unembedded, never the prompt's (tokens x vocabulary) logits.
+    """
+    device = next(model.parameters()).device
+    rows = [prompt + response for prompt, response in sequences]
+    width = max(map(len, rows))
+    keep = max(len(response) for _, response in sequences) + 1
+    input_ids = torch.tensor([[0] * (width - len(r)) + r for r in rows], device=device)  # (n, width)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)  # (n, width)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (n, width): each row counts from its first real token
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+    log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (n, keep-1, vocab): predicts the last keep-1
+    targets = input_ids[:, -(keep - 1):]  # (n, keep-1)
+    chosen = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (n, keep-1)
+    lengths = torch.tensor([len(response) for _, response in sequences], device=device)
+    in_response = torch.arange(keep - 1, device=device).unsqueeze(0) >= (keep - 1 - lengths).unsqueeze(1)
+    return (chosen * in_response).sum(-1)  # (n,)
+
+
+def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejected, beta: float):
+    """DPO (Rafailov et al., 2023): raise the chosen answer's log-probability relative to the reference model
+    more than the rejected one's. Returns the loss and the implicit reward margin."""
+    margin = beta * ((policy_chosen - reference_chosen) - (policy_rejected - reference_rejected))
+    return -torch.nn.functional.logsigmoid(margin), margin
+
+
+def check_pairs(pairs: list[PreferencePair]) -> list[PreferencePair]:
+    pairs = [p for p in pairs if p.prompt.strip() or p.chosen.strip() or p.rejected.strip()]
+    if not pairs:
+        raise TrainingError("no_pairs")
+    if len(pairs) > MAX_PAIRS:
+        raise TrainingError("too_many_pairs", f"{len(pairs)} > {MAX_PAIRS}")
+    for number, pair in enumerate(pairs, start=1):
+        if not (pair.prompt.strip() and pair.chosen.strip() and pair.rejected.strip()):
+            raise TrainingError("incomplete_pair", str(number))
+        if pair.chosen.strip() == pair.rejected.strip():
+            raise TrainingError("same_answers", str(number))
+        if max(len(pair.prompt), len(pair.chosen), len(pair.rejected)) > 2_000:
+            raise TrainingError("example_too_long", f"{number}: > 2,000")
+    return pairs
+
+
+def log_prob_margins(loaded: LoadedModel, pairs: list[PreferencePair]) -> np.ndarray:
+    """log P(chosen) − log P(rejected) for each pair under the model: how much it prefers the chosen answer, (n,)."""
+    margins = []
+    with loaded.lock, torch.inference_mode():
+        for pair in check_pairs(pairs):
+            prompt, chosen, rejected = pair_ids(loaded.tokenizer, pair)
+            both = sequence_log_probs(loaded.model, [(prompt, chosen), (prompt, rejected)])  # (2,)
+            margins.append(float(both[0] - both[1]))
+    return np.array(margins)
+
+
+def train_dpo(loaded: LoadedModel, pairs: list[PreferencePair], settings: DpoSettings, job: Job | None = None) -> Adapter:
+    """A few DPO steps on a LoRA adapter; the reference model is the same weights with the adapter off."""
+    check_lora_settings(LoraSettings(settings.rank, settings.steps, settings.learning_rate))
+    pairs = check_pairs(pairs)
+    model = lora_model(loaded, lora_config(settings.rank), settings.seed)
+    encoded = [pair_ids(loaded.tokenizer, pair) for pair in pairs]
+    with torch.no_grad(), model.disable_adapter():
+        reference = [sequence_log_probs(model, [(p, c), (p, r)]) for p, c, r in encoded]  # n x (2,)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
+    losses = []
+    model.train()
+    for step in range(1, settings.steps + 1):
+        total_loss, total_margin = 0.0, 0.0
+        for (prompt, chosen, rejected), ref in zip(encoded, reference):  # one pair per forward bounds the memory
+            policy = sequence_log_probs(model, [(prompt, chosen), (prompt, rejected)])  # (2,)
+            loss, _ = dpo_loss(policy[0], policy[1], ref[0], ref[1], settings.beta)
+            (loss / len(encoded)).backward()
+            total_loss += float(loss.detach()) / len(encoded)
+            total_margin += float((policy[0] - policy[1]).detach()) / len(encoded)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(total_loss)
+        if job is not None:
+            job.report(step, total_loss, margin=total_margin)
+    return _adapter(loaded, model, losses)

@@ -1,0 +1,76 @@
+"""The training panel every fine-tune shares: its place in the process's one queue, progress, live loss, cancel."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+
+from explorer import figures, training
+from pages.common import show_error, tr
+
+POLL_SECONDS = 1.0
+
+
+def _job_key(kind: str) -> str:
+    return f"job_{kind}"
+
+
+def start(kind: str, total_steps: int, work: Callable[[training.Job], object]) -> None:
+    """Queue `work` for this session (one job per kind at a time); the panel shows it from the next run on."""
+    running = st.session_state.get(_job_key(kind))
+    if running is not None and not running.finished:
+        running.cancel()  # a new request replaces this session's previous one
+    st.session_state[_job_key(kind)] = training.QUEUE.submit(kind, total_steps, work)
+
+
+def panel(kind: str, on_done: Callable[[training.Job], None]) -> None:
+    """While this session's job waits or runs: its place in line or its progress, refreshed every second.
+    When it ends: `on_done(job)` for a finished one, else why it stopped."""
+    job = st.session_state.get(_job_key(kind))
+    if job is None:
+        return
+    if not job.finished:
+        st.fragment(_progress, run_every=POLL_SECONDS)(kind)
+        return
+    del st.session_state[_job_key(kind)]
+    if job.status == "done":
+        on_done(job)
+    elif job.status == "cancelled":
+        st.info(tr("training_cancelled", step=job.step, total=job.total_steps))
+    else:
+        show_error(training.TrainingError(job.error, job.detail))
+
+
+def _progress(kind: str) -> None:
+    job = st.session_state.get(_job_key(kind))
+    if job is None:
+        return
+    job.touch()
+    with st.container(key=f"training_{kind}"):
+        if job.finished:
+            st.rerun(scope="app")  # the page draws the results
+        if job.status == "queued":
+            st.info(tr("training_queued", ahead=training.QUEUE.ahead(job)), icon="⏳")
+        else:
+            st.progress(min(1.0, job.step / max(1, job.total_steps)),
+                        text=tr("training_progress", step=job.step, total=job.total_steps,
+                                loss=job.losses[-1] if job.losses else float("nan")))
+            if job.losses:
+                st.plotly_chart(loss_figure(job), key=f"live_loss_{kind}", config={"displaylogo": False})
+        st.button(tr("training_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
+
+
+def loss_figure(job_or_losses, extra: dict[str, list[float]] | None = None):
+    losses = job_or_losses.losses if isinstance(job_or_losses, training.Job) else job_or_losses
+    extra = job_or_losses.extra if isinstance(job_or_losses, training.Job) else (extra or {})
+    series = {tr("loss"): (range(1, len(losses) + 1), losses)}
+    series |= {tr(f"curve_{name}"): (range(1, len(values) + 1), values) for name, values in extra.items()}
+    return figures.lines(series, tr("loss_title"), tr("training_step"), tr("value"))
+
+
+def loss_data(losses: list[float], extra: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    data = {"step": range(1, len(losses) + 1), "loss": losses}
+    data |= {name: values for name, values in (extra or {}).items()}
+    return pd.DataFrame(data)
