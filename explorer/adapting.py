@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-from explorer import prediction
+from explorer import prediction, tokenize
 from explorer.activations import CaptureError
 from explorer.labels import token_label
 from explorer.models import LoadedModel
@@ -247,28 +247,30 @@ def continuation_probability(loaded: LoadedModel, prompt: str, continuation: str
 
 @dataclass
 class TemplateView:
-    ids: list[int]
-    labels: list[str]
-    special: list[bool]  # the template's special tokens (<|im_start|>…)
+    ids: list[int]  # what apply_chat_template gives the model
+    tokens: tokenize.Tokenization  # the same ids placed on the rendered text: byte pieces join into characters
     text: str  # the prompt as the template writes it
+
+
+def _chat_messages(request: str) -> list[dict]:
+    return [{"role": "user", "content": request}]
 
 
 def chat_ids(tokenizer, request: str) -> list[int]:
     """The request as one user turn, ready for the assistant's answer (SFT taught the model this format)."""
     if not getattr(tokenizer, "chat_template", None):
         raise CaptureError("not_available", "chat template")
-    encoded = tokenizer.apply_chat_template([{"role": "user", "content": request}], add_generation_prompt=True,
-                                            tokenize=True)
+    encoded = tokenizer.apply_chat_template(_chat_messages(request), add_generation_prompt=True, tokenize=True)
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
 def template_view(loaded: LoadedModel, request: str) -> TemplateView:
     if not request.strip():
         raise CaptureError("empty_text")
-    ids = chat_ids(loaded.tokenizer, request[: 20 * prediction.MAX_TOKENS])
-    special = set(loaded.tokenizer.all_special_ids)
-    return TemplateView(ids, [token_label(loaded.tokenizer, i) for i in ids], [i in special for i in ids],
-                        loaded.tokenizer.decode(ids))
+    request = request[: 20 * prediction.MAX_TOKENS]  # a huge paste is cut before the tokenizer sees it
+    ids = chat_ids(loaded.tokenizer, request)
+    text = loaded.tokenizer.apply_chat_template(_chat_messages(request), add_generation_prompt=True, tokenize=False)
+    return TemplateView(ids, tokenize.from_hf(loaded.tokenizer, text), text)
 
 
 def answer(loaded: LoadedModel, ids: list[int], steps: int = 48, end_of_turn: bool = True) -> str:

@@ -380,15 +380,20 @@ def sentence_map(points: np.ndarray, sentences: list[str], scores: np.ndarray | 
 # ---------------------------------------------------------------- RNN vs Transformer
 
 def lines(series: dict[str, tuple[list, list]], title: str, x_label: str, y_label: str, log_x: bool = False,
-          log_y: bool = False, dashed: tuple[str, ...] = ()) -> go.Figure:
-    """Named (x, y) series on one chart; log axes for sizes and times."""
+          log_y: bool = False, dashed: tuple[str, ...] = (), colours: dict[str, str] | None = None,
+          percent: bool = False, height: int = 420) -> go.Figure:
+    """Named (x, y) series on one chart; log axes for sizes and times (ticked at the data's own x values)."""
+    colours = colours or {}
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
-                                line=dict(dash="dash" if name in dashed else "solid"))
+                                line=dict(dash="dash" if name in dashed else "solid", color=colours.get(name)))
                      for name, (x, y) in series.items()])
     fig.update_xaxes(title=x_label, type="log" if log_x else "linear")
-    fig.update_yaxes(title=y_label, type="log" if log_y else "linear")
+    if log_x:
+        ticks = sorted({value for x, _ in series.values() for value in x})
+        fig.update_xaxes(tickvals=ticks, ticktext=[f"{value:,}" for value in ticks])
+    fig.update_yaxes(title=y_label, type="log" if log_y else "linear", tickformat=".0%" if percent else None)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return _layout(fig, title, height=420)
+    return _layout(fig, title, height=height)
 
 
 # ---------------------------------------------------------------- adapting
@@ -426,17 +431,6 @@ def before_after_bars(labels: list[str], before: list[float], after: list[float]
     fig = go.Figure(bars).update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
     fig.update_yaxes(title=value_label)
     return _layout(fig, title, height=380)
-
-
-def labelled_chips_html(labels: list[str], special: list[bool]) -> str:
-    """Token labels as chips in order; special tokens (a chat template's markers) outlined and bold."""
-    chips = []
-    for index, (label, is_special) in enumerate(zip(labels, special)):
-        style = ("background:#fef3c7;border:2px solid #d97706;font-weight:600" if is_special
-                 else f"background:{CHIP_COLOURS[index % len(CHIP_COLOURS)]}")
-        chips.append(f'<span style="display:inline-block;margin:1px;padding:1px 5px;border-radius:5px;color:#111;'
-                     f'{style}">{escape(visible(label))}</span>')
-    return f'<div style="line-height:1.7;font-size:1.05em">{"".join(chips)}</div>'
 
 
 def plain_text_html(prompt: str, answer: str) -> str:

@@ -4,6 +4,7 @@ Settings arrive the way a lecturer's link brings them: as query parameters.
 """
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,15 @@ def _open(page: str | None = None, **query) -> AppTest:
     at.run()
     if page:
         at.switch_page(page).run()
+    _no_exception(at)
+    return at
+
+
+def _open_link(page: str, **query) -> AppTest:
+    """A deep link straight to `page` (its own settings in the address), as a lecturer prepares before class."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.switch_page(page).run()
     _no_exception(at)
     return at
 
@@ -274,3 +284,90 @@ def test_recurrent_page_trains_both_models_live_and_handles_empty_text():
     at.text_area(key="rtext").set_value(odd).run()
     _no_exception(at)
     assert any("first 512 bytes" in i.value for i in at.info) and at.text_area(key="rtext").value == odd
+
+
+# ---------------------------------------------------------------- adapting pages
+
+def _train(at: AppTest, button: str, result: str, seconds: float = 240) -> AppTest:
+    """Click a training's start button, then rerun as the page's one-second poll would until its result is kept."""
+    at.button(key=button).click().run()
+    deadline = time.monotonic() + seconds
+    while result not in at.session_state:
+        assert time.monotonic() < deadline, "the training did not finish"
+        time.sleep(0.5)
+        at.run()
+        _no_exception(at)
+    at.run()
+    _no_exception(at)
+    return at
+
+
+@pytest.mark.parametrize("lang, title", [("ko", "레이블 수에 따른 정확도"), ("en", "Accuracy against the number of labelled examples")])
+def test_transfer_page_draws_the_learning_curves_and_fine_tunes_the_encoder(lang, title):
+    at = _open_link("pages/transfer.py", lang=lang, ftn="2", ftep="1")
+    curves = _charts(at)[title]
+    assert len(curves["data"]) == 4 and curves["layout"]["yaxis"]["tickformat"] == ".0%"
+    _train(at, "start_encoder", "encoder_result")
+    titles = set(_charts(at))
+    assert {"미세조정 전 문장 지도", "미세조정 후 문장 지도"} <= titles if lang == "ko" else \
+        {"Sentence map before fine-tuning", "Sentence map after fine-tuning"} <= titles
+    assert len(at.metric) == 2 and at.session_state["encoder_result"].epochs == 1
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_finetune_page_trains_lora_and_compares_before_and_after(lang):
+    at = _open_link("pages/finetune.py", lang=lang, lsteps="4", lrank="4")
+    assert at.session_state["lora_examples"].startswith("The mascot")
+    _train(at, "start_lora", "lora_adapter")
+    adapter = at.session_state["lora_adapter"]
+    assert len(adapter.losses) == 4 and adapter.config.r == 4
+    assert at.metric[0].value == f"{adapter.trainable:,}"
+    table = at.dataframe[0].value
+    assert len(table) == 3 and table.iloc[1, 1].strip().startswith("Paris")  # the control prompt, before
+    assert any(title.startswith(("「The mascot", "Next-token probabilities")) for title in _charts(at))
+
+
+def test_finetune_page_refuses_bad_examples_and_keeps_them():
+    at = _open("pages/finetune.py", lang="en")
+    for text, message in (("", "Write the training examples"), ("x" * 20_000, "too long")):
+        at.text_area(key="lora_examples").set_value(text).run()
+        _no_exception(at)
+        assert any(message in e.value for e in at.error)
+        assert at.button(key="start_lora").disabled
+        assert at.text_area(key="lora_examples").value == text  # nothing typed is lost
+
+
+def test_finetune_page_survives_absurd_settings_in_a_link():
+    at = _open_link("pages/finetune.py", lang="en", lsteps="10000", lrank="0", llr="7", part="bogus", lseed="-5")
+    assert at.number_input(key="lsteps").value == 200 and at.select_slider(key="lrank").value == 8
+    assert at.session_state["part"] == "lora" and at.number_input(key="lseed").value == 0
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_chat_template_part_shows_the_special_tokens_and_both_answers(lang):
+    at = _open_link("pages/finetune.py", lang=lang, part="chat")
+    html = " ".join(element.proto.body for element in at.get("html"))
+    assert "&lt;|im_start|&gt;" in html and "Paris" in html
+
+
+def test_preference_part_measures_margins_and_trains_dpo():
+    at = _open_link("pages/finetune.py", lang="ko", part="dpo", dsteps="2")
+    before = _charts(at)["쌍마다 로그 확률 차이: log P(선택 답) − log P(거절 답)"]
+    assert len(before["data"]) == 1 and all(value < 0 for value in before["data"][0]["y"])
+    _train(at, "start_dpo", "dpo_result")
+    after = _charts(at)["쌍마다 로그 확률 차이: log P(선택 답) − log P(거절 답)"]
+    assert len(after["data"]) == 2 and all(a > b for a, b in zip(after["data"][1]["y"], after["data"][0]["y"]))
+    assert len(at.dataframe[-1].value) == 2  # the two held-out prompts answered before and after
+
+
+def test_a_training_can_be_cancelled_and_the_inputs_stay():
+    at = _open_link("pages/finetune.py", lang="en", lsteps="200")
+    at.button(key="start_lora").click().run()
+    at.button(key="cancel_lora").click().run()
+    deadline = time.monotonic() + 60
+    while not any("cancelled" in info.value for info in at.info):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+        at.run()
+    _no_exception(at)
+    assert "lora_adapter" not in at.session_state and at.session_state["lora_examples"].startswith("The mascot")

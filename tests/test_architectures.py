@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from transformers import (AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig,
                           LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from explorer import activations, embeddings, models, prediction
+from explorer import activations, adapting, embeddings, models, prediction
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXT = "The cat sat on the mat. 고양이가 앉았다."
@@ -107,7 +107,8 @@ def test_positions_on_every_family(tiny, name):
 
 
 PAGES = [("pages/inside.py", {}), ("pages/attention.py", {"layer": 1}), ("pages/embeddings.py", {"vmethod": "pca"}),
-         ("pages/predict.py", {}), ("pages/tokens.py", {"tks": ["whitespace", "hub"]})]
+         ("pages/predict.py", {}), ("pages/tokens.py", {"tks": ["whitespace", "hub"]}),
+         ("pages/finetune.py", {"part": "chat"}), ("pages/finetune.py", {"part": "dpo"})]
 
 
 @pytest.mark.parametrize("page, settings", PAGES)
@@ -121,7 +122,22 @@ def test_every_model_page_runs_on_every_family(tiny_folders, name, page, setting
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["_keep_model"] == tiny_folders[name]  # the tiny model itself, not a fallback
-    if page == "pages/predict.py" and name == "bert":
+    if page in ("pages/predict.py", "pages/finetune.py") and name == "bert":
         assert any("decoder" in info.value for info in at.info)  # an encoder cannot predict: said in a sentence
-    elif page != "pages/tokens.py":
+    elif page not in ("pages/tokens.py", "pages/finetune.py") or settings.get("part") == "dpo":
         assert at.get("plotly_chart")
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen2"])
+def test_lora_and_dpo_on_every_decoder_family(tiny, name):
+    """PEFT picks each family's own target modules (c_attn for GPT-2, q_proj and v_proj for Llama and Qwen2)."""
+    loaded = tiny[name]
+    adapter = adapting.train_lora(loaded, "The cat sat on the mat.\n고양이가 앉았다.", adapting.LoraSettings(steps=3))
+    assert adapter.trainable > 0 and len(adapter.losses) == 3
+    adapted = adapting.with_adapter(loaded, adapter)
+    ids = loaded.tokenizer(TEXT, return_tensors="pt")
+    with torch.inference_mode(), adapted.model.disable_adapter():
+        assert torch.equal(adapted.model(**ids).logits, loaded.model(**ids).logits)
+    pair = adapting.PreferencePair("Say hi.", "Hi!", "No.")
+    dpo = adapting.train_dpo(loaded, [pair], adapting.DpoSettings(steps=2))
+    assert len(dpo.losses) == 2

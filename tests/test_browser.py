@@ -33,6 +33,10 @@ PAGES = [  # (url path, query, what must be visible)
     ("recurrent", "lang=en&k=150", "What each has to remember"),
     ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
+    ("transfer", "lang=ko", "레이블이 몇 개나 필요할까"),
+    ("transfer", "lang=en&ftlang=ko", "How many labels does it take?"),
+    ("finetune", "lang=ko&part=dpo", "선호 학습: 더 나은 답을 더 좋아하게"),
+    ("finetune", "lang=en&part=dpo&dpreset=brief", "Preference tuning: liking the better answer more"),
 ]
 
 ALL_TEXT = """element => {  // text under an element, inside shadow roots too (st.html may render in one)
@@ -124,7 +128,7 @@ def test_page_opens_with_its_figure_and_no_exception(server, browser, path, quer
     assert page.get_by_text("Page not found").count() == 0
     assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
     _wait_until_done(page)  # the page's last views too, before the screenshot
-    if "lang=ko" in query:  # Streamlit's own English never shows through in Korean (placeholders, spinner timers)
+    if query.startswith("lang=ko"):  # Streamlit's own English never shows through in Korean (placeholders, spinner timers)
         main = page.locator('[data-testid="stMain"]').inner_text() + page.locator('[data-testid="stSidebar"]').inner_text()
         assert not [words for words in ("Choose an option", "Choose options", "seconds)") if words in main]
         assert page.title() == "LLM 내부 탐색기"  # the browser tab too
@@ -264,3 +268,33 @@ def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
     _finish(tabs.pop(animals[0]), "eight-sessions-predict.png")
     for tab in tabs.values():
         tab.close()
+
+
+def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(server, browser):
+    first = _open(browser, f"{server}/finetune?lang=ko&lsteps=30", 3400)
+    second = _open(browser, f"{server}/finetune?lang=en&lsteps=3&lrank=4", 3400)
+    first.get_by_role("button", name="학습 시작").click()
+    first.locator(".st-key-training_lora").get_by_text("단계 · 손실").wait_for(timeout=60_000)  # progress, live
+    second.get_by_role("button", name="Start training").click()
+    queued = second.locator(".st-key-training_lora").get_by_text("Queued")
+    queued.wait_for(timeout=30_000)
+    assert "Trainings ahead of yours: 1" in queued.inner_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    first.screenshot(path=str(ARTIFACTS / "finetune-lora-training-ko.png"), full_page=True)
+    second.screenshot(path=str(ARTIFACTS / "finetune-lora-queued-en.png"), full_page=True)
+    for page in (first, second):  # the first finishes, then the second starts by itself and finishes too
+        page.locator(".st-key-lora_compare").wait_for(timeout=240_000)
+        page.locator(".js-plotly-plot").nth(1).wait_for(state="visible", timeout=60_000)
+        _wait_until_done(page)
+    assert "Juno" in first.locator(".js-plotly-plot").nth(1).inner_text()  # the taught token, now likely
+    _finish(first, "finetune-lora-after-ko.png")
+    _finish(second, "finetune-lora-after-en.png")
+
+
+def test_chat_template_in_the_browser_shows_hangul_and_special_tokens(server, browser):
+    page = _open(browser, f"{server}/finetune?lang=ko&part=chat&chatq=What is the capital of South Korea? 한국어로 답하지 않아도 됩니다.", 2400)
+    page.locator(".st-key-chat_answer").get_by_text("Seoul").wait_for(timeout=120_000)
+    _wait_until_done(page)
+    chips = page.locator('[data-testid="stHtml"]').first.inner_text()
+    assert "<|im_start|>" in chips and all(syllable in chips for syllable in "한국어로") and "\ufffd" not in chips
+    _finish(page, "finetune-chat-ko.png")

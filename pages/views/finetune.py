@@ -17,7 +17,8 @@ DPO_PRESETS = tuple(adapting.presets()["dpo"])
 
 
 def _preset_name(kind: str):
-    return lambda key: adapting.presets()[kind][key]["name"][lang()]
+    language = lang()  # read now: a format_func may be called outside the script run
+    return lambda key: adapting.presets()[kind][key]["name"][language]
 
 
 def _fill_lora_preset() -> None:
@@ -135,7 +136,7 @@ def chat_template(loaded: LoadedModel) -> None:
         return
     view, raw, templated = result
     st.caption(tr("chat_tokens", n=len(view.ids)))
-    st.html(figures.labelled_chips_html(view.labels, view.special))
+    st.html(figures.token_row_html(view.text, view.tokens.tokens))
     raw_column, chat_column = st.columns(2)
     with raw_column, st.container(key="chat_raw"):
         st.markdown(f"**{tr('chat_raw')}**")
@@ -223,8 +224,15 @@ def _preference_result(loaded: LoadedModel, pairs, adapter: adapting.Adapter, cu
         return
     st.success(tr("dpo_done", steps=len(adapter.losses)))
     _margin_bars(before, after)
-    show_figure(training_view.loss_figure(adapter.losses, curves), "dpo_loss",
-                training_view.loss_data(adapter.losses, curves), key="dpo_loss")
+    loss_column, margin_column = st.columns(2)
+    with loss_column:
+        show_figure(training_view.loss_figure(adapter.losses, height=340), "dpo_loss",
+                    training_view.loss_data(adapter.losses, curves), key="dpo_loss")
+    with margin_column:
+        margins = curves.get("margin", [])
+        show_figure(figures.lines({tr("curve_margin"): (range(1, len(margins) + 1), margins)}, tr("dpo_margin_curve"),
+                                  tr("training_step"), tr("dpo_margin_axis"), height=340), "dpo_margin_curve",
+                    training_view.loss_data(adapter.losses, curves), key="dpo_margin_curve")
     rows = []
     for prompt in prompts:
         answers = compute(_dpo_answers, loaded, adapter, loaded.fingerprint, adapter.digest, prompt)

@@ -58,16 +58,14 @@ def _progress(kind: str) -> None:
                         text=tr("training_progress", step=job.step, total=job.total_steps,
                                 loss=job.losses[-1] if job.losses else float("nan")))
             if job.losses:
-                st.plotly_chart(loss_figure(job), key=f"live_loss_{kind}", config={"displaylogo": False})
+                st.plotly_chart(loss_figure(job.losses, height=300), key=f"live_loss_{kind}",
+                                config={"displaylogo": False})
         st.button(tr("training_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
 
 
-def loss_figure(job_or_losses, extra: dict[str, list[float]] | None = None):
-    losses = job_or_losses.losses if isinstance(job_or_losses, training.Job) else job_or_losses
-    extra = job_or_losses.extra if isinstance(job_or_losses, training.Job) else (extra or {})
-    series = {tr("loss"): (range(1, len(losses) + 1), losses)}
-    series |= {tr(f"curve_{name}"): (range(1, len(values) + 1), values) for name, values in extra.items()}
-    return figures.lines(series, tr("loss_title"), tr("training_step"), tr("value"))
+def loss_figure(losses: list[float], height: int = 420):
+    return figures.lines({tr("loss"): (range(1, len(losses) + 1), losses)}, tr("loss_title"), tr("training_step"),
+                         tr("loss"), height=height)
 
 
 def loss_data(losses: list[float], extra: dict[str, list[float]] | None = None) -> pd.DataFrame:

@@ -37,9 +37,12 @@ def learning_curves() -> None:
             points = [r for r in rows if r["language"] == language and r["method"] == method]
             series[_series_name(language, method)] = ([p["examples"] for p in points], [p["accuracy"] for p in points])
     dashed = tuple(_series_name("ko", method) for method in transfer.METHODS)
+    colours = {_series_name(language, method): figures.CLASS_COLOURS[transfer.METHODS.index(method)]
+               for language in transfer.LANGUAGES for method in transfer.METHODS}  # a colour per method, dashes for Korean
     with st.container(key="transfer_curves"):
         show_figure(figures.lines(series, tr("transfer_curves_figure"), tr("transfer_examples_axis"),
-                                  tr("transfer_accuracy_axis"), log_x=True, dashed=dashed),
+                                  tr("transfer_accuracy_axis"), log_x=True, dashed=dashed, colours=colours,
+                                  percent=True),
                     "learning_curves", pd.DataFrame(rows), key="curves")
     at = {(r["language"], r["method"]): r["accuracy"] for r in rows if r["per_class"] == 16}
     st.write(tr("transfer_curves_reading", en_pre=at["en", "pretrained"], en_tfidf=at["en", "tfidf"],
@@ -55,8 +58,8 @@ def encoder_fine_tune() -> None:
     if loaded is None:
         return
     left, middle, right = st.columns(3)
-    language = left.radio(tr("transfer_language"), transfer.LANGUAGES, horizontal=True,
-                          format_func=lambda code: tr("korean" if code == "ko" else "english"),
+    language_names = {"en": tr("english"), "ko": tr("korean")}
+    language = left.radio(tr("transfer_language"), transfer.LANGUAGES, horizontal=True, format_func=language_names.get,
                           key=url_state("ftlang", "en"))
     per_class = middle.select_slider(tr("transfer_per_class"), transfer.PER_CLASS, key=url_state("ftn", 8, int))
     epochs = right.number_input(tr("transfer_epochs"), 1, transfer.MAX_EPOCHS, step=1, key=url_state("ftep", 4, int))
