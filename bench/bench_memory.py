@@ -13,11 +13,8 @@ import gc
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -29,6 +26,8 @@ if _models.exists():
     (Path(os.environ["EXPLORER_CACHE_DIR"]) / "models").symlink_to(_models)
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from measure import PeakMemory  # noqa: E402
 
 APP = str(ROOT / "app.py")
 PAGES = {  # page file -> the key of its main text input (None: the page takes no text)
@@ -58,28 +57,6 @@ def hangul_text(syllables: int) -> str:
 MIXED = ("언어 모델은 다음 토큰을 예측합니다. A language model predicts the next token, one at a time. "
          "어텐션은 앞의 토큰을 봅니다 🙂 Attention looks back. ") * 40
 TEXTS = {"a: 3,000 Hangul syllables": hangul_text(3000), "b: 4,000 mixed characters": MIXED[:4000]}
-
-
-class PeakMemory:
-    """Samples this process's resident memory every 5 ms while in use; `peak` is the largest seen."""
-
-    def __init__(self):
-        self.process = psutil.Process()
-        self.peak = self.process.memory_info().rss
-        self.lifetime_peak = self.peak
-        self._running = True
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self):
-        while self._running:
-            rss = self.process.memory_info().rss
-            self.peak = max(self.peak, rss)
-            self.lifetime_peak = max(self.lifetime_peak, rss)
-            time.sleep(0.005)
-
-    def reset(self) -> int:
-        self.peak = self.process.memory_info().rss
-        return self.peak
 
 
 def open_page(page: str, **query) -> AppTest:

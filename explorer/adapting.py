@@ -14,6 +14,7 @@ import io
 import json
 import tempfile
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -24,6 +25,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
 from explorer import prediction, tokenize
+
+# PEFT 0.21 asks transformers 5 a deprecated question on every wrap; the answer is right, the warning is noise
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 from explorer.activations import CaptureError
 from explorer.labels import token_label
 from explorer.models import LoadedModel
@@ -33,6 +37,7 @@ MAX_EXAMPLES = 16
 MAX_EXAMPLE_TOKENS = 64  # an example longer than this is refused (with its number), not cut
 MAX_STEPS = 200
 MAX_RANK = 64
+MAX_TRAINING_TOKENS = 16_000  # steps x example tokens: ~75 s on 2 cores (bench), so no one holds the queue long
 MICRO_BATCH_TOKENS = 192  # padded tokens per forward: bounds the (tokens x vocabulary) logits a step keeps for backward
 MAX_PAIRS = 8
 MAX_RESPONSE_TOKENS = 48
@@ -148,6 +153,17 @@ def check_examples(tokenizer, text: str) -> list[list[int]]:
     return examples
 
 
+def check_lora(tokenizer, text: str, settings: LoraSettings) -> list[list[int]]:
+    """Everything a LoRA training is refused for, before it is queued: the examples as token ids."""
+    check_lora_settings(settings)
+    examples = check_examples(tokenizer, text)
+    work = settings.steps * sum(map(len, examples))
+    if work > MAX_TRAINING_TOKENS:
+        raise TrainingError("too_much_training", f"{settings.steps} × {sum(map(len, examples)):,} = {work:,} > "
+                                                 f"{MAX_TRAINING_TOKENS:,}")
+    return examples
+
+
 def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int = MICRO_BATCH_TOKENS):
     """Right-padded batches (input_ids, attention_mask, labels), each at most `token_budget` padded tokens."""
     group: list[list[int]] = []
@@ -165,8 +181,7 @@ def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int = MI
 
 def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job | None = None) -> Adapter:
     """Next-token loss on the examples (one per line); each step sees all of them. Returns the trained adapter."""
-    check_lora_settings(settings)
-    examples = check_examples(loaded.tokenizer, text)
+    examples = check_lora(loaded.tokenizer, text, settings)
     model = lora_model(loaded, lora_config(settings.rank), settings.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)

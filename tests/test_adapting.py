@@ -163,6 +163,14 @@ def test_absurd_settings_are_refused(smollm, settings, kind):
     assert refused.value.kind == kind
 
 
+def test_a_training_too_long_for_a_shared_queue_is_refused_before_it_starts(smollm):
+    longest = "\n".join([" ".join(["word"] * 64)] * adapting.MAX_EXAMPLES)  # 16 examples of 64 tokens
+    assert len(adapting.check_lora(smollm.tokenizer, longest, adapting.LoraSettings(steps=15))) == 16
+    with pytest.raises(training.TrainingError) as refused:
+        adapting.check_lora(smollm.tokenizer, longest, adapting.LoraSettings(steps=200))
+    assert refused.value.kind == "too_much_training" and "200 × 1,024" in refused.value.detail
+
+
 def test_micro_batches_stay_within_their_token_budget():
     examples = [[1] * n for n in (5, 60, 3, 64, 20, 20, 20, 20, 20, 20, 20, 20)]
     seen = 0

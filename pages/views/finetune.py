@@ -56,7 +56,7 @@ def lora(loaded: LoadedModel) -> None:
     rate = third.select_slider(tr("learning_rate"), LEARNING_RATES, key=url_state("llr", 2e-3, one_of(LEARNING_RATES, float)))
     seed = fourth.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("lseed", 0, bounded(int, 0, 10_000)))
     settings = adapting.LoraSettings(int(rank), int(steps), float(rate), int(seed))
-    refused = _refused(adapting.check_examples, loaded.tokenizer, examples)
+    refused = _refused(adapting.check_lora, loaded.tokenizer, examples, settings)
 
     def work(job: training.Job) -> adapting.Adapter:
         return adapting.train_lora(loaded, examples, settings, job)
