@@ -14,6 +14,8 @@ RANKS = (1, 2, 4, 8, 16, 32, 64)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3)
 LORA_PRESETS = tuple(adapting.presets()["lora"])
 DPO_PRESETS = tuple(adapting.presets()["dpo"])
+DPO_LOSS = (r"\mathcal{L}_{\mathrm{DPO}} = -\log\sigma\Big(\beta\big[\log\tfrac{\pi_\theta(y_w\mid x)}{\pi_{\mathrm{ref}}(y_w\mid x)}"
+            r" - \log\tfrac{\pi_\theta(y_l\mid x)}{\pi_{\mathrm{ref}}(y_l\mid x)}\big]\Big)")
 
 
 def _preset_name(kind: str):
@@ -171,6 +173,8 @@ def preference(loaded: LoadedModel) -> None:
     """Preferred and rejected answers, the model's margin between them, a few DPO steps, and what moved."""
     st.subheader(tr("dpo_title"))
     st.write(tr("dpo_intro"))
+    st.latex(DPO_LOSS)
+    st.caption(tr("dpo_loss_symbols"))
     st.selectbox(tr("preset"), DPO_PRESETS, format_func=_preset_name("dpo"), on_change=_fill_dpo_preset,
                  key=url_state("dpreset", "pirate", one_of(DPO_PRESETS)))
     if "dpo_table" not in st.session_state:
