@@ -288,10 +288,15 @@ def template_view(loaded: LoadedModel, request: str) -> TemplateView:
     return TemplateView(ids, tokenize.from_hf(loaded.tokenizer, text), text)
 
 
+def answer_stop_ids(tokenizer) -> set[int]:
+    """The ids that end the assistant's turn."""
+    return {tokenizer.eos_token_id} - {None}
+
+
 def answer(loaded: LoadedModel, ids: list[int], steps: int = 48, end_of_turn: bool = True) -> str:
     """Greedy continuation of `ids`: until the end-of-turn token (left out), or with `end_of_turn=False` for
     `steps` tokens whatever comes, special tokens written out (a raw prompt's answer often writes the template)."""
-    stop = {loaded.tokenizer.eos_token_id} - {None} if end_of_turn else set()
+    stop = answer_stop_ids(loaded.tokenizer) if end_of_turn else set()
     added, _ = prediction.generate_ids(loaded, ids[-prediction.MAX_TOKENS:], steps, stop_ids=stop)
     return loaded.tokenizer.decode([i for i in added if i not in stop])
 

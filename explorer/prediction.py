@@ -79,9 +79,17 @@ def generate_ids(loaded: LoadedModel, ids: list[int], steps: int, temperature: f
                  top_p: float = 1.0, seed: int = 0, stop_ids=frozenset()) -> tuple[list[int], list[float]]:
     """Append up to `steps` tokens one at a time with a cached prefix, stopping after any of `stop_ids`;
     returns the new ids and the probability each had."""
+    chances: list[float] = []
+    added = list(stream_ids(loaded, ids, steps, temperature, top_k, top_p, seed, stop_ids, chances))
+    return added, chances
+
+
+def stream_ids(loaded: LoadedModel, ids: list[int], steps: int, temperature: float = 0.0, top_k: int = 0,
+               top_p: float = 1.0, seed: int = 0, stop_ids=frozenset(), chances: list | None = None):
+    """The same, one id at a time as each is chosen (a page can show an answer as it is written)."""
     ids = list(ids)
     generator = np.random.default_rng(seed)
-    past, added, chances = None, [], []
+    past = None
     for _ in range(steps):
         logits, past = next_token_logits(loaded, ids, past)
         distribution = filter_distribution(logits, temperature, top_k, top_p)
@@ -90,11 +98,11 @@ def generate_ids(loaded: LoadedModel, ids: list[int], steps: int, temperature: f
         else:
             chosen = int(generator.choice(len(distribution.sampling_probs), p=distribution.sampling_probs))
         ids.append(chosen)
-        added.append(chosen)
-        chances.append(float(distribution.probs[chosen]))
+        if chances is not None:
+            chances.append(float(distribution.probs[chosen]))
+        yield chosen
         if chosen in stop_ids:
-            break
-    return added, chances
+            return
 
 
 def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -341,6 +341,7 @@ def test_finetune_page_survives_absurd_settings_in_a_link():
     at = _open_link("pages/finetune.py", lang="en", lsteps="10000", lrank="0", llr="7", part="bogus", lseed="-5")
     assert at.number_input(key="lsteps").value == 200 and at.select_slider(key="lrank").value == 8
     assert at.session_state["part"] == "lora" and at.number_input(key="lseed").value == 0
+    assert any("Too much training" in e.value for e in at.error) and at.button(key="start_lora").disabled  # 200 steps
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -361,7 +362,7 @@ def test_preference_part_measures_margins_and_trains_dpo():
 
 
 def test_a_training_can_be_cancelled_and_the_inputs_stay():
-    at = _open_link("pages/finetune.py", lang="en", lsteps="200")
+    at = _open_link("pages/finetune.py", lang="en", lsteps="90")
     at.button(key="start_lora").click().run()
     at.button(key="cancel_lora").click().run()
     deadline = time.monotonic() + 60

@@ -1,0 +1,295 @@
+"""Retrieval-augmented generation, step by step: chunks, two retrievers and their fusion, the prompt, the answer,
+and what the answer drew on.
+
+BM25 (bm25s) runs over Kiwi morphemes, so Korean particles and endings do not hide the stems; dense retrieval uses
+MiniLM's sentence vectors (English-only pre-training: weak in Korean, and the page says so). Reciprocal-rank
+fusion joins the two rankings. The answer comes from the decoder with the passages in its chat prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import torch
+
+from explorer import embeddings, prediction, tokenize
+from explorer.activations import CaptureError
+from explorer.adapting import answer_stop_ids, chat_ids, sequence_log_probs
+from explorer.capture_attention import CaptureRequest, capturing
+from explorer.models import LoadedModel
+
+DOCUMENTS = Path(__file__).resolve().parent.parent / "assets" / "rag" / "documents.json"
+MAX_DOCUMENT_CHARS = 200_000  # more is refused with a message (the text stays in its box)
+MAX_CHUNKS = 2_000
+MAX_QUESTION_CHARS = 1_000
+RRF_K = 60  # the constant of Cormack et al. (2009): 1 / (60 + rank)
+METHODS = ("bm25", "dense", "fused")
+CONTENT_TAGS = ("NN", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")  # morphemes that carry meaning; no particles/endings
+ANSWER_TOKENS = 30
+ATTENTION_LAYERS = 8  # layers whose attention is averaged for attribution (evenly spaced): bounds the memory
+INSTRUCTION = "Use the passage to answer the question."
+INSTRUCTION_MANY = "Use the passages to answer the question."
+
+
+class RagError(CaptureError):
+    """A refused input (no documents, a huge paste…): `kind` names the message, as for captures."""
+
+
+@lru_cache(maxsize=1)
+def bundled() -> dict:
+    return json.loads(DOCUMENTS.read_text(encoding="utf-8"))
+
+
+def bundled_text(language: str | None = None) -> str:
+    """The bundled passages as the learner's text box holds documents: one paragraph each, blank lines between."""
+    return "\n\n".join(p["text"] for p in bundled()["passages"] if language in (None, p["lang"]))
+
+
+# ---------------------------------------------------------------- documents and chunks
+
+@dataclass(frozen=True)
+class Chunk:
+    document: int  # which paragraph of the documents it comes from
+    start: int  # characters [start, end) of that paragraph
+    end: int
+    text: str
+
+
+def paragraphs(text: str) -> list[str]:
+    """Each blank-line-separated paragraph is one document."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise RagError("documents_too_long", f"{len(text):,} > {MAX_DOCUMENT_CHARS:,}")
+    found = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    if not found:
+        raise RagError("no_documents")
+    return found
+
+
+def chunk(documents: list[str], size: int = 400, overlap: int = 50) -> list[Chunk]:
+    """Cut each document into pieces of at most `size` characters, ending at a space where one is near, each
+    starting `overlap` characters before the previous one ended."""
+    if size < 50 or not 0 <= overlap < size // 2:
+        raise RagError("bad_chunking", f"size {size}, overlap {overlap}")
+    chunks = []
+    for number, document in enumerate(documents):
+        start = 0
+        while start < len(document):
+            end = min(len(document), start + size)
+            if end < len(document):
+                space = document.rfind(" ", start + size // 2, end)
+                end = space if space > 0 else end
+            chunks.append(Chunk(number, start, end, document[start:end].strip()))
+            if end == len(document):
+                break
+            start = max(end - overlap, start + 1)
+            while 0 < start < end and not document[start - 1].isspace() and overlap:  # begin at a word
+                start += 1
+        if len(chunks) > MAX_CHUNKS:
+            raise RagError("too_many_chunks", f"> {MAX_CHUNKS:,}")
+    return [c for c in chunks if c.text]
+
+
+def token_counts(tokenizer, texts: list[str]) -> list[int]:
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+
+# ---------------------------------------------------------------- retrieval
+
+def morphemes(text: str) -> list[str]:
+    """The words BM25 counts: Kiwi's content morphemes, lower-cased (English words come out whole, tagged SL)."""
+    analysed = tokenize._kiwi().tokenize(text)
+    return [m.form.lower() for m in analysed if m.tag.startswith(CONTENT_TAGS)]
+
+
+@dataclass
+class Index:
+    chunks: list[Chunk]
+    words: list[list[str]]  # each chunk's morphemes
+    bm25: bm25s.BM25
+    vectors: np.ndarray  # (n, d) MiniLM unit sentence vectors
+
+
+def build_index(encoder: LoadedModel, chunks: list[Chunk]) -> Index:
+    words = [morphemes(c.text) for c in chunks]
+    retriever = bm25s.BM25()
+    retriever.index([w or [""] for w in words], show_progress=False)
+    order = np.argsort([len(c.text) for c in chunks])  # similar lengths batched together: little padding
+    vectors = np.empty((len(chunks), encoder.info.hidden_size), dtype=np.float32)
+    vectors[order] = embeddings.sentence_embeddings(encoder, [chunks[i].text for i in order])
+    return Index(chunks, words, retriever, vectors)
+
+
+def bm25_scores(index: Index, question: str) -> np.ndarray:
+    """(n,) BM25 score of every chunk; words the documents never use count for nothing."""
+    known = [w for w in morphemes(question) if w in index.bm25.vocab_dict]
+    return index.bm25.get_scores(known).astype(np.float64) if known else np.zeros(len(index.chunks))
+
+
+def dense_scores(index: Index, encoder: LoadedModel, question: str) -> np.ndarray:
+    """(n,) cosine similarity of the question's MiniLM vector to every chunk's."""
+    return index.vectors @ embeddings.sentence_embeddings(encoder, [question])[0]
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """(n,) 1-based rank of each chunk, best first; ties keep document order."""
+    order = np.argsort(-scores, kind="stable")
+    ranked = np.empty(len(scores), dtype=np.int64)
+    ranked[order] = np.arange(1, len(scores) + 1)
+    return ranked
+
+
+def reciprocal_rank_fusion(*rankings: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    """(n,) sum over rankings of 1 / (k + rank)."""
+    return sum(1.0 / (k + ranking) for ranking in rankings)
+
+
+@dataclass
+class Retrieval:
+    question: str
+    bm25: np.ndarray  # (n,) scores
+    dense: np.ndarray  # (n,)
+    fused: np.ndarray  # (n,) RRF of the two rankings
+    matched: list[str]  # the question's morphemes the documents contain
+
+    def scores(self, method: str) -> np.ndarray:
+        return {"bm25": self.bm25, "dense": self.dense, "fused": self.fused}[method]
+
+    def top(self, method: str, k: int) -> list[int]:
+        scores = self.scores(method)
+        if method == "bm25":  # a chunk that shares no word with the question is never "retrieved"
+            return [int(i) for i in np.argsort(-scores, kind="stable")[:k] if scores[i] > 0]
+        return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def retrieve(index: Index, encoder: LoadedModel, question: str) -> Retrieval:
+    question = question.strip()
+    if not question:
+        raise RagError("empty_question")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise RagError("question_too_long", f"{len(question):,} > {MAX_QUESTION_CHARS:,}")
+    bm25, dense = bm25_scores(index, question), dense_scores(index, encoder, question)
+    matched = [w for w in morphemes(question) if w in index.bm25.vocab_dict]
+    return Retrieval(question, bm25, dense, reciprocal_rank_fusion(ranks(bm25), ranks(dense)), matched)
+
+
+# ---------------------------------------------------------------- the prompt and the answer
+
+@dataclass
+class Prompt:
+    ids: list[int]  # what the model reads: apply_chat_template's own ids
+    text: str  # the same, as the template writes it
+    passage_spans: list[tuple[int, int]]  # token positions [start, end) of each passage in `ids`
+    tokens: tokenize.Tokenization = field(repr=False)  # ids placed on the text, for drawing
+
+
+def prompt_content(question: str, passages: list[str]) -> str:
+    if not passages:
+        return question
+    if len(passages) == 1:
+        return f"{INSTRUCTION}\n\nPassage: {passages[0]}\n\nQuestion: {question}"
+    listed = "\n\n".join(f"Passage {number}: {text}" for number, text in enumerate(passages, start=1))
+    return f"{INSTRUCTION_MANY}\n\n{listed}\n\nQuestion: {question}"
+
+
+def build_prompt(loaded: LoadedModel, question: str, passages: list[str]) -> Prompt:
+    tokenizer = loaded.tokenizer
+    content = prompt_content(question, passages)
+    ids = chat_ids(tokenizer, content)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                         tokenize=False)
+    tokens = tokenize.from_hf(tokenizer, text)
+    spans, searched_from = [], 0
+    for passage in passages:
+        begin = text.index(passage, searched_from)
+        searched_from = begin + len(passage)
+        inside = [i for i, t in enumerate(tokens.tokens) if t.start < searched_from and t.end > begin]
+        spans.append((inside[0], inside[-1] + 1))
+    return Prompt(ids, text, spans, tokens)
+
+
+def stream_answer(loaded: LoadedModel, prompt: Prompt, steps: int = ANSWER_TOKENS):
+    """Greedy answer token by token: yields each new id until the end of the turn."""
+    stop = answer_stop_ids(loaded.tokenizer)
+    yield from prediction.stream_ids(loaded, prompt.ids[-prediction.MAX_TOKENS:], steps, stop_ids=stop)
+
+
+def answer_text(loaded: LoadedModel, answer_ids: list[int]) -> str:
+    stop = answer_stop_ids(loaded.tokenizer)
+    return loaded.tokenizer.decode([i for i in answer_ids if i not in stop]).strip()
+
+
+def is_correct(answer: str, accepted: list[str]) -> bool:
+    return any(a.lower() in answer.lower() for a in accepted)
+
+
+# ---------------------------------------------------------------- what the answer drew on
+
+@dataclass
+class Attribution:
+    attention: np.ndarray  # (passages,) share of the answer tokens' attention that lands on each passage
+    token_attention: list[np.ndarray]  # per passage, (its tokens,) attention each of its tokens received
+    log_prob: float  # log P(answer | prompt with every passage)
+    log_prob_without: np.ndarray  # (passages,) log P(answer | prompt without that passage)
+
+    @property
+    def drop(self) -> np.ndarray:
+        return self.log_prob - self.log_prob_without  # (passages,) how much the answer needed each passage
+
+
+def attribute(loaded: LoadedModel, question: str, passages: list[str], answer_ids: list[int]) -> Attribution:
+    if not answer_ids:
+        raise RagError("no_answer")
+    prompt = build_prompt(loaded, question, passages)
+    sequence = prompt.ids + list(answer_ids)
+    layers = sorted({round(x) for x in np.linspace(0, loaded.info.layers - 1, ATTENTION_LAYERS)})
+    request = CaptureRequest(pattern_layers=frozenset(layers))
+    device = next(loaded.model.parameters()).device
+    with loaded.lock, torch.inference_mode():
+        with capturing(request):
+            loaded.model(torch.as_tensor([sequence], device=device), logits_to_keep=1)
+        answer_rows = slice(len(prompt.ids) - 1, len(sequence) - 1)  # the positions that predict the answer's tokens
+        received = torch.stack([request.patterns[layer][:, answer_rows].float().mean(dim=(0, 1)) for layer in layers])
+        received = received.mean(0).cpu().numpy()  # (seq,) attention each position receives, averaged
+        log_prob = float(sequence_log_probs(loaded.model, [(prompt.ids, list(answer_ids))])[0])
+        without = []
+        for left_out in range(len(passages)):
+            others = passages[:left_out] + passages[left_out + 1:]
+            ids = build_prompt(loaded, question, others).ids
+            without.append(float(sequence_log_probs(loaded.model, [(ids, list(answer_ids))])[0]))
+    token_attention = [received[start:end] for start, end in prompt.passage_spans]
+    return Attribution(np.array([float(t.sum()) for t in token_attention]), token_attention, log_prob, np.array(without))
+
+
+# ---------------------------------------------------------------- the built-in question set
+
+def evaluate(loaded: LoadedModel, encoder: LoadedModel, index: Index, questions: list[dict], ks=(1, 3, 5),
+             methods=METHODS, job=None) -> list[dict]:
+    """Answer every question with k passages from each method: one row per (question, method, k)."""
+    rows, step = [], 0
+    for question in questions:
+        retrieval = retrieve(index, encoder, question["question"])
+        for method in methods:
+            for k in ks:
+                chosen = retrieval.top(method, k)
+                prompt = build_prompt(loaded, question["question"], [index.chunks[i].text for i in chosen])
+                answer = answer_text(loaded, list(stream_answer(loaded, prompt, 24)))
+                gold = [i for i, c in enumerate(index.chunks) if c.document == question["document"]]
+                rows.append(dict(question=question["question"], language=question["lang"], method=method, k=k,
+                                 retrieved_gold=bool(set(chosen) & set(gold)), answer=answer,
+                                 correct=is_correct(answer, question["answers"])))
+                step += 1
+                if job is not None:
+                    job.report(step, 0.0)
+    return rows
+
+
+def bundled_questions(language: str | None = None) -> list[dict]:
+    """The built-in questions, each with the number of its passage among the bundled documents."""
+    ids = [p["id"] for p in bundled()["passages"] if language in (None, p["lang"])]
+    return [dict(q, document=ids.index(q["passage"])) for q in bundled()["questions"] if q["passage"] in ids]
