@@ -75,6 +75,7 @@ navigation = st.navigation({
     tr("section_used"): [
         st.Page("pages/transfer.py", title=tr("nav_transfer"), icon=":material/school:", url_path="transfer"),
         st.Page("pages/finetune.py", title=tr("nav_finetune"), icon=":material/tune:", url_path="finetune"),
+        st.Page("pages/rag.py", title=tr("nav_rag"), icon=":material/travel_explore:", url_path="rag"),
     ],
 })
 started = time.perf_counter()

@@ -437,3 +437,12 @@ def plain_text_html(prompt: str, answer: str) -> str:
     """A prompt (bold) and the model's answer, line breaks kept, nothing interpreted as HTML."""
     return (f'<div style="white-space:pre-wrap;line-height:1.5;border:1px solid #e2e8f0;border-radius:6px;padding:8px">'
             f'<b>{escape(prompt)}</b>{escape(answer)}</div>')
+
+
+def weighted_text_html(pieces: list[tuple[str, float]], colour: str = "228,87,46") -> str:
+    """Text pieces on a background as strong as each piece's weight (relative to the largest); nothing rendered as
+    HTML, weight on hover."""
+    top = max((weight for _, weight in pieces), default=0.0) or 1.0
+    spans = [f'<span title="{weight:.4f}" style="background:rgba({colour},{0.85 * max(0.0, weight) / top:.3f});'
+             f'border-radius:3px">{escape(text)}</span>' for text, weight in pieces]
+    return f'<div style="line-height:1.8;white-space:pre-wrap">{"".join(spans)}</div>'

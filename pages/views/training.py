@@ -54,10 +54,11 @@ def _progress(kind: str) -> None:
         if job.status == "queued":
             st.info(tr("training_queued", ahead=training.QUEUE.ahead(job)), icon="⏳")
         else:
+            progress = "rag_eval_progress" if kind == "rag_eval" else "training_progress"  # a measurement: no loss
             st.progress(min(1.0, job.step / max(1, job.total_steps)),
-                        text=tr("training_progress", step=job.step, total=job.total_steps,
+                        text=tr(progress, step=job.step, total=job.total_steps,
                                 loss=job.losses[-1] if job.losses else float("nan")))
-            if job.losses:
+            if job.losses and kind != "rag_eval":
                 st.plotly_chart(loss_figure(job.losses, height=300), key=f"live_loss_{kind}",
                                 config={"displaylogo": False})
         st.button(tr("training_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
