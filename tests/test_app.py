@@ -372,3 +372,68 @@ def test_a_training_can_be_cancelled_and_the_inputs_stay():
         at.run()
     _no_exception(at)
     assert "lora_adapter" not in at.session_state and at.session_state["lora_examples"].startswith("The mascot")
+
+
+# ---------------------------------------------------------------- RAG
+
+OWN_DOCUMENTS = ("The Moonrise Bakery opens at 6:15 every morning and closes when the bread runs out.\n\n"
+                 "달빛 빵집의 대표 빵은 쑥 식빵이며, 한 개에 4,800원이다.\n\n"
+                 "<b>Notice</b>: the bakery's cat is called Miso. **Do not** feed her.")
+
+
+@pytest.mark.parametrize("lang, question, expected", [
+    ("en", "When does the Moonrise Bakery open?", "6:15"),
+    ("ko", "달빛 빵집의 대표 빵은 무엇인가요?", None),  # SmolLM2 cannot write Korean: retrieval is what is checked
+])
+def test_rag_page_answers_from_the_learners_own_documents(lang, question, expected):
+    at = _open_link("pages/rag.py", lang=lang)
+    assert at.session_state["rag_documents"].startswith("The ferry")
+    at.text_area(key="rag_documents").set_value(OWN_DOCUMENTS).run()
+    at.text_input(key="q").set_value(question).run()
+    _no_exception(at)
+    assert at.session_state["rag_question"] == question
+    fused = at.dataframe[3].value  # chunks, then the BM25, MiniLM and fused rankings
+    assert ("Moonrise" if lang == "en" else "달빛") in fused.iloc[0, 1]
+    assert at.metric[0].value.endswith("/ 1,024")
+    assert len(at.session_state["rag_answers"]) >= 2  # with the chunk and without, kept for reruns
+    if expected:
+        html = " ".join(element.proto.body for element in at.get("html"))
+        assert expected in html or any(expected in m.value for m in at.markdown)
+    else:
+        assert any("SmolLM2" in info.value for info in at.info)  # said plainly
+    assert {"답 토큰의 어텐션 중 각 청크로 간 몫", "Share of the answer tokens' attention on each chunk"} & set(_charts(at))
+
+
+def test_rag_page_refuses_empty_and_huge_documents_and_keeps_them():
+    at = _open_link("pages/rag.py", lang="en")
+    for text, message in (("", "There are no documents"), ("x " * 150_000, "too long")):
+        at.text_area(key="rag_documents").set_value(text).run()
+        _no_exception(at)
+        assert any(message in e.value for e in at.error)
+        assert at.text_area(key="rag_documents").value == text
+
+
+def test_rag_page_with_a_question_nothing_matches_and_absurd_link_values():
+    at = _open_link("pages/rag.py", lang="en", k="99", csize="5", coverlap="9999", method="magic", q="zzqx plorf")
+    assert at.select_slider(key="k").value == 1 and at.slider(key="csize").value == 100
+    assert at.session_state["method"] == "fused"
+    at.radio(key="method").set_value("bm25").run()
+    _no_exception(at)
+    assert any("No chunk shares a word" in w.value for w in at.warning)
+
+
+def test_rag_accuracy_is_measured_through_the_queue_and_drawn(monkeypatch):
+    from pages.views import rag as view
+
+    monkeypatch.setattr(view, "QUESTIONS", view.QUESTIONS[:1] + view.QUESTIONS[-1:])  # one per language: short
+    monkeypatch.setattr(view, "_EVALUATIONS", {})  # this process's measurement stays out of other tests
+    at = _open_link("pages/rag.py", lang="en")
+    at.button(key="start_rag_eval").click().run()
+    deadline = time.monotonic() + 240
+    while not any(title.startswith("Accuracy on the") for title in _charts(at)):
+        assert time.monotonic() < deadline, "the measurement did not finish"
+        time.sleep(0.5)
+        at.run()
+        _no_exception(at)
+    english = _charts(at)["Accuracy on the English questions"]
+    assert [trace["y"][0] for trace in english["data"]] == [1.0, 1.0, 1.0]  # k = 1, every method: the ferry's 7:40

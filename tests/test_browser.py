@@ -37,6 +37,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("transfer", "lang=en&ftlang=ko", "How many labels does it take?"),
     ("finetune", "lang=ko&part=dpo", "선호 학습: 더 나은 답을 더 좋아하게"),
     ("finetune", "lang=en&part=dpo&dpreset=brief", "Preference tuning: liking the better answer more"),
+    ("rag", "lang=ko", "2. 찾기: 두 가지 방법과 그 결합"),
+    ("rag", "lang=en&k=3&method=bm25", "2. Retrieval: two ways, and both fused"),
 ]
 
 ALL_TEXT = """element => {  // text under an element, inside shadow roots too (st.html may render in one)
@@ -298,3 +300,19 @@ def test_chat_template_in_the_browser_shows_hangul_and_special_tokens(server, br
     chips = page.locator('[data-testid="stHtml"]').first.inner_text()
     assert "<|im_start|>" in chips and all(syllable in chips for syllable in "한국어로") and "\ufffd" not in chips
     _finish(page, "finetune-chat-ko.png")
+
+
+def test_rag_answers_from_documents_typed_in_the_browser(server, browser):
+    page = _open(browser, f"{server}/rag?lang=en", 4200)
+    documents = page.locator(".st-key-rag_documents textarea")
+    documents.fill("The Moonrise Bakery opens at 6:15 every morning.\n\n"
+                   "<img src=x onerror=alert(1)> 달빛 빵집의 대표 빵은 쑥 식빵이다.")
+    documents.press("Control+Enter")
+    _wait_until_done(page)
+    question = page.locator(".st-key-q input")
+    question.fill("When does the Moonrise Bakery open?")
+    question.press("Enter")
+    page.locator(".st-key-rag_answer").get_by_text("6:15").wait_for(timeout=120_000)
+    _wait_until_done(page)
+    assert page.locator("img[src='x']").count() == 0  # the learner's HTML is shown as text, never rendered
+    _finish(page, "rag-own-documents-en.png")

@@ -15,8 +15,10 @@ from pages.common import bounded, compute, one_of, show_figure, tr, translated, 
 from pages.views import training as training_view
 
 KS = (1, 2, 3, 4, 5)
+QUESTIONS = rag.bundled_questions()  # the built-in questions with known answers
 SHOWN_CHUNKS = 60
 RANKED = 5
+KEPT_ANSWERS = 16
 
 
 def _digest(text: str) -> str:
@@ -129,6 +131,8 @@ def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> list[int]:
     with st.container(key=key):
         st.write_stream(pieces())
     answers[cache_key] = ids
+    while len(answers) > KEPT_ANSWERS:  # oldest first: a session keeps a few answers, not all it ever asked
+        answers.pop(next(iter(answers)))
     return ids
 
 
@@ -200,10 +204,10 @@ _EVALUATIONS: dict[str, list[dict]] = {}  # model fingerprint -> rows: measured 
 
 def accuracy(encoder: LoadedModel, decoder: LoadedModel) -> None:
     st.subheader(tr("rag_accuracy_title"))
-    st.write(tr("rag_accuracy_intro", n=len(rag.bundled_questions())))
+    st.write(tr("rag_accuracy_intro", n=len(QUESTIONS)))
     rows = _EVALUATIONS.get(decoder.fingerprint)
     if rows is None:
-        questions = rag.bundled_questions()
+        questions = QUESTIONS
 
         def work(job: training.Job) -> list[dict]:
             index = rag.build_index(encoder, rag.chunk(rag.paragraphs(rag.bundled_text())))
