@@ -76,6 +76,7 @@ navigation = st.navigation({
         st.Page("pages/transfer.py", title=tr("nav_transfer"), icon=":material/school:", url_path="transfer"),
         st.Page("pages/finetune.py", title=tr("nav_finetune"), icon=":material/tune:", url_path="finetune"),
         st.Page("pages/rag.py", title=tr("nav_rag"), icon=":material/travel_explore:", url_path="rag"),
+        st.Page("pages/quantize.py", title=tr("nav_quantize"), icon=":material/compress:", url_path="quantize"),
     ],
 })
 started = time.perf_counter()

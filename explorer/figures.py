@@ -446,3 +446,22 @@ def weighted_text_html(pieces: list[tuple[str, float]], colour: str = "228,87,46
     spans = [f'<span title="{weight:.4f}" style="background:rgba({colour},{0.85 * max(0.0, weight) / top:.3f});'
              f'border-radius:3px">{escape(text)}</span>' for text, weight in pieces]
     return f'<div style="line-height:1.8;white-space:pre-wrap">{"".join(spans)}</div>'
+
+
+# ---------------------------------------------------------------- quantization
+
+def weight_histogram(values: np.ndarray, levels: np.ndarray, title: str, value_label: str, count_label: str,
+                     grid_name: str) -> go.Figure:
+    """A histogram of weights with every level of the quantization grid drawn over it as a thin vertical line."""
+    counts, edges = np.histogram(values, bins=200)
+    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color="#94a3b8",
+                           name=value_label))
+    top = float(counts.max()) * 1.05
+    xs = np.repeat(levels.astype(float), 3)  # x, x, gap for each level: one trace however many levels
+    xs[2::3] = np.nan
+    ys = np.tile([0.0, top, np.nan], len(levels))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(228,87,46,0.55)", width=1),
+                             name=grid_name, hoverinfo="skip"))
+    fig.update_xaxes(title=value_label).update_yaxes(title=count_label)
+    fig.update_layout(legend=dict(orientation="h", y=1.12), bargap=0)
+    return _layout(fig, title, height=360)

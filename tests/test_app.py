@@ -437,3 +437,33 @@ def test_rag_accuracy_is_measured_through_the_queue_and_drawn(monkeypatch):
         _no_exception(at)
     english = _charts(at)["Accuracy on the English questions"]
     assert [trace["y"][0] for trace in english["data"]] == [1.0, 1.0, 1.0]  # k = 1, every method: the ferry's 7:40
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_quantize_page_measures_every_scheme_and_says_who_built_it(lang):
+    at = _open_link("pages/quantize.py", lang=lang)
+    memory = at.dataframe[1].value  # the GGUF file's own types, then the memory per scheme
+    assert len(memory) == 6 and memory.iloc[:, 1].str.contains("torchao").sum() == 2
+    assert any("Q4_1" in w.value for w in at.warning)  # the caveat on the "fp32" baseline
+    behaviour = at.dataframe[3].value  # then the history arithmetic, then the next-token table
+    assert behaviour.iloc[0, 1] == 0.0 and behaviour.iloc[0, 2] == 1.0  # fp32 against itself: KL 0, top-1 agreement 1
+    titles = set(_charts(at))
+    assert {"가중치 분포와 격자" in t or "and the grid" in t for t in titles} >= {True}
+    assert len(at.get("plotly_chart")) == 4  # histogram, outlier channels, error heatmap, speed
+
+
+def test_quantize_page_with_absurd_link_values_and_an_empty_text_keeps_the_text():
+    at = _open_link("pages/quantize.py", lang="en", group="7", sym="maybe", matrix="99.nothing", grid="int2", qtext="")
+    assert at.session_state["group"] == 32 and at.session_state["grid"] == "int4_group"
+    assert at.session_state["matrix"] == "0.self_attn.q_proj"
+    assert at.error  # the empty text: a message, no table
+    at.text_area(key="qtext").set_value("<b>안녕</b> 👋\u200b").run()
+    _no_exception(at)
+    assert at.text_area(key="qtext").value == "<b>안녕</b> 👋\u200b"
+
+
+def test_quantize_page_on_minilm_compares_sentence_vectors():
+    at = _open_link("pages/quantize.py", lang="ko", model="minilm-l6", group="64", sym="0")
+    assert any("진짜 fp32" in c.value or "fp32이므로" in c.value for c in at.caption)
+    cosine = at.dataframe[2].value.iloc[:, 1]  # memory, arithmetic, then the cosine per scheme
+    assert cosine.iloc[0] == pytest.approx(1.0) and (cosine > 0.9).all()

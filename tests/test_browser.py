@@ -39,6 +39,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("finetune", "lang=en&part=dpo&dpreset=brief", "Preference tuning: liking the better answer more"),
     ("rag", "lang=ko", "2. 찾기: 두 가지 방법과 그 결합"),
     ("rag", "lang=en&k=3&method=bm25", "2. Retrieval: two ways, and both fused"),
+    ("quantize", "lang=ko&grid=int8_tensor", "메모리: 파라미터 하나에 몇 바이트인가"),
+    ("quantize", "lang=en&model=minilm-l6&group=64&sym=0", "Memory: bytes per parameter"),
 ]
 
 ALL_TEXT = """element => {  // text under an element, inside shadow roots too (st.html may render in one)

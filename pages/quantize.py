@@ -1,0 +1,19 @@
+"""Quantization, measured: memory, weights and their grid, the next token, speed."""
+
+import streamlit as st
+
+from pages.common import page, require_model, tr
+from pages.views import quantize
+
+page("group", "sym", "matrix", "grid", "qtext")
+
+st.title(tr("nav_quantize"))
+st.write(tr("quant_intro"))
+loaded = require_model()
+quantize.caveat(loaded)
+group, symmetric = quantize.controls()
+chosen = quantize.schemes(group, symmetric)
+copies = quantize.memory(loaded, chosen)
+quantize.weights(loaded, chosen)
+quantize.behaviour(loaded, copies)
+quantize.speed(loaded, copies)

@@ -1,0 +1,160 @@
+"""Quantization views: the bundled file's own storage, memory per scheme, weights and their grid, what the next
+token loses, and speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer import embeddings, figures, models, prediction, quantize
+from explorer.models import LoadedModel
+from pages.common import compute, one_of, show_figure, tr, translated, url_state
+
+HISTORY = json.loads((Path(__file__).resolve().parents[2] / "assets" / "history.json").read_text(encoding="utf-8"))
+SAMPLE = (Path(__file__).resolve().parents[2] / "assets" / "sample_long.txt").read_text(encoding="utf-8")
+PERPLEXITY_TOKENS = 512  # the page's perplexity reads this many tokens of the bundled text (the bench reads 2,000)
+
+
+def headed(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its column names in the learner's language (the CSV export keeps the plain names)."""
+    return table.rename(columns=lambda column: tr(f"quant_column_{column}"))
+
+
+def schemes(group: int, symmetric: bool) -> list[quantize.Scheme]:
+    return [quantize.Scheme(name, group, symmetric) for name in quantize.SCHEMES]
+
+
+def controls() -> tuple[int, bool]:
+    left, right = st.columns(2)
+    group = left.select_slider(tr("quant_group"), quantize.GROUP_SIZES,
+                               key=url_state("group", 32, one_of(quantize.GROUP_SIZES, int)), help=tr("quant_group_help"))
+    symmetric = right.toggle(tr("quant_symmetric"), key=url_state("sym", True, lambda raw: str(raw) in ("1", "True", "true")),
+                             help=tr("quant_symmetric_help"))
+    return int(group), bool(symmetric)
+
+
+def caveat(loaded: LoadedModel) -> None:
+    """What the bundled SmolLM2's "fp32" really is, from the GGUF file's own tensor types."""
+    if loaded.info.key != models.SMOLLM2:
+        st.caption(tr("quant_true_fp32", model=loaded.info.key))
+        return
+    st.warning(tr("quant_gguf_caveat"), icon="ℹ️")
+    rows = quantize.gguf_types()
+    if rows:
+        st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _copy(_loaded, fingerprint: str, key: str, scheme: quantize.Scheme) -> quantize.QuantizedModel:
+    return quantize.quantized(_loaded, scheme)
+
+
+def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> dict[str, quantize.QuantizedModel]:
+    """Bytes per parameter and size of each scheme, measured from the stored tensors, and the arithmetic for the
+    models in the history chart."""
+    st.subheader(tr("quant_memory_title"))
+    copies = {}
+    for scheme in chosen:
+        built = compute(_copy, loaded, loaded.fingerprint, scheme.key, scheme)
+        if built is not None:
+            copies[scheme.key] = built
+    rows = [dict(scheme=key, library=tr(f"quant_library_{c.library}"),
+                 bytes_per_parameter=round(c.matrix_bytes / c.matrix_parameters, 3),
+                 matrices_mb=round(c.matrix_bytes / 2**20, 1), rest_mb=round(c.other_bytes / 2**20, 1),
+                 build_seconds=round(c.seconds, 2)) for key, c in copies.items()]
+    st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
+    st.caption(tr("quant_memory_explain"))
+    sizes = [(s["name"], s["parameters"]) for s in HISTORY["sizes"]]
+    arithmetic = pd.DataFrame([{tr("quant_column_model"): name, tr("quant_column_parameters"): f"{parameters:,}",
+                                **{tr("quant_column_gb", bits=bits): round(parameters * bits / 8 / 1e9, 1)
+                                   for bits in (32, 16, 8, 4)}} for name, parameters in sizes])
+    st.dataframe(arithmetic, hide_index=True, width="stretch")
+    st.caption(tr("quant_arithmetic_explain"))
+    return copies
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _errors(_loaded, fingerprint: str, keys: tuple[str, ...], chosen: tuple[quantize.Scheme, ...]):
+    return quantize.relative_errors(_loaded, list(chosen))
+
+
+def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
+    """A matrix's histogram with the grid over it, its channels' largest weights, and every matrix's error."""
+    st.subheader(tr("quant_weights_title"))
+    matrices = quantize.block_matrices(loaded.model, loaded.parts.blocks)
+    names = [name for name, _ in matrices]
+    name = st.selectbox(tr("quant_matrix"), names, key=url_state("matrix", names[0], one_of(names)))
+    module = dict(matrices)[name]
+    weight = quantize.matrix_weight(module)  # (out, in)
+    grid_scheme = st.radio(tr("quant_grid"), ("int8_tensor", "int4_group"), horizontal=True,
+                           format_func=translated("quant_scheme_"), key=url_state("grid", "int4_group", one_of(("int8_tensor", "int4_group"))))
+    scheme = next(s for s in chosen if s.name == grid_scheme)
+    levels = quantize.grid_levels(weight, scheme)
+    show_figure(figures.weight_histogram(weight.flatten().numpy(), levels, tr("quant_histogram_title", matrix=name), tr("quant_weight"),
+                                         tr("quant_count"), tr("quant_levels")),
+                "weight_histogram", pd.DataFrame({"level": levels}), key="quant_histogram")
+    st.caption(tr(f"quant_grid_explain_{grid_scheme}", group=scheme.group_size))
+    channel_max = weight.abs().amax(dim=0).numpy()  # (in,) the largest weight reading each input channel
+    show_figure(figures.before_after_bars([str(i) for i in range(len(channel_max))], list(channel_max), None,
+                                          tr("quant_outliers_title"), tr("quant_weight"), "", tr("quant_abs_max")),
+                "outlier_channels", pd.DataFrame({"channel": range(len(channel_max)), "max_abs": channel_max}),
+                key="quant_outliers")
+    st.caption(tr("quant_outliers_explain", ratio=float(channel_max.max() / np.median(channel_max))))
+    found = compute(_errors, loaded, loaded.fingerprint, tuple(s.key for s in chosen), tuple(chosen))
+    if found is not None:
+        matrix_names, errors = found
+        show_figure(figures.matrix_heatmap(errors, [s.key for s in chosen], tr("quant_error_title"), tr("quant_matrix"),
+                                           tr("quant_scheme"), column_labels=matrix_names, colorscale="Viridis",
+                                           symmetric=False),
+                    "quant_errors", pd.DataFrame(errors.T, columns=[s.key for s in chosen]).assign(matrix=matrix_names),
+                    key="quant_errors")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _behaviour(_loaded, _copies, fingerprint: str, keys: tuple[str, ...], text: str) -> pd.DataFrame:
+    rows = []
+    for key in keys:
+        copy = _copies[key].loaded
+        if _loaded.info.family == "decoder":
+            found = quantize.compare(_loaded, copy, text)
+            continuation, _ = prediction.generate(copy, text, 10)
+            rows.append(dict(scheme=key, kl=found.kl, top1=found.top1,
+                             perplexity=quantize.perplexity(copy, SAMPLE, PERPLEXITY_TOKENS),
+                             continuation=copy.tokenizer.decode(continuation).rstrip("\ufffd")))  # a cut syllable
+        else:
+            reference = embeddings.sentence_embeddings(_loaded, [text])[0]
+            rows.append(dict(scheme=key, cosine=float(embeddings.sentence_embeddings(copy, [text])[0] @ reference)))
+    return pd.DataFrame(rows)
+
+
+def behaviour(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:
+    st.subheader(tr("quant_behaviour_title"))
+    text = st.text_area(tr("quant_text"), key=url_state("qtext", tr("predict_sample")), height=80)
+    table = compute(_behaviour, loaded, copies, loaded.fingerprint, tuple(copies), text)
+    if table is None:
+        return
+    with st.container(key="quant_behaviour"):
+        st.dataframe(headed(table), hide_index=True, width="stretch")
+    st.caption(tr("quant_behaviour_explain_decoder" if loaded.info.family == "decoder" else "quant_behaviour_explain_encoder",
+                  tokens=PERPLEXITY_TOKENS))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _speed(_copies, fingerprint: str, keys: tuple[str, ...]) -> list[float]:
+    return [quantize.seconds_per_forward(_copies[key].loaded) for key in keys]
+
+
+def speed(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:
+    st.subheader(tr("quant_speed_title"))
+    seconds = compute(_speed, copies, loaded.fingerprint, tuple(copies))
+    if seconds is None:
+        return
+    keys = list(copies)
+    show_figure(figures.before_after_bars(keys, [s * 1000 for s in seconds], None, tr("quant_speed_figure"),
+                                          tr("quant_ms"), "", tr("quant_ms")),
+                "quant_speed", pd.DataFrame({"scheme": keys, "seconds_per_forward": seconds}), key="quant_speed")
+    st.caption(tr("quant_speed_explain"))
