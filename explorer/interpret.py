@@ -1,0 +1,493 @@
+"""Interpretability lab: attribute the next token to layers and heads, knock parts out, patch activations from one
+prompt into another, and steer generation along a direction in the residual stream.
+
+Every intervention is a forward hook (or pre-hook) registered inside `hooked`, which holds the shared model's lock,
+acts only for the calling thread's forwards, and removes every hook in `finally`: the model other sessions use is
+never changed. Sweeps put each intervention on its own row of one batch, so a 30 × 9 head sweep is a handful of
+batched forwards, not 270 separate ones; only the last position's logits are ever built.
+
+Hooks in this module rather than TransformerLens or nnsight: TransformerLens rebuilds the model from its own weights
+(it cannot take the bundled GGUF-expanded SmolLM2 offline, and would hold a second copy), and nnsight wraps the shared
+model in a tracing proxy; a few hooks on the modules `architecture.find` already knows keep one shared copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from transformers.pytorch_utils import Conv1D
+
+from explorer.activations import CaptureError, chosen_log_probs, encode
+from explorer.models import LoadedModel
+
+MAX_PROMPT_TOKENS = 48  # the lab's prompts are short: sweeps batch one row per intervention
+BATCH_ROWS = 45  # rows per batched forward in a sweep (5 layers × 9 heads of SmolLM2); progress is reported per batch
+ABLATIONS = ("zero", "mean")
+PARTS = ("layer", "attn", "mlp", "head")
+Progress = Callable[[int, int], None]  # (done, total): raises training.Cancelled when the learner cancels
+
+
+# ---------------------------------------------------------------- hooks, scoped to one call
+
+@contextmanager
+def hooked(loaded: LoadedModel, forward: list = (), pre: list = ()):
+    """Hold the model's lock with `forward` [(module, fn(module, args, output))] and `pre` [(module, fn(module, args,
+    kwargs))] hooks registered; each acts only for this thread's forwards; all are removed on the way out."""
+    owner = threading.get_ident()
+
+    def mine(function):
+        return lambda *arguments: function(*arguments) if threading.get_ident() == owner else None
+
+    with loaded.lock, torch.inference_mode():
+        handles = []
+        try:
+            handles += [module.register_forward_hook(mine(fn)) for module, fn in forward]
+            handles += [module.register_forward_pre_hook(mine(fn), with_kwargs=True) for module, fn in pre]
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def _hidden(output):
+    """The hidden states in a block's or attention's output (a tensor, or a tuple led by it)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _with_hidden(output, hidden: torch.Tensor):
+    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+
+def _first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """A pre-hook's view of the module's first input (positional, or `hidden_states=`)."""
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _replace_input(args: tuple, kwargs: dict, change: Callable[[torch.Tensor], torch.Tensor]):
+    """A pre-hook's return value with the module's first input (positional or `hidden_states=`) changed."""
+    if args:
+        return (change(args[0]), *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": change(kwargs["hidden_states"])}
+
+
+def output_projection(attention: torch.nn.Module) -> torch.nn.Module:
+    """The matrix that mixes the heads back into the residual stream (Llama `o_proj`, GPT-2 `c_proj`, BERT `dense`)."""
+    for name in ("o_proj", "c_proj", "out_proj", "dense"):
+        module = getattr(attention, name, None)
+        if isinstance(module, (torch.nn.Linear, Conv1D)):
+            return module
+    raise CaptureError("not_available", f"no output projection in {type(attention).__name__}")
+
+
+def _projection_weight(module: torch.nn.Module) -> torch.Tensor:
+    """(d, heads × head_dim) as a Linear holds it."""
+    return (module.weight.t() if isinstance(module, Conv1D) else module.weight).float()
+
+
+# ---------------------------------------------------------------- prompts and targets
+
+def prompt_ids(loaded: LoadedModel, text: str) -> list[int]:
+    """The prompt's ids; an empty prompt or one longer than MAX_PROMPT_TOKENS is refused with a message."""
+    if loaded.info.family != "decoder" or loaded.parts.unembed is None:
+        raise CaptureError("not_available", "the lab reads next-token logits (decoders only)")
+    ids = [int(i) for i in encode(loaded, text, None)[0]]
+    if len(ids) > MAX_PROMPT_TOKENS:
+        raise CaptureError("lab_prompt_too_long", f"{len(ids)} > {MAX_PROMPT_TOKENS}")
+    return ids
+
+
+def target_id(loaded: LoadedModel, ids: list[int], target: str) -> int:
+    """The target token: the model's top prediction when `target` is empty; else `target` or ' ' + target, whichever
+    is one token (both: the one the model finds likelier, so "Paris" after "… is" means " Paris"); a target that is
+    several tokens either way is refused, naming its pieces."""
+    logits = last_logits(loaded, [ids])[0]
+    if not target:
+        return int(np.argmax(logits))
+    singles = [pieces[0] for pieces in (loaded.tokenizer.encode(candidate, add_special_tokens=False)
+                                        for candidate in (target, " " + target)) if len(pieces) == 1]
+    if singles:
+        return int(max(singles, key=lambda index: logits[index]))
+    pieces = loaded.tokenizer.convert_ids_to_tokens(loaded.tokenizer.encode(target, add_special_tokens=False))
+    raise CaptureError("lab_target_not_one_token", " | ".join(str(p) for p in pieces))
+
+
+def last_logits(loaded: LoadedModel, rows: list[list[int]], forward: list = (), pre: list = ()) -> np.ndarray:
+    """(rows, vocab) float32 logits at the last position of each row (rows of equal length), under the given hooks."""
+    device = next(loaded.model.parameters()).device
+    with hooked(loaded, forward, pre):
+        output = loaded.model(torch.as_tensor(rows, device=device), logits_to_keep=1)
+    return output.logits[:, -1].float().cpu().numpy()
+
+
+def top_tokens(loaded: LoadedModel, logits: np.ndarray, count: int = 5) -> list[tuple[str, float]]:
+    probs = _softmax(logits)
+    best = np.argsort(-probs)[:count]
+    return [(loaded.tokenizer.decode([int(i)]), float(probs[i])) for i in best]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+# ---------------------------------------------------------------- direct logit attribution
+
+@dataclass
+class Attribution:
+    target: int
+    logit: float  # the model's own logit for the target
+    probability: float
+    components: list[str]  # "embed", then "attn 0", "mlp 0", … "attn 29", "mlp 29"
+    contributions: np.ndarray  # (components,) each one's push on the target's logit, after the linearised final norm
+    constant: float  # the final norm's bias and the unembedding's bias (0 for SmolLM2's RMSNorm and tied unembedding)
+    heads: np.ndarray  # (layers, query heads): each head's share of its layer's attention contribution
+    head_constant: np.ndarray  # (layers,) the output projection's bias, where it has one
+    scale: float  # 1 / RMS (or standard deviation) of the final residual: the linearisation's fixed factor
+
+    @property
+    def total(self) -> float:
+        return float(self.contributions.sum() + self.constant)
+
+
+@torch.inference_mode()
+def attribute(loaded: LoadedModel, ids: list[int], target: int) -> Attribution:
+    """How much each layer's attention and MLP output (and each head) pushes the target's logit at the last position.
+
+    The residual stream before the final norm is the sum embed + Σ (attn_i + mlp_i). The final norm divides it by one
+    number (its RMS; for LayerNorm, after subtracting the mean) and multiplies by its weight g; holding that number
+    fixed at its value for the whole sum makes the norm linear, so the logit splits exactly into the components'
+    terms: logit = Σ_c (center(c) · (g ⊙ W_U[target])) / rms + constant."""
+    parts = loaded.parts
+    seen: dict[str, torch.Tensor] = {}
+    forward = []
+    pre = [(parts.final_norm, lambda m, a, k: seen.__setitem__("final", _first_input(a, k)[0, -1])),
+           (parts.blocks[0], lambda m, a, k: seen.__setitem__("embed", _first_input(a, k)[0, -1]))]  # tokens (+ positions)
+    for layer in range(parts.layers):
+        forward.append((parts.attention[layer], lambda m, a, out, i=layer: seen.__setitem__(f"attn {i}", _hidden(out)[0, -1])))
+        forward.append((parts.mlp[layer], lambda m, a, out, i=layer: seen.__setitem__(f"mlp {i}", _hidden(out)[0, -1])))
+        pre.append((output_projection(parts.attention[layer]),
+                    lambda m, a, k, i=layer: seen.__setitem__(f"z {i}", _first_input(a, k)[0, -1])))
+    logits = last_logits(loaded, [ids], forward, pre)[0]
+    norm, unembed = parts.final_norm, parts.unembed
+    final = seen["final"].float()  # (d,)
+    layer_norm = isinstance(norm, torch.nn.LayerNorm)
+    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+    centred = final - final.mean() if layer_norm else final
+    scale = float(1 / torch.sqrt(centred.pow(2).mean() + eps))
+    direction = unembed.weight[target].float() * norm.weight.float()  # (d,)
+    constant = float(norm.bias.float() @ unembed.weight[target].float()) if getattr(norm, "bias", None) is not None else 0.0
+    if getattr(unembed, "bias", None) is not None:
+        constant += float(unembed.bias[target])
+
+    def push(vector: torch.Tensor) -> float:
+        vector = vector.float()
+        return float(((vector - vector.mean()) if layer_norm else vector) @ direction) * scale
+
+    components = ["embed"] + [f"{kind} {i}" for i in range(parts.layers) for kind in ("attn", "mlp")]
+    contributions = np.array([push(seen[name]) for name in components])
+    heads = np.zeros((parts.layers, parts.query_heads))
+    head_constant = np.zeros(parts.layers)
+    for layer in range(parts.layers):
+        projection = output_projection(parts.attention[layer])
+        weight = _projection_weight(projection)  # (d, heads × head_dim)
+        z = seen[f"z {layer}"].float().reshape(parts.query_heads, -1)  # (heads, head_dim)
+        per_head = torch.einsum("dhk,hk->hd", weight.reshape(weight.shape[0], parts.query_heads, -1), z)  # (heads, d)
+        heads[layer] = [push(vector) for vector in per_head]
+        if getattr(projection, "bias", None) is not None:
+            head_constant[layer] = push(projection.bias)
+    return Attribution(target, float(logits[target]), float(_softmax(logits)[target]), components, contributions,
+                       constant, heads, head_constant, scale)
+
+
+# ---------------------------------------------------------------- ablation
+
+@dataclass(frozen=True)
+class Ablation:
+    part: str  # one of PARTS
+    layer: int
+    head: int = 0  # for part == "head"
+    mode: str = "zero"  # "zero": the part adds nothing; "mean": it adds its mean over the prompt's positions
+
+
+def _ablation_hooks(loaded: LoadedModel, rows: list[Ablation | None]) -> tuple[list, list]:
+    """Hooks that apply row r's ablation to row r of a batch only (None: that row runs untouched)."""
+    parts = loaded.parts
+    forward, pre = [], []
+    for layer in range(parts.layers):
+        mine = [(r, a) for r, a in enumerate(rows) if a is not None and a.layer == layer]
+        if not mine:
+            continue
+        for part, module in (("layer", parts.blocks[layer]), ("attn", parts.attention[layer]), ("mlp", parts.mlp[layer])):
+            chosen = [(r, a.mode) for r, a in mine if a.part == part]
+            if chosen:
+                forward.append((module, _ablate_output(chosen, part == "layer")))
+        heads = [(r, a.head, a.mode) for r, a in mine if a.part == "head"]
+        if heads:
+            pre.append((output_projection(parts.attention[layer]), _ablate_heads(heads, parts.query_heads)))
+    return forward, pre
+
+
+def _ablate_output(chosen: list[tuple[int, str]], whole_block: bool):
+    def hook(module, args, output):
+        hidden = _hidden(output).clone()  # (batch, seq, d)
+        added = hidden - args[0] if whole_block else hidden  # what this part adds to the residual stream
+        for row, mode in chosen:
+            kept = added[row].mean(0, keepdim=True).expand_as(added[row]) if mode == "mean" else torch.zeros_like(added[row])
+            hidden[row] = (args[0][row] + kept) if whole_block else kept
+        return _with_hidden(output, hidden)
+    return hook
+
+
+def _ablate_heads(chosen: list[tuple[int, int, str]], query_heads: int):
+    def hook(module, args, kwargs):
+        def change(z: torch.Tensor) -> torch.Tensor:  # (batch, seq, heads × head_dim): the heads' outputs, concatenated
+            z = z.clone()
+            split = z.view(z.shape[0], z.shape[1], query_heads, -1)  # (batch, seq, heads, head_dim)
+            for row, head, mode in chosen:
+                split[row, :, head] = split[row, :, head].mean(0, keepdim=True) if mode == "mean" else 0.0
+            return z
+        return _replace_input(args, kwargs, change)
+    return hook
+
+
+@dataclass
+class AblationResult:
+    before: list[tuple[str, float]]  # top-5 (token, probability) untouched
+    after: list[tuple[str, float]]
+    target_before: float
+    target_after: float
+
+
+def ablate(loaded: LoadedModel, ids: list[int], target: int, ablation: Ablation) -> AblationResult:
+    """The next-token distribution with and without one part, in one batch of two rows."""
+    logits = last_logits(loaded, [ids, ids], *_ablation_hooks(loaded, [None, ablation]))
+    probs = _softmax(logits)
+    return AblationResult(top_tokens(loaded, logits[0]), top_tokens(loaded, logits[1]),
+                          float(probs[0, target]), float(probs[1, target]))
+
+
+def _sweep(loaded: LoadedModel, ids: list[int], target: int, rows: list[Ablation], progress: Progress | None) -> np.ndarray:
+    """The target's probability with each row's ablation, BATCH_ROWS rows per forward."""
+    found = []
+    for start in range(0, len(rows), BATCH_ROWS):
+        chunk = rows[start:start + BATCH_ROWS]
+        logits = last_logits(loaded, [ids] * len(chunk), *_ablation_hooks(loaded, chunk))
+        found.append(_softmax(logits)[:, target])
+        if progress:
+            progress(start + len(chunk), len(rows))
+    return np.concatenate(found)
+
+
+def head_sweep(loaded: LoadedModel, ids: list[int], target: int, mode: str = "zero",
+               progress: Progress | None = None) -> np.ndarray:
+    """(layers, heads): the target's probability with each head knocked out."""
+    parts = loaded.parts
+    rows = [Ablation("head", layer, head, mode) for layer in range(parts.layers) for head in range(parts.query_heads)]
+    return _sweep(loaded, ids, target, rows, progress).reshape(parts.layers, parts.query_heads)
+
+
+def part_sweep(loaded: LoadedModel, ids: list[int], target: int, mode: str = "zero",
+               progress: Progress | None = None) -> np.ndarray:
+    """(3, layers): the target's probability with each whole layer, attention or MLP knocked out."""
+    layers = loaded.parts.layers
+    rows = [Ablation(part, layer, 0, mode) for part in ("layer", "attn", "mlp") for layer in range(layers)]
+    return _sweep(loaded, ids, target, rows, progress).reshape(3, layers)
+
+
+# ---------------------------------------------------------------- activation patching
+
+def residuals(loaded: LoadedModel, ids: list[int]) -> torch.Tensor:
+    """(layers + 1, seq, d): the input of each block, then the input of the final norm (the last block's output)."""
+    found: dict[int, torch.Tensor] = {}
+    parts = loaded.parts
+    pre = [(module, lambda m, a, k, i=i: found.__setitem__(i, _first_input(a, k)[0].clone()))
+           for i, module in enumerate([*parts.blocks, parts.final_norm])]
+    last_logits(loaded, [ids], (), pre)
+    return torch.stack([found[i] for i in range(parts.layers + 1)])
+
+
+def head_outputs(loaded: LoadedModel, ids: list[int]) -> torch.Tensor:
+    """(layers, seq, heads × head_dim): every layer's heads' outputs before the output projection."""
+    found: dict[int, torch.Tensor] = {}
+    pre = [(output_projection(attention), lambda m, a, k, i=i: found.__setitem__(i, _first_input(a, k)[0].clone()))
+           for i, attention in enumerate(loaded.parts.attention)]
+    last_logits(loaded, [ids], (), pre)
+    return torch.stack([found[i] for i in range(loaded.parts.layers)])
+
+
+def patched_logits(loaded: LoadedModel, ids: list[int], source: torch.Tensor,
+                   rows: list[list[tuple[int, int]]]) -> np.ndarray:
+    """(rows, vocab): row r runs `ids` with the residual stream at each (layer, position) in rows[r] replaced by
+    `source[layer, position]` (from `residuals`; layer = layers means the final norm's input)."""
+    parts = loaded.parts
+    modules = [*parts.blocks, parts.final_norm]
+    pre = []
+    for layer, module in enumerate(modules):
+        mine = [(r, position) for r, places in enumerate(rows) for at, position in places if at == layer]
+        if mine:
+            row_index = torch.tensor([r for r, _ in mine])
+            positions = torch.tensor([p for _, p in mine])
+
+            def hook(module, args, kwargs, layer=layer, row_index=row_index, positions=positions):
+                def change(hidden: torch.Tensor) -> torch.Tensor:  # (batch, seq, d)
+                    hidden = hidden.clone()
+                    hidden[row_index, positions] = source[layer, positions].to(hidden.dtype)
+                    return hidden
+                return _replace_input(args, kwargs, change)
+            pre.append((module, hook))
+    return last_logits(loaded, [ids] * len(rows), (), pre)
+
+
+@dataclass
+class PatchingResult:
+    clean_token: int
+    corrupt_token: int
+    clean_difference: float  # logit(clean answer) − logit(corrupted answer), on the clean prompt
+    corrupt_difference: float  # the same on the corrupted prompt
+    recovered: np.ndarray  # (layers + 1, seq): (patched − corrupted) / (clean − corrupted) difference
+
+
+def same_length(loaded: LoadedModel, clean: str, corrupt: str) -> tuple[list[int], list[int]]:
+    first, second = prompt_ids(loaded, clean), prompt_ids(loaded, corrupt)
+    if len(first) != len(second):
+        raise CaptureError("lab_lengths_differ", f"{len(first)} ≠ {len(second)}")
+    return first, second
+
+
+def patch_residual_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: list[int],
+                         progress: Progress | None = None) -> PatchingResult:
+    """Patch the clean residual stream into the corrupted run at every layer × position; how much of the clean
+    answer's logit difference comes back (1 = all of it, 0 = none)."""
+    clean_logits, corrupt_logits = last_logits(loaded, [clean_ids]), last_logits(loaded, [corrupt_ids])
+    clean_token, corrupt_token = int(clean_logits[0].argmax()), int(corrupt_logits[0].argmax())
+    difference = lambda logits: logits[..., clean_token] - logits[..., corrupt_token]  # noqa: E731
+    clean_difference, corrupt_difference = float(difference(clean_logits[0])), float(difference(corrupt_logits[0]))
+    source = residuals(loaded, clean_ids)  # (layers + 1, seq, d)
+    places = [(layer, position) for layer in range(source.shape[0]) for position in range(len(clean_ids))]
+    found = []
+    for start in range(0, len(places), BATCH_ROWS):
+        chunk = places[start:start + BATCH_ROWS]
+        found.append(difference(patched_logits(loaded, corrupt_ids, source, [[place] for place in chunk])))
+        if progress:
+            progress(start + len(chunk), len(places))
+    gap = clean_difference - corrupt_difference
+    recovered = (np.concatenate(found) - corrupt_difference) / (gap if abs(gap) > 1e-6 else np.nan)
+    return PatchingResult(clean_token, corrupt_token, clean_difference, corrupt_difference,
+                          recovered.reshape(source.shape[0], len(clean_ids)))
+
+
+def patch_head_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: list[int], position: int,
+                     progress: Progress | None = None) -> PatchingResult:
+    """Patch each head's output (before the output projection) at one position from clean into corrupted:
+    recovered (layers, heads)."""
+    parts = loaded.parts
+    clean_logits, corrupt_logits = last_logits(loaded, [clean_ids]), last_logits(loaded, [corrupt_ids])
+    clean_token, corrupt_token = int(clean_logits[0].argmax()), int(corrupt_logits[0].argmax())
+    difference = lambda logits: logits[..., clean_token] - logits[..., corrupt_token]  # noqa: E731
+    clean_difference, corrupt_difference = float(difference(clean_logits[0])), float(difference(corrupt_logits[0]))
+    source = head_outputs(loaded, clean_ids)  # (layers, seq, heads × head_dim)
+    places = [(layer, head) for layer in range(parts.layers) for head in range(parts.query_heads)]
+    found = []
+    for start in range(0, len(places), BATCH_ROWS):
+        chunk = places[start:start + BATCH_ROWS]
+        pre = []
+        for layer in {layer for layer, _ in chunk}:
+            mine = [(r, head) for r, (at, head) in enumerate(chunk) if at == layer]
+
+            def hook(module, args, kwargs, layer=layer, mine=mine):
+                def change(z: torch.Tensor) -> torch.Tensor:  # (batch, seq, heads × head_dim)
+                    z = z.clone()
+                    split = z.view(z.shape[0], z.shape[1], parts.query_heads, -1)
+                    clean = source[layer, position].view(parts.query_heads, -1)  # (heads, head_dim)
+                    for row, head in mine:
+                        split[row, position, head] = clean[head]
+                    return z
+                return _replace_input(args, kwargs, change)
+            pre.append((output_projection(parts.attention[layer]), hook))
+        found.append(difference(last_logits(loaded, [corrupt_ids] * len(chunk), (), pre)))
+        if progress:
+            progress(start + len(chunk), len(places))
+    gap = clean_difference - corrupt_difference
+    recovered = (np.concatenate(found) - corrupt_difference) / (gap if abs(gap) > 1e-6 else np.nan)
+    return PatchingResult(clean_token, corrupt_token, clean_difference, corrupt_difference,
+                          recovered.reshape(parts.layers, parts.query_heads))
+
+
+# ---------------------------------------------------------------- steering
+
+@torch.inference_mode()
+def steering_direction(loaded: LoadedModel, positive: list[str], negative: list[str], layer: int) -> np.ndarray:
+    """(d,): mean residual (the input of block `layer`, over every position of every prompt) of the positive set
+    minus that of the negative set."""
+    if not [p for p in positive if p.strip()] or not [n for n in negative if n.strip()]:
+        raise CaptureError("lab_empty_set", "")
+    means = []
+    for prompts in (positive, negative):
+        states = [residuals(loaded, prompt_ids(loaded, p))[layer].mean(0) for p in prompts if p.strip()]  # (d,) each
+        means.append(torch.stack(states).mean(0))
+    return (means[0] - means[1]).float().cpu().numpy()
+
+
+def steered_generation(loaded: LoadedModel, ids: list[int], layer: int, direction: np.ndarray, strength: float,
+                       steps: int) -> list[int]:
+    """Greedy generation with strength × direction added to the input of block `layer` at every position."""
+    vector = torch.as_tensor(direction, dtype=next(loaded.model.parameters()).dtype)
+
+    def add(module, args, kwargs):
+        return _replace_input(args, kwargs, lambda hidden: hidden + strength * vector.to(hidden.device))
+
+    device = next(loaded.model.parameters()).device
+    ids, past, added = list(ids), None, []
+    for _ in range(steps):
+        new = ids if past is None else ids[past.get_seq_length():]
+        with hooked(loaded, (), [(loaded.parts.blocks[layer], add)] if strength else []):
+            output = loaded.model(torch.as_tensor([new], device=device), past_key_values=past, use_cache=True,
+                                  logits_to_keep=1)
+        past = output.past_key_values
+        chosen = int(output.logits[0, -1].argmax())
+        ids.append(chosen)
+        added.append(chosen)
+    return added
+
+
+@torch.inference_mode()
+def direction_vocabulary(loaded: LoadedModel, direction: np.ndarray, count: int = 12) -> tuple[list[str], list[str]]:
+    """The tokens whose unembedding (through the final norm's weight) points most along the direction, and most
+    against it."""
+    parts = loaded.parts
+    scores = parts.unembed.weight.float() @ (torch.as_tensor(direction).float() * parts.final_norm.weight.float())  # (vocab,)
+    order = torch.argsort(scores)
+    decode = lambda index: loaded.tokenizer.decode([int(index)])  # noqa: E731
+    return [decode(i) for i in order.flip(0)[:count]], [decode(i) for i in order[:count]]
+
+
+# ---------------------------------------------------------------- break it: which layers matter
+
+def layer_removal(loaded: LoadedModel, text: str, tokens: int = 128, progress: Progress | None = None) -> np.ndarray:
+    """(layers + 1,): perplexity of the text's first `tokens` tokens with nothing removed, then with each block
+    skipped (its output replaced by its input). Final states are read at the norm, log-probabilities 64 at a time."""
+    ids = [int(i) for i in encode(loaded, text, tokens)[0]]
+    if len(ids) < 2:
+        raise CaptureError("empty_text", "")
+    layers = loaded.parts.layers
+    rows: list[Ablation | None] = [None] + [Ablation("layer", layer) for layer in range(layers)]
+    perplexities = []
+    per_batch = 4  # rows × tokens × d stays small; the unembedding reads 64 positions at a time
+    for start in range(0, len(rows), per_batch):
+        chunk = rows[start:start + per_batch]
+        forward, pre = _ablation_hooks(loaded, chunk)
+        finals: dict[str, torch.Tensor] = {}
+        forward = [*forward, (loaded.parts.final_norm, lambda m, a, out: finals.__setitem__("after", out))]
+        last_logits(loaded, [ids] * len(chunk), forward, pre)
+        with torch.inference_mode():
+            for row in range(len(chunk)):
+                log_probs = chosen_log_probs(loaded.parts.unembed, finals["after"][row], torch.as_tensor(ids))
+                perplexities.append(float(torch.exp(-log_probs.mean())))
+        if progress:
+            progress(start + len(chunk), len(rows))
+    return np.array(perplexities)
