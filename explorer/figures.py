@@ -422,14 +422,14 @@ def class_map(points: np.ndarray, labels: np.ndarray, names: dict[int, str], tex
 
 
 def before_after_bars(labels: list[str], before: list[float], after: list[float] | None, title: str,
-                      before_name: str, after_name: str, value_label: str) -> go.Figure:
+                      before_name: str, after_name: str, value_label: str, log_y: bool = False) -> go.Figure:
     """One value per label, before and (when given) after: grouped bars."""
     shown = [visible(label) for label in labels]
     bars = [go.Bar(x=shown, y=before, name=before_name, marker_color="#94a3b8")]
     if after is not None:
         bars.append(go.Bar(x=shown, y=after, name=after_name, marker_color="#e4572e"))
     fig = go.Figure(bars).update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
-    fig.update_yaxes(title=value_label)
+    fig.update_yaxes(title=value_label, type="log" if log_y else None)
     return _layout(fig, title, height=380)
 
 
@@ -465,3 +465,17 @@ def weight_histogram(values: np.ndarray, levels: np.ndarray, title: str, value_l
     fig.update_xaxes(title=value_label).update_yaxes(title=count_label)
     fig.update_layout(legend=dict(orientation="h", y=1.12), bargap=0)
     return _layout(fig, title, height=360)
+
+
+# ---------------------------------------------------------------- interpretability lab
+
+def layer_contributions(attention: np.ndarray, mlp: np.ndarray, embedding: float, title: str, layer_label: str,
+                        value_label: str, attention_name: str, mlp_name: str, embedding_name: str) -> go.Figure:
+    """Each layer's attention and MLP push on one logit, stacked per layer, with the embedding's as its own bar."""
+    layers = [str(i) for i in range(len(attention))]
+    fig = go.Figure([go.Bar(x=[embedding_name], y=[embedding], name=embedding_name, marker_color="#94a3b8"),
+                     go.Bar(x=layers, y=attention, name=attention_name, marker_color="#4c78a8"),
+                     go.Bar(x=layers, y=mlp, name=mlp_name, marker_color="#e4572e")])
+    fig.update_layout(barmode="relative", legend=dict(orientation="h", y=1.12))
+    fig.update_xaxes(title=layer_label, type="category").update_yaxes(title=value_label)
+    return _layout(fig, title, height=400)

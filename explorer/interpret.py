@@ -25,7 +25,7 @@ from transformers.pytorch_utils import Conv1D
 from explorer.activations import CaptureError, chosen_log_probs, encode
 from explorer.models import LoadedModel
 
-MAX_PROMPT_TOKENS = 48  # the lab's prompts are short: sweeps batch one row per intervention
+MAX_PROMPT_TOKENS = 64  # the lab's prompts are short: sweeps batch one row per intervention
 BATCH_ROWS = 45  # rows per batched forward in a sweep (5 layers × 9 heads of SmolLM2); progress is reported per batch
 ABLATIONS = ("zero", "mean")
 PARTS = ("layer", "attn", "mlp", "head")
@@ -124,10 +124,10 @@ def last_logits(loaded: LoadedModel, rows: list[list[int]], forward: list = (), 
     return output.logits[:, -1].float().cpu().numpy()
 
 
-def top_tokens(loaded: LoadedModel, logits: np.ndarray, count: int = 5) -> list[tuple[str, float]]:
+def top_tokens(logits: np.ndarray, count: int = 5) -> list[tuple[int, float]]:
+    """(token id, probability) of the `count` likeliest next tokens."""
     probs = _softmax(logits)
-    best = np.argsort(-probs)[:count]
-    return [(loaded.tokenizer.decode([int(i)]), float(probs[i])) for i in best]
+    return [(int(i), float(probs[i])) for i in np.argsort(-probs)[:count]]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -257,8 +257,8 @@ def _ablate_heads(chosen: list[tuple[int, int, str]], query_heads: int):
 
 @dataclass
 class AblationResult:
-    before: list[tuple[str, float]]  # top-5 (token, probability) untouched
-    after: list[tuple[str, float]]
+    before: list[tuple[int, float]]  # top-5 (token id, probability) untouched
+    after: list[tuple[int, float]]
     target_before: float
     target_after: float
 
@@ -267,7 +267,7 @@ def ablate(loaded: LoadedModel, ids: list[int], target: int, ablation: Ablation)
     """The next-token distribution with and without one part, in one batch of two rows."""
     logits = last_logits(loaded, [ids, ids], *_ablation_hooks(loaded, [None, ablation]))
     probs = _softmax(logits)
-    return AblationResult(top_tokens(loaded, logits[0]), top_tokens(loaded, logits[1]),
+    return AblationResult(top_tokens(logits[0]), top_tokens(logits[1]),
                           float(probs[0, target]), float(probs[1, target]))
 
 
@@ -456,14 +456,14 @@ def steered_generation(loaded: LoadedModel, ids: list[int], layer: int, directio
 
 
 @torch.inference_mode()
-def direction_vocabulary(loaded: LoadedModel, direction: np.ndarray, count: int = 12) -> tuple[list[str], list[str]]:
-    """The tokens whose unembedding (through the final norm's weight) points most along the direction, and most
+def direction_vocabulary(loaded: LoadedModel, direction: np.ndarray, count: int = 12) -> tuple[list[int], np.ndarray]:
+    """The ids (and scores) of the `count` tokens at each end, most along the direction first: the tokens whose unembedding (through the final norm's weight) points most along the direction, and most
     against it."""
     parts = loaded.parts
     scores = parts.unembed.weight.float() @ (torch.as_tensor(direction).float() * parts.final_norm.weight.float())  # (vocab,)
-    order = torch.argsort(scores)
-    decode = lambda index: loaded.tokenizer.decode([int(index)])  # noqa: E731
-    return [decode(i) for i in order.flip(0)[:count]], [decode(i) for i in order[:count]]
+    order = torch.argsort(scores, descending=True)
+    ends = torch.cat([order[:count], order[-count:]])  # (2 × count,)
+    return [int(i) for i in ends], scores[ends].numpy()
 
 
 # ---------------------------------------------------------------- break it: which layers matter

@@ -80,8 +80,12 @@ def is_byte_level(tokenizer) -> bool:
 
 def token_labels(result) -> list[str]:
     """A capture's tokens as text (`result`: an activations.Capture): a byte piece of an unfinished character shows the character it belongs to."""
-    return [result.text[start:end] if "\ufffd" in token and end > start else token
-            for token, (start, end) in zip(result.tokens, result.offsets.tolist())]
+    return labels_in_text(result.text, result.tokens, result.offsets.tolist())
+
+
+def labels_in_text(text: str, tokens: list[str], offsets) -> list[str]:
+    """Tokens of a known text as labels: a byte piece shows the character(s) of the text it belongs to."""
+    return [text[start:end] if "\ufffd" in token and end > start else token for token, (start, end) in zip(tokens, offsets)]
 
 
 def token_label(tokenizer, token_id: int) -> str:

@@ -20,7 +20,7 @@ st.write(tr("home_intro"))
 st.header(tr("home_pages"))
 st.markdown(f"- {tr('home_page_tokens')}\n- {tr('home_page_embeddings')}\n- {tr('home_page_inside')}\n- {tr('home_page_attention')}\n- {tr('home_page_predict')}\n- {tr('home_page_recurrent')}"
             f"\n- {tr('home_page_transfer')}\n- {tr('home_page_finetune')}\n- {tr('home_page_rag')}"
-            f"\n- {tr('home_page_quantize')}")
+            f"\n- {tr('home_page_quantize')}\n- {tr('home_page_lab')}")
 st.caption(tr("link_hint"))
 
 st.header(tr("home_history"))

@@ -467,3 +467,67 @@ def test_quantize_page_on_minilm_compares_sentence_vectors():
     assert any("진짜 fp32" in c.value or "fp32이므로" in c.value for c in at.caption)
     cosine = at.dataframe[2].value.iloc[:, 1]  # memory, arithmetic, then the cosine per scheme
     assert cosine.iloc[0] == pytest.approx(1.0) and (cosine > 0.9).all()
+
+
+def _finish_sweep(at: AppTest, kind: str, seconds: float = 240) -> None:
+    """Start a lab sweep and rerun until its figures are drawn (it runs through the queue)."""
+    at.button(key=f"start_{kind}").click().run()
+    deadline = time.monotonic() + seconds
+    while at.session_state[f"job_{kind}"] is not None if f"job_{kind}" in at.session_state else False:
+        assert time.monotonic() < deadline, "the sweep did not finish"
+        time.sleep(0.5)
+        at.run()
+        _no_exception(at)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_lab_attribution_adds_up_and_names_the_target(lang):
+    at = _open_link("pages/lab.py", lang=lang)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Paris" in next(iter(metrics.values()))
+    logit, total = (float(v) for v in list(metrics.values())[1:3])
+    assert logit == pytest.approx(total, abs=2e-3)  # the check the page shows
+    assert len(at.get("plotly_chart")) == 2  # layers, heads of the chosen layer
+    at.text_input(key="ltarget").set_value("antidisestablishment").run()
+    _no_exception(at)
+    assert at.error and at.text_input(key="ltarget").value == "antidisestablishment"
+
+
+def test_lab_ablation_and_the_head_sweep_through_the_queue():
+    at = _open_link("pages/lab.py", lang="en", tool="ablate", apart="head", alayer="23", ahead="4", amode="zero")
+    assert at.metric[0].label.startswith("Probability of ' Paris'")
+    _finish_sweep(at, "lab_heads")
+    titles = set(_charts(at))
+    assert any(t.startswith("Probability of ' Paris' with one head") for t in titles)
+    assert any(t.startswith("Probability of ' Paris' with one layer") for t in titles)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_lab_patching_maps_and_refuses_prompts_of_different_lengths(lang):
+    at = _open_link("pages/lab.py", lang=lang, tool="patch")
+    _finish_sweep(at, "lab_patch")
+    assert any(("패칭" in t or "patching" in t) for t in _charts(at))
+    at.text_input(key="corrupt").set_value("The capital of the United Kingdom of Great Britain is").run()
+    _no_exception(at)
+    assert at.error and at.text_input(key="corrupt").value.startswith("The capital of the United")
+
+
+def test_lab_steering_changes_the_continuation_and_strength_zero_matches_plain():
+    at = _open_link("pages/lab.py", lang="ko", tool="steer", strength="0")
+    plain, steered = (" ".join(h.proto.body for h in at.get("html")[i:i + 1]) for i in (0, 1))
+    assert plain == steered
+    at.slider(key="strength").set_value(8.0).run()
+    _no_exception(at)
+    assert at.get("html")[0].proto.body != at.get("html")[1].proto.body
+    at.text_area(key="sneg").set_value("  ").run()
+    assert at.error and at.text_area(key="sneg").value == "  "
+
+
+def test_lab_break_it_table_and_absurd_link_values():
+    at = _open_link("pages/lab.py", lang="en", tool="ablate", alayer="999", ahead="-3", amode="magic", apart="x")
+    assert (at.session_state["alayer"], at.session_state["ahead"], at.session_state["amode"]) == (29, 0, "zero")
+    at = _open_link("pages/lab.py", lang="en", tool="steer", strength="1e9", slayer="-1")
+    assert at.session_state["strength"] == 12.0 and at.session_state["slayer"] == 0
+    at = _open_link("pages/lab.py", lang="en", tool="break")
+    _finish_sweep(at, "lab_layers", 300)
+    assert at.dataframe[0].value.iloc[0, 0] == 0  # removing the first layer hurts most

@@ -41,6 +41,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("rag", "lang=en&k=3&method=bm25", "2. Retrieval: two ways, and both fused"),
     ("quantize", "lang=ko&grid=int8_tensor", "메모리: 파라미터 하나에 몇 바이트인가"),
     ("quantize", "lang=en&model=minilm-l6&group=64&sym=0", "Memory: bytes per parameter"),
+    ("lab", "lang=ko", "직접 로짓 기여: 어느 층이 이 토큰을 밀었나"),
+    ("lab", "lang=en&tool=steer&strength=6", "Steering: add a direction to the residual stream"),
 ]
 
 ALL_TEXT = """element => {  // text under an element, inside shadow roots too (st.html may render in one)
@@ -318,3 +320,14 @@ def test_rag_answers_from_documents_typed_in_the_browser(server, browser):
     _wait_until_done(page)
     assert page.locator("img[src='x']").count() == 0  # the learner's HTML is shown as text, never rendered
     _finish(page, "rag-own-documents-en.png")
+
+
+def test_lab_patching_sweep_runs_in_the_browser_with_progress(server, browser):
+    page = _open(browser, f"{server}/lab?lang=ko&tool=patch", 3000)
+    page.get_by_role("button", name="전체 탐색 시작").click()
+    page.get_by_text("층 × 위치마다 패칭했을 때 돌아온 로짓 차이의 비율").wait_for(timeout=180_000)
+    _wait_until_done(page)
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    assert "14: ␣빨" in main and "0xEB" not in main  # a byte piece of 빨 is labelled with its syllable, not its bytes
+    assert "\ufffd" not in page.locator(".js-plotly-plot").first.inner_text()
+    _finish(page, "lab-patching-ko.png")

@@ -84,8 +84,8 @@ def test_steering_at_strength_zero_is_plain_generation_and_never_touches_the_mod
     direction = interpret.steering_direction(smollm, ["I love this, it is wonderful."], ["I hate this, it is awful."], 12)
     assert interpret.steered_generation(smollm, prompt, 12, direction, 0.0, 8) == prediction.generate_ids(smollm, prompt, 8)[0]
     assert interpret.steered_generation(smollm, prompt, 12, direction, 8.0, 8) != prediction.generate_ids(smollm, prompt, 8)[0]
-    up, down = interpret.direction_vocabulary(smollm, direction, 5)
-    assert len(up) == len(down) == 5
+    ends, scores = interpret.direction_vocabulary(smollm, direction, 5)
+    assert len(ends) == 10 and np.all(np.diff(scores) <= 0) and scores[0] > 0 > scores[-1]
     assert weights_fingerprint(smollm.model) == fingerprint
     assert all(not module._forward_hooks and not module._forward_pre_hooks for module in smollm.model.modules())
     with pytest.raises(CaptureError):

@@ -14,7 +14,8 @@ LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.+\-]*[A-Za-z0-9+]|[A-Za-z]")
 LITERAL = re.compile(r"\{[^}]*\}|`[^`]*`|\[[A-Z]+\]|<\|[^|]*\|>|0x[0-9A-F]+|U\+[0-9A-F]+|−?log₂")  # placeholders, code,
 # special tokens, bytes, code points, math
 SAMPLE_INPUTS = {"attention_sample", "rnn_sample", "sample_text", "predict_sample", "emb_sample", "emb_query_sample",
-                 "chat_sample"}
+                 "chat_sample", "lab_prompt_default", "lab_clean_default", "lab_corrupt_default", "lab_positive_default",
+                 "lab_negative_default", "lab_steer_prompt_default"}
 
 
 def korean_strings() -> dict[str, str]:

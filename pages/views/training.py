@@ -11,6 +11,8 @@ from explorer import figures, training
 from pages.common import show_error, tr
 
 POLL_SECONDS = 1.0
+PROGRESS_TEXT = {"rag_eval": "rag_eval_progress", "lab_heads": "lab_progress", "lab_patch": "lab_progress",
+                 "lab_patch_heads": "lab_progress", "lab_layers": "lab_progress"}  # measurements: no loss curve
 
 
 def _job_key(kind: str) -> str:
@@ -54,11 +56,11 @@ def _progress(kind: str) -> None:
         if job.status == "queued":
             st.info(tr("training_queued", ahead=training.QUEUE.ahead(job)), icon="⏳")
         else:
-            progress = "rag_eval_progress" if kind == "rag_eval" else "training_progress"  # a measurement: no loss
+            progress = PROGRESS_TEXT.get(kind, "training_progress")  # a measurement has no loss
             st.progress(min(1.0, job.step / max(1, job.total_steps)),
                         text=tr(progress, step=job.step, total=job.total_steps,
                                 loss=job.losses[-1] if job.losses else float("nan")))
-            if job.losses and kind != "rag_eval":
+            if job.losses and kind not in PROGRESS_TEXT:
                 st.plotly_chart(loss_figure(job.losses, height=300), key=f"live_loss_{kind}",
                                 config={"displaylogo": False})
         st.button(tr("training_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
