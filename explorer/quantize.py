@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from transformers.pytorch_utils import Conv1D
 
+from explorer import process
 from explorer.activations import CaptureError, chosen_log_probs, encode
 from explorer.adapting import frozen_view
 from explorer.models import LoadedModel, smollm2_gguf
@@ -212,6 +213,7 @@ def _torchao_int8(blocks: list[torch.nn.Module], scheme: Scheme) -> int:
     stored = 0
     for block in blocks:
         quantize_(block, config)
+        process.release_freed_memory()  # its float temporaries: else the heap grows ~17 MB a block before any trim
         for module in block.modules():
             if isinstance(module, torch.nn.Linear):
                 stored += sum(t.numel() * t.element_size() for t in (module.weight.qdata, module.weight.scale,
