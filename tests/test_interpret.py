@@ -79,15 +79,21 @@ def test_patching_needs_prompts_of_the_same_length(smollm):
     assert refused.value.kind == "lab_lengths_differ"
 
 
+def _hooks(model) -> set:
+    """Every hook on the model (transformers installs its own output-capturing ones for output_hidden_states)."""
+    return {(name, key) for name, module in model.named_modules()
+            for key in [*module._forward_hooks, *module._forward_pre_hooks]}
+
+
 def test_steering_at_strength_zero_is_plain_generation_and_never_touches_the_model(smollm, prompt):
-    fingerprint = weights_fingerprint(smollm.model)
+    fingerprint, hooks = weights_fingerprint(smollm.model), _hooks(smollm.model)
     direction = interpret.steering_direction(smollm, ["I love this, it is wonderful."], ["I hate this, it is awful."], 12)
     assert interpret.steered_generation(smollm, prompt, 12, direction, 0.0, 8) == prediction.generate_ids(smollm, prompt, 8)[0]
     assert interpret.steered_generation(smollm, prompt, 12, direction, 8.0, 8) != prediction.generate_ids(smollm, prompt, 8)[0]
     ends, scores = interpret.direction_vocabulary(smollm, direction, 5)
     assert len(ends) == 10 and np.all(np.diff(scores) <= 0) and scores[0] > 0 > scores[-1]
     assert weights_fingerprint(smollm.model) == fingerprint
-    assert all(not module._forward_hooks and not module._forward_pre_hooks for module in smollm.model.modules())
+    assert _hooks(smollm.model) == hooks  # every hook the lab added is gone
     with pytest.raises(CaptureError):
         interpret.steering_direction(smollm, [" "], ["I hate this."], 12)
 
