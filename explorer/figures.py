@@ -422,9 +422,10 @@ def class_map(points: np.ndarray, labels: np.ndarray, names: dict[int, str], tex
 
 
 def before_after_bars(labels: list[str], before: list[float], after: list[float] | None, title: str,
-                      before_name: str, after_name: str, value_label: str, log_y: bool = False) -> go.Figure:
-    """One value per label, before and (when given) after: grouped bars."""
-    shown = [visible(label) for label in labels]
+                      before_name: str, after_name: str, value_label: str, log_y: bool = False,
+                      tokens: bool = True) -> go.Figure:
+    """One value per label, before and (when given) after: grouped bars. Token labels show their spaces (␣)."""
+    shown = [visible(label) for label in labels] if tokens else labels
     bars = [go.Bar(x=shown, y=before, name=before_name, marker_color="#94a3b8")]
     if after is not None:
         bars.append(go.Bar(x=shown, y=after, name=after_name, marker_color="#e4572e"))

@@ -485,7 +485,7 @@ def test_lab_attribution_adds_up_and_names_the_target(lang):
     at = _open_link("pages/lab.py", lang=lang)
     metrics = {m.label: m.value for m in at.metric}
     assert "Paris" in next(iter(metrics.values()))
-    logit, total = (float(v) for v in list(metrics.values())[1:3])
+    logit, total = (float(v) for v in list(metrics.values())[2:4])
     assert logit == pytest.approx(total, abs=2e-3)  # the check the page shows
     assert len(at.get("plotly_chart")) == 2  # layers, heads of the chosen layer
     at.text_input(key="ltarget").set_value("antidisestablishment").run()

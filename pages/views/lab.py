@@ -84,10 +84,12 @@ def attribution(loaded: LoadedModel, ids: list[int], target: int) -> None:
     if found is None:
         return
     token = _label(loaded, target)
-    left, middle, right = st.columns(3)
-    left.metric(tr("lab_target_metric"), token, f"p = {found.probability:.3f}", delta_color="off")
-    middle.metric(tr("lab_logit"), f"{found.logit:.3f}")
-    right.metric(tr("lab_sum"), f"{found.total:.3f}", f"{found.total - found.logit:+.1e}", delta_color="off")
+    columns = st.columns(4)
+    columns[0].metric(tr("lab_target_metric"), visible(token))
+    columns[1].metric(tr("probability"), f"{found.probability:.3f}")
+    columns[2].metric(tr("lab_logit"), f"{found.logit:.3f}")
+    columns[3].metric(tr("lab_sum"), f"{found.total:.3f}", f"{found.total - found.logit:+.1e}", delta_color="off",
+                      delta_arrow="off")
     layers = loaded.parts.layers
     attention, mlp = found.contributions[1::2], found.contributions[2::2]
     show_figure(figures.layer_contributions(attention, mlp, float(found.contributions[0]),
@@ -101,7 +103,7 @@ def attribution(loaded: LoadedModel, ids: list[int], target: int) -> None:
     labels = [f"{tr('head')} {h} · KV {h // heads_per_group}" for h in range(loaded.parts.query_heads)]
     show_figure(figures.before_after_bars(labels, list(found.heads[layer]), None,
                                           tr("lab_heads_figure", layer=layer, token=token), tr("lab_push"), "",
-                                          tr("lab_push")),
+                                          tr("lab_push"), tokens=False),
                 "head_attribution", pd.DataFrame(found.heads, columns=labels).rename_axis("layer").reset_index(),
                 key="lab_dla_heads")
     st.caption(tr("lab_heads_explain", query=loaded.parts.query_heads, kv=loaded.parts.kv_heads, group=heads_per_group))
@@ -265,7 +267,7 @@ def break_it(loaded: LoadedModel, text: str) -> None:
     def draw(found: np.ndarray):
         layers = list(range(len(found) - 1))
         show_figure(figures.before_after_bars([str(i) for i in layers], list(found[1:]), None, tr("lab_break_figure", base=found[0]),
-                                              tr("lab_perplexity"), "", tr("lab_perplexity"), log_y=True),
+                                              tr("lab_perplexity"), "", tr("lab_perplexity"), log_y=True, tokens=False),
                     "layer_removal", pd.DataFrame({"removed_layer": ["none", *layers], "perplexity": found}), key="lab_break")
         order = np.argsort(-found[1:])[:5]
         st.dataframe(pd.DataFrame({tr("lab_removed_layer"): order, tr("lab_perplexity"): found[1:][order].round(1),
