@@ -77,7 +77,12 @@ navigation = st.navigation({
         st.Page("pages/finetune.py", title=tr("nav_finetune"), icon=":material/tune:", url_path="finetune"),
         st.Page("pages/rag.py", title=tr("nav_rag"), icon=":material/travel_explore:", url_path="rag"),
         st.Page("pages/quantize.py", title=tr("nav_quantize"), icon=":material/compress:", url_path="quantize"),
+    ],
+    tr("section_lab"): [
         st.Page("pages/lab.py", title=tr("nav_lab"), icon=":material/science:", url_path="lab"),
+    ],
+    tr("section_lessons"): [
+        st.Page("pages/lessons.py", title=tr("nav_lessons"), icon=":material/co_present:", url_path="lessons"),
     ],
 })
 started = time.perf_counter()

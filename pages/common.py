@@ -225,12 +225,25 @@ def capture_or_explain(loaded: models.LoadedModel, text: str, names, notify_trun
 
 # ---------------------------------------------------------------- export
 
+@contextmanager
+def collecting_figures():
+    """Within: every figure show_figure draws in this run is also appended to the yielded list."""
+    _shell.figures = []
+    try:
+        yield _shell.figures
+    finally:
+        _shell.figures = None
+
+
 def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | None = None) -> None:
     """Draw a figure with its download button (PNG or SVG, from the sidebar) and export its data."""
     image_format = setting("fig", "png")
     if setting("present"):  # a projector needs type readable from the back row
         figure = go.Figure(figure).update_layout(font_size=22, title_font_size=28)
         figure.update_xaxes(tickfont_size=20, title_font_size=22).update_yaxes(tickfont_size=20, title_font_size=22)
+    sink = getattr(_shell, "figures", None)
+    if sink is not None:  # a lesson collecting its figures for the handout
+        sink.append((name, go.Figure(figure)))
     st.plotly_chart(figure, key=key, config={
         "displaylogo": False,
         "toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},

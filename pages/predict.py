@@ -1,129 +1,18 @@
 """Next-token prediction: the distribution, the sampling controls, writing step by step, the logit lens, surprise."""
 
-from html import escape
-
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from explorer import figures, prediction
-from pages.common import page, compute, require_model, show_figure, tr, url_state
-from explorer.labels import token_label, visible
+from pages.common import page, require_model, tr
+from pages.views import predict
 
-CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
-PARAMS = ("ptext", "temp", "topk", "topp", "seed")
-page(*PARAMS)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _reading(_loaded, fingerprint: str, text: str) -> prediction.TextReading:
-    """Everything about the text that no widget changes: one forward, kept small (no tokens x vocabulary array)."""
-    return prediction.read_text(_loaded, text, lens_positions=LENS_POSITIONS)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _continuations(_loaded, fingerprint: str, text: str, temperature: float, top_k: int, top_p: float, seed: int):
-    greedy = prediction.generate(_loaded, text, COMPARE_STEPS, 0.0)
-    sampled = prediction.generate(_loaded, text, COMPARE_STEPS, temperature, top_k, top_p, seed)
-    return greedy, sampled
-
-
+page(*predict.PARAMS)
 st.title(tr("nav_predict"))
 st.write(tr("predict_intro"))
 loaded = require_model(decoder=True)
-
-text_key = url_state("ptext", tr("predict_sample"))
-if "pending_append" in st.session_state:  # applied before the text area exists, as Streamlit requires
-    st.session_state[text_key] += st.session_state.pop("pending_append")
-text = st.text_area(tr("predict_text"), key=text_key, height=90)
-left, middle, right, far = st.columns(4)
-temperature = left.slider(tr("temperature"), 0.0, 2.0, step=0.05, key=url_state("temp", 1.0, float), help=tr("temperature_help"))
-top_k = middle.number_input(tr("top_k"), 0, 1000, step=1, key=url_state("topk", 0, int))
-top_p = right.slider(tr("top_p"), 0.05, 1.0, step=0.05, key=url_state("topp", 1.0, float))
-seed = far.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("seed", 0, int))
-
-reading = compute(_reading, loaded, loaded.fingerprint, text)
-if reading is None:
+read = predict.inputs(loaded)
+if read is None:
     st.stop()
-if reading.dropped_tokens:
-    st.warning(tr("truncated", dropped=reading.dropped_tokens))
-decode = loaded.tokenizer.decode
-# A byte-level token can end part-way through a Hangul syllable or an emoji: such ids wait here until the
-# character is complete, and the model is asked about the exact ids rather than the re-read text.
-waiting = st.session_state.setdefault("waiting_ids", [])
-if waiting:
-    next_logits, _ = prediction.next_token_logits(loaded, [int(i) for i in reading.token_ids] + waiting)
-else:
-    next_logits = reading.next_logits
-distribution = prediction.filter_distribution(next_logits, temperature, int(top_k), top_p)
-top_ids = np.argsort(-distribution.probs)[:CANDIDATES]  # (20,) most likely first
-labels = [visible(token_label(loaded.tokenizer, int(i))) for i in top_ids]
-show_figure(
-    figures.next_token_bars(labels, distribution.probs[top_ids], distribution.kept[top_ids], tr("bars_title"), tr("probability")),
-    "next_token", pd.DataFrame({"token": labels, "id": top_ids, "probability": distribution.probs[top_ids],
-                                "kept": distribution.kept[top_ids]}), key="bars",
-)
-
-# ---- step by step
-added = st.session_state.setdefault("added_tokens", [])
-
-
-def _append(token_id: int) -> None:
-    added.append((token_label(loaded.tokenizer, token_id), float(distribution.probs[token_id])))
-    piece = prediction.complete_characters(loaded.tokenizer, waiting, token_id)
-    if piece is not None:
-        st.session_state.pending_append = piece
-
-
-first, second, third = st.columns(3)
-if first.button(tr("append_top"), key="append_top"):
-    _append(int(top_ids[0]))
-    st.rerun()
-if second.button(tr("append_sampled"), key="append_sampled"):
-    generator = np.random.default_rng(int(seed) + len(added))  # repeatable for a given seed and step
-    _append(int(generator.choice(len(distribution.sampling_probs), p=distribution.sampling_probs)))
-    st.rerun()
-with third:
-    chosen = st.selectbox(tr("choose_token"), range(len(top_ids)), format_func=lambda i: f"{i + 1}. {labels[i]}")
-    if st.button(tr("append_chosen"), key="append_chosen"):
-        _append(int(top_ids[chosen]))
-        st.rerun()
-if added:
-    st.caption(tr("added_tokens"))
-    st.html(figures.token_chips_html([t for t, _ in added], [p for _, p in added]))
-    if st.button(tr("reset_added"), key="reset_added"):
-        added.clear()
-        waiting.clear()
-        st.rerun()
-
-st.subheader(tr("greedy_vs_sampled", n=COMPARE_STEPS))
-continuations = compute(_continuations, loaded, loaded.fingerprint, text, temperature, int(top_k), top_p, int(seed))
-if continuations is None:  # refused (out of memory, say), and already explained
-    st.stop()
-(greedy_ids, greedy_probs), (sampled_ids, sampled_probs) = continuations
-greedy_column, sampled_column = st.columns(2)
-greedy_column.caption(tr("greedy"))
-greedy_column.html(f"<b>{escape(text)}</b>{escape(decode(greedy_ids))}")  # whole text: bytes joined into characters
-label = lambda token_id: token_label(loaded.tokenizer, token_id)  # noqa: E731
-greedy_column.html(figures.token_chips_html([label(i) for i in greedy_ids], greedy_probs))
-sampled_column.caption(tr("sampled", t=temperature, seed=int(seed)))
-sampled_column.html(f"<b>{escape(text)}</b>{escape(decode(sampled_ids))}")
-sampled_column.html(figures.token_chips_html([label(i) for i in sampled_ids], sampled_probs))
-
-# ---- logit lens
-lens_tokens = [[visible(token) for token in row] for row in reading.lens_labels]
-positions = [visible(token) for token in reading.token_labels[-LENS_POSITIONS:]]
-show_figure(
-    figures.logit_lens_heatmap(reading.lens_probs, lens_tokens, positions, tr("logit_lens_title"), tr("layer"), tr("probability")),
-    "logit_lens", pd.DataFrame([{"layer": l, "position": p, "input_token": positions[p], "predicted": lens_tokens[l][p],
-                                 "probability": float(reading.lens_probs[l, p])}
-                                for l in range(reading.lens_probs.shape[0]) for p in range(len(positions))]), key="lens",
-)
-st.caption(tr("logit_lens_explain", n=LENS_POSITIONS))
-
-# ---- surprise
-st.subheader(tr("surprise_title"))
-with st.container(key="surprisal"):
-    st.metric(tr("perplexity"), f"{prediction.perplexity(reading.bits):.1f}")
-    st.html(figures.surprisal_html(prediction.character_groups(text, reading.offsets[1:], reading.bits), tr("bits")))
-st.write(tr("surprise_explain"))
+predict.candidates(loaded, read)
+predict.greedy_vs_sampled(loaded, read)
+predict.logit_lens(read)
+predict.surprise(read)

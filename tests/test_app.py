@@ -199,14 +199,14 @@ def test_tokenization_page_switches_tokenizers_and_walks_the_merges():
     assert not any("WordPiece" in m.value for m in at.markdown if m.value.startswith("**W"))
     at.toggle(key="special").set_value(True).run()
     _no_exception(at)
-    at.slider(key="step").set_value(0).run()
+    at.slider(key="bstep").set_value(0).run()
     assert any("every token is one byte" in c.value for c in at.caption)
-    at.slider(key="step").set_value(250).run()
+    at.slider(key="bstep").set_value(250).run()
     _no_exception(at)
-    assert any(m.value.startswith("Merge #250") for m in at.markdown) and at.query_params["step"] == "250"
+    assert any(m.value.startswith("Merge #250") for m in at.markdown) and at.query_params["bstep"] == "250"
     at.number_input(key="merges").set_value(50).run()  # fewer merges than the step: the step follows
     _no_exception(at)
-    assert at.slider(key="step").value == 50
+    assert at.slider(key="bstep").value == 50
 
 
 def test_tokenization_page_with_empty_long_and_odd_text():

@@ -196,7 +196,7 @@ def test_attention_page_on_a_long_text_shows_an_overview_and_a_window(server, br
 
 
 def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_moves(server, browser):
-    page = _open(browser, f"{server}/tokens?lang=ko&ttext=안녕하세요 😀 토큰&step=40", 6000)
+    page = _open(browser, f"{server}/tokens?lang=ko&ttext=안녕하세요 😀 토큰&bstep=40", 6000)
     try:
         page.get_by_role("heading", name="같은 내용, 다른 비용").wait_for(timeout=120_000)
     finally:
@@ -212,7 +212,7 @@ def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_move
     slider.focus()
     for _ in range(5):
         page.keyboard.press("ArrowRight")
-    page.wait_for_url("**step=45*", timeout=60_000)
+    page.wait_for_url("**bstep=45*", timeout=60_000)
     _wait_until_done(page)
     page.get_by_text("병합 #45").first.wait_for(timeout=60_000)
     _finish(page, "tokens-hangul-bytes-and-merges.png")
