@@ -531,3 +531,66 @@ def test_lab_break_it_table_and_absurd_link_values():
     at = _open_link("pages/lab.py", lang="en", tool="break")
     _finish_sweep(at, "lab_layers", 300)
     assert at.dataframe[0].value.iloc[0, 0] == 0  # removing the first layer hurts most
+
+
+def _lesson_ids() -> list[str]:
+    from explorer import lessons
+
+    return [lesson.id for lesson in lessons.load_all()[0]]
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize("lesson", _lesson_ids())
+def test_every_step_of_every_lesson_runs(lesson, lang):
+    at = _open_link("pages/lessons.py", lang=lang, lesson=lesson, step="1")
+    step = 1
+    while True:
+        _no_exception(at)
+        assert at.query_params["lesson"] == lesson and at.query_params["step"] == str(step)
+        assert at.header[0].value  # the step's title
+        if at.button(key="lesson_next").disabled:
+            break
+        at.button(key="lesson_next").click().run()
+        step += 1
+    assert step >= 6
+
+
+def test_a_question_is_answered_live_after_the_guess():
+    at = _open_link("pages/lessons.py", lang="en", lesson="next-token", step="1")
+    at.text_input(key="guess_next-token_1").set_value("Paris").run()
+    at.button(key="reveal_next-token_1").click().run()
+    _no_exception(at)
+    assert any("␣Paris" in m.value for m in at.markdown)  # the model's greedy top-1, computed now
+    assert at.success and "Right" in at.success[0].value
+    at = _open_link("pages/lessons.py", lang="ko", lesson="attention", step="3")
+    at.radio(key="guess_attention_3").set_value("0").run()
+    at.button(key="reveal_attention_3").click().run()
+    _no_exception(at)
+    assert any("모델에서 지금 계산한 답" in m.value for m in at.markdown)
+
+
+def test_a_lesson_written_by_a_user_appears_and_a_broken_one_is_named():
+    from explorer import lessons
+    from pages.views import lessons as view
+
+    mine, broken = lessons.LESSONS / "zz-test-mine.toml", lessons.LESSONS / "zz-test-broken.toml"
+    mine.write_text('title = { ko = "내 강의", en = "My lesson" }\norder = 99\n\n[[steps]]\nview = "history.sizes"\n'
+                    'title = { ko = "크기", en = "Sizes" }\nnarrative = { ko = "설명", en = "Text" }\n', encoding="utf-8")
+    broken.write_text('title = { ko = "b", en = "b" }\n\n[[steps]]\nview = "history.sizes"\ntitle = { ko = "t" }\n'
+                      'narrative = { ko = "n", en = "n" }\n', encoding="utf-8")
+    try:
+        view.course.clear()
+        at = _open_link("pages/lessons.py", lang="en", lesson="zz-test-mine")
+        assert at.header[0].value == "Sizes" and at.selectbox(key="lesson").value == "zz-test-mine"
+        assert any("zz-test-broken.toml, line 5, step 1: title.en" in e.value for e in at.error)
+    finally:
+        mine.unlink()
+        broken.unlink()
+        view.course.clear()
+
+
+def test_absurd_lesson_links_fall_back():
+    at = _open_link("pages/lessons.py", lang="en", lesson="nowhere", step="999")
+    assert at.query_params["lesson"] == "tokenization" and at.query_params["step"] == "6"
+    at = _open_link("pages/lessons.py", lang="en", lesson="attention", step="-3")
+    assert at.query_params["step"] == "1"

@@ -129,8 +129,8 @@ def _wait_until_done(page) -> None:
 @pytest.mark.parametrize("path, query, expected", PAGES)
 def test_page_opens_with_its_figure_and_no_exception(server, browser, path, query, expected):
     page = _open(browser, f"{server}/{path}?{query}", 2200)
-    page.get_by_text(expected).first.wait_for(timeout=60_000)
-    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+    page.get_by_text(expected).first.wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=180_000)  # a cold server on 2 cores
     assert page.get_by_text("Page not found").count() == 0
     assert f"lang={query.split('lang=')[1][:2]}" in page.url  # the address keeps the settings
     _wait_until_done(page)  # the page's last views too, before the screenshot
