@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
 
 from explorer import activations, models, process
 from explorer.i18n import DEFAULT_LANGUAGE, t
@@ -26,13 +27,20 @@ _shell = threading.local()  # a script run happens on one thread: `active` while
 @contextmanager
 def app_shell_run():
     """app.py runs the chosen page inside this; a page run outside it came without the shell. However the page ends
-    (to the end, st.stop, st.rerun), the parameters it declared with `page` are written into the address."""
+    (to the end, st.stop), the parameters it declared with `page` are written into the address. A run that ends in
+    st.rerun leaves that to the next run: the browser never receives an address written by a run cut short, and the
+    next run, finding the server's copy already equal, would not send it again."""
     _shell.active, _shell.params = True, ()
+    rerun = False
     try:
         yield
+    except RerunException:
+        rerun = True
+        raise
     finally:
         _shell.active = False
-        publish_url(*_shell.params)
+        if not rerun:
+            publish_url(*_shell.params)
 
 
 def page(*params: str) -> None:

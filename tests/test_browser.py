@@ -331,3 +331,50 @@ def test_lab_patching_sweep_runs_in_the_browser_with_progress(server, browser):
     assert "14: ␣빨" in main and "0xEB" not in main  # a byte piece of 빨 is labelled with its syllable, not its bytes
     assert "\ufffd" not in page.locator(".js-plotly-plot").first.inner_text()
     _finish(page, "lab-patching-ko.png")
+
+
+def test_presenter_mode_moves_with_arrow_keys_and_a_clicker_and_the_url_follows(server, browser):
+    page = _open(browser, f"{server}/lessons?lang=ko&lesson=attention&step=1&present=1", 1000)
+    page.locator('[data-testid="stSidebar"]').wait_for(state="hidden", timeout=30_000)  # one step, full width
+    page.locator(".st-key-lesson_narrative").click()  # focus on the page, not on an input
+    for key, step in (("ArrowRight", 2), ("PageDown", 3), ("ArrowLeft", 2), ("PageUp", 1)):
+        page.keyboard.press(key)
+        page.wait_for_url(f"**step={step}*", timeout=60_000)
+        _wait_until_done(page)
+        page.get_by_text(f"6단계 중 {step}단계").wait_for(timeout=30_000)
+    _finish(page, "lesson-presenter-keys-ko.png")
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_presenter_screenshots_of_every_lessons_first_and_middle_step(server, browser, lang):
+    from explorer import lessons
+
+    for lesson in lessons.load_all()[0]:
+        for step in (1, (len(lesson.steps) + 1) // 2):
+            page = _open(browser, f"{server}/lessons?lang={lang}&lesson={lesson.id}&step={step}&present=1", 1000)
+            assert getattr(lesson.steps[step - 1].title, lang) in page.locator("h2").first.inner_text()
+            _finish(page, f"lesson-{lesson.id}-{step}-{lang}.png")
+
+
+def test_the_handout_opens_offline_with_every_figure(server, browser, tmp_path):
+    page = _open(browser, f"{server}/lessons?lang=ko&lesson=attention&step=2", 2000)
+    page.get_by_role("button", name="핸드아웃 만들기 (HTML)").click()
+    button = page.get_by_role("button", name="핸드아웃 내려받기")
+    button.wait_for(timeout=300_000)  # the page walks every step once, collecting its figures
+    page.wait_for_url("**step=2*", timeout=30_000)  # back where the lecturer was
+    with page.expect_download() as download:
+        button.click()
+    handout = tmp_path / "attention.html"
+    download.value.save_as(handout)
+    page.close()
+    html = handout.read_text(encoding="utf-8")
+    figures = html.count('class="figure"')
+    assert figures >= 6 and html.count("Plotly.newPlot") == figures
+    context = browser.new_context(offline=True)
+    context.route("http*://**", lambda route: route.abort())  # nothing may be fetched
+    offline = context.new_page()
+    offline.goto(handout.as_uri())
+    offline.wait_for_function(f"document.querySelectorAll('.figure.js-plotly-plot').length === {figures}", timeout=60_000)
+    assert "어텐션 패턴 읽기" in offline.locator("h2").first.inner_text()
+    offline.screenshot(path=str(ARTIFACTS / "lesson-handout-offline-ko.png"), full_page=False)
+    context.close()
