@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer import i18n
+from explorer import i18n, lessons
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 GLOSSARY = i18n.glossary()
@@ -28,6 +28,11 @@ def korean_strings() -> dict[str, str]:
     for sample in json.loads((ASSETS / "samples.json").read_text(encoding="utf-8"))["samples"]:
         found[f"samples:{sample['label']['en']}"] = sample["label"]["ko"]
     found |= {f"glossary:{term['en']}": term["about"]["ko"] for term in GLOSSARY["terms"]}
+    for lesson in lessons.load_all()[0]:  # the bundled lessons' Korean, questions included
+        found[f"lesson:{lesson.id}"] = lesson.title.ko
+        for number, step in enumerate(lesson.steps, start=1):
+            question = step.question.prompt.ko if step.question else ""
+            found[f"lesson:{lesson.id}:{number}"] = " ".join((step.title.ko, step.narrative.ko, question))
     return found
 
 
