@@ -9,6 +9,7 @@ without special kernels: smaller, not faster. The rounding is round-to-nearest, 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -301,6 +302,7 @@ def seconds_per_forward(loaded: LoadedModel, tokens: int = 64, repeats: int = 3)
     return best
 
 
+@lru_cache(maxsize=1)
 def gguf_types() -> list[dict]:
     """The bundled SmolLM2 file's own storage: each tensor type, how many tensors, block size and bytes per block."""
     path = smollm2_gguf()
