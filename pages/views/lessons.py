@@ -79,18 +79,8 @@ def _quantize(loaded: LoadedModel, part: str) -> None:
 
 def _rag(decoder: LoadedModel) -> None:
     encoder = current_model(models.MINILM)
-    if encoder is None:
-        return
-    index = rag.documents(encoder, decoder)
-    found = rag.retrieval(index, encoder) if index is not None else None
-    if found is None:
-        return
-    retrieval, chosen, _ = found
-    passages = [index.chunks[i].text for i in chosen]
-    prompt = rag.prompt_view(decoder, retrieval.question, passages)
-    if prompt is not None:
-        answer_ids = rag.answer(decoder, retrieval.question, prompt)
-        rag.drew_on(decoder, retrieval.question, prompt, passages, answer_ids)
+    if encoder is not None:
+        rag.pipeline(encoder, decoder)
 
 
 def _lab_prompt(draw: Callable) -> Callable[[LoadedModel], None]:

@@ -202,6 +202,20 @@ def _passage_pieces(prompt: rag.Prompt, start: int, end: int, weights: np.ndarra
     return [(prompt.text[a:b], w) for a, b, w in pieces]
 
 
+def pipeline(encoder: LoadedModel, decoder: LoadedModel) -> None:
+    """Documents and chunks, retrieval, the prompt, the answer and what it drew on, each step feeding the next."""
+    index = documents(encoder, decoder)
+    found = retrieval(index, encoder) if index is not None else None
+    if found is None:
+        return
+    retrieved, chosen, _ = found
+    passages = [index.chunks[i].text for i in chosen]
+    prompt = prompt_view(decoder, retrieved.question, passages)
+    if prompt is not None:
+        answer_ids = answer(decoder, retrieved.question, prompt)
+        drew_on(decoder, retrieved.question, prompt, passages, answer_ids)
+
+
 # ---------------------------------------------------------------- accuracy on the built-in questions
 
 _EVALUATIONS: dict[str, list[dict]] = {}  # model fingerprint -> rows: measured once per process, shown to everyone
