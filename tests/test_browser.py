@@ -352,6 +352,9 @@ def test_presenter_screenshots_of_every_lessons_first_and_middle_step(server, br
     for lesson in lessons.load_all()[0]:
         for step in (1, (len(lesson.steps) + 1) // 2):
             page = _open(browser, f"{server}/lessons?lang={lang}&lesson={lesson.id}&step={step}&present=1", 1000)
+            page.locator('[data-testid="stSidebar"]').wait_for(state="hidden", timeout=60_000)  # presenter mode drawn
+            page.locator(".st-key-lesson_view").wait_for(timeout=60_000)
+            _wait_until_done(page)
             assert getattr(lesson.steps[step - 1].title, lang) in page.locator("h2").first.inner_text()
             _finish(page, f"lesson-{lesson.id}-{step}-{lang}.png")
 
