@@ -38,6 +38,8 @@ PAGES = {  # page file -> the key of its main text input (None: the page takes n
     "attention": ("pages/attention.py", "atext"),
     "predict": ("pages/predict.py", "ptext"),
     "recurrent": ("pages/recurrent.py", "rtext"),
+    "quantize": ("pages/quantize.py", "qtext"),
+    "rag": ("pages/rag.py", "rag_documents"),
 }
 SENTENCE = "고양이가 창가에 앉아 따뜻한 햇볕을 쬐며 조용히 잠을 잔다"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 POSITION_KINDS = ("learned", "rotary", "none")  # learned rows added to the input; rotated queries and keys; nothing
 
@@ -88,6 +89,11 @@ def _first(module: nn.Module, paths: tuple[str, ...]) -> nn.Module | None:
         if isinstance(found, nn.Module):
             return found
     return None
+
+
+def matrix_weight(module: nn.Module) -> torch.Tensor:
+    """(out, in) float32 weight of a Linear, or of GPT-2's Conv1D (which stores it transposed)."""
+    return (module.weight.t() if isinstance(module, Conv1D) else module.weight).detach().float()
 
 
 def unembed_states(architecture: Architecture, states: torch.Tensor) -> torch.Tensor:

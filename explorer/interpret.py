@@ -23,7 +23,9 @@ import torch
 from transformers.pytorch_utils import Conv1D
 
 from explorer.activations import CaptureError, chosen_log_probs, encode
+from explorer.architecture import matrix_weight
 from explorer.models import LoadedModel
+from explorer.prediction import softmax
 
 MAX_PROMPT_TOKENS = 64  # the lab's prompts are short: sweeps batch one row per intervention
 BATCH_ROWS = 45  # rows per batched forward in a sweep (5 layers × 9 heads of SmolLM2); progress is reported per batch
@@ -84,11 +86,6 @@ def output_projection(attention: torch.nn.Module) -> torch.nn.Module:
     raise CaptureError("not_available", f"no output projection in {type(attention).__name__}")
 
 
-def _projection_weight(module: torch.nn.Module) -> torch.Tensor:
-    """(d, heads × head_dim) as a Linear holds it."""
-    return (module.weight.t() if isinstance(module, Conv1D) else module.weight).float()
-
-
 # ---------------------------------------------------------------- prompts and targets
 
 def prompt_ids(loaded: LoadedModel, text: str) -> list[int]:
@@ -126,13 +123,8 @@ def last_logits(loaded: LoadedModel, rows: list[list[int]], forward: list = (), 
 
 def top_tokens(logits: np.ndarray, count: int = 5) -> list[tuple[int, float]]:
     """(token id, probability) of the `count` likeliest next tokens."""
-    probs = _softmax(logits)
+    probs = softmax(logits)
     return [(int(i), float(probs[i])) for i in np.argsort(-probs)[:count]]
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
 
 
 # ---------------------------------------------------------------- direct logit attribution
@@ -194,13 +186,13 @@ def attribute(loaded: LoadedModel, ids: list[int], target: int) -> Attribution:
     head_constant = np.zeros(parts.layers)
     for layer in range(parts.layers):
         projection = output_projection(parts.attention[layer])
-        weight = _projection_weight(projection)  # (d, heads × head_dim)
+        weight = matrix_weight(projection)  # (d, heads × head_dim)
         z = seen[f"z {layer}"].float().reshape(parts.query_heads, -1)  # (heads, head_dim)
         per_head = torch.einsum("dhk,hk->hd", weight.reshape(weight.shape[0], parts.query_heads, -1), z)  # (heads, d)
         heads[layer] = [push(vector) for vector in per_head]
         if getattr(projection, "bias", None) is not None:
             head_constant[layer] = push(projection.bias)
-    return Attribution(target, float(logits[target]), float(_softmax(logits)[target]), components, contributions,
+    return Attribution(target, float(logits[target]), float(softmax(logits)[target]), components, contributions,
                        constant, heads, head_constant, scale)
 
 
@@ -266,7 +258,7 @@ class AblationResult:
 def ablate(loaded: LoadedModel, ids: list[int], target: int, ablation: Ablation) -> AblationResult:
     """The next-token distribution with and without one part, in one batch of two rows."""
     logits = last_logits(loaded, [ids, ids], *_ablation_hooks(loaded, [None, ablation]))
-    probs = _softmax(logits)
+    probs = softmax(logits)
     return AblationResult(top_tokens(logits[0]), top_tokens(logits[1]),
                           float(probs[0, target]), float(probs[1, target]))
 
@@ -277,7 +269,7 @@ def _sweep(loaded: LoadedModel, ids: list[int], target: int, rows: list[Ablation
     for start in range(0, len(rows), BATCH_ROWS):
         chunk = rows[start:start + BATCH_ROWS]
         logits = last_logits(loaded, [ids] * len(chunk), *_ablation_hooks(loaded, chunk))
-        found.append(_softmax(logits)[:, target])
+        found.append(softmax(logits)[:, target])
         if progress:
             progress(start + len(chunk), len(rows))
     return np.concatenate(found)
@@ -359,26 +351,34 @@ def same_length(loaded: LoadedModel, clean: str, corrupt: str) -> tuple[list[int
     return first, second
 
 
-def patch_residual_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: list[int],
-                         progress: Progress | None = None) -> PatchingResult:
-    """Patch the clean residual stream into the corrupted run at every layer × position; how much of the clean
-    answer's logit difference comes back (1 = all of it, 0 = none)."""
-    clean_logits, corrupt_logits = last_logits(loaded, [clean_ids]), last_logits(loaded, [corrupt_ids])
-    clean_token, corrupt_token = int(clean_logits[0].argmax()), int(corrupt_logits[0].argmax())
+def _patching_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: list[int], places: list, shape: tuple,
+                    patched: Callable[[list], np.ndarray], progress: Progress | None) -> PatchingResult:
+    """Run the corrupted prompt once per place (BATCH_ROWS places per batched forward, `patched(chunk)` giving their
+    (rows, vocab) logits) and measure how much of the clean answer's logit difference each restores."""
+    clean_logits, corrupt_logits = last_logits(loaded, [clean_ids])[0], last_logits(loaded, [corrupt_ids])[0]
+    clean_token, corrupt_token = int(clean_logits.argmax()), int(corrupt_logits.argmax())
     difference = lambda logits: logits[..., clean_token] - logits[..., corrupt_token]  # noqa: E731
-    clean_difference, corrupt_difference = float(difference(clean_logits[0])), float(difference(corrupt_logits[0]))
-    source = residuals(loaded, clean_ids)  # (layers + 1, seq, d)
-    places = [(layer, position) for layer in range(source.shape[0]) for position in range(len(clean_ids))]
+    clean_difference, corrupt_difference = float(difference(clean_logits)), float(difference(corrupt_logits))
     found = []
     for start in range(0, len(places), BATCH_ROWS):
         chunk = places[start:start + BATCH_ROWS]
-        found.append(difference(patched_logits(loaded, corrupt_ids, source, [[place] for place in chunk])))
+        found.append(difference(patched(chunk)))
         if progress:
             progress(start + len(chunk), len(places))
     gap = clean_difference - corrupt_difference
     recovered = (np.concatenate(found) - corrupt_difference) / (gap if abs(gap) > 1e-6 else np.nan)
-    return PatchingResult(clean_token, corrupt_token, clean_difference, corrupt_difference,
-                          recovered.reshape(source.shape[0], len(clean_ids)))
+    return PatchingResult(clean_token, corrupt_token, clean_difference, corrupt_difference, recovered.reshape(shape))
+
+
+def patch_residual_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: list[int],
+                         progress: Progress | None = None) -> PatchingResult:
+    """Patch the clean residual stream into the corrupted run at every layer × position; how much of the clean
+    answer's logit difference comes back (1 = all of it, 0 = none): recovered (layers + 1, seq)."""
+    source = residuals(loaded, clean_ids)  # (layers + 1, seq, d)
+    places = [(layer, position) for layer in range(source.shape[0]) for position in range(len(clean_ids))]
+    return _patching_sweep(loaded, clean_ids, corrupt_ids, places, (source.shape[0], len(clean_ids)),
+                           lambda chunk: patched_logits(loaded, corrupt_ids, source, [[place] for place in chunk]),
+                           progress)
 
 
 def patch_head_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: list[int], position: int,
@@ -386,18 +386,13 @@ def patch_head_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: lis
     """Patch each head's output (before the output projection) at one position from clean into corrupted:
     recovered (layers, heads)."""
     parts = loaded.parts
-    clean_logits, corrupt_logits = last_logits(loaded, [clean_ids]), last_logits(loaded, [corrupt_ids])
-    clean_token, corrupt_token = int(clean_logits[0].argmax()), int(corrupt_logits[0].argmax())
-    difference = lambda logits: logits[..., clean_token] - logits[..., corrupt_token]  # noqa: E731
-    clean_difference, corrupt_difference = float(difference(clean_logits[0])), float(difference(corrupt_logits[0]))
     source = head_outputs(loaded, clean_ids)  # (layers, seq, heads × head_dim)
     places = [(layer, head) for layer in range(parts.layers) for head in range(parts.query_heads)]
-    found = []
-    for start in range(0, len(places), BATCH_ROWS):
-        chunk = places[start:start + BATCH_ROWS]
+
+    def patched(chunk: list[tuple[int, int]]) -> np.ndarray:
         pre = []
         for layer in {layer for layer, _ in chunk}:
-            mine = [(r, head) for r, (at, head) in enumerate(chunk) if at == layer]
+            mine = [(row, head) for row, (at, head) in enumerate(chunk) if at == layer]
 
             def hook(module, args, kwargs, layer=layer, mine=mine):
                 def change(z: torch.Tensor) -> torch.Tensor:  # (batch, seq, heads × head_dim)
@@ -409,13 +404,9 @@ def patch_head_sweep(loaded: LoadedModel, clean_ids: list[int], corrupt_ids: lis
                     return z
                 return _replace_input(args, kwargs, change)
             pre.append((output_projection(parts.attention[layer]), hook))
-        found.append(difference(last_logits(loaded, [corrupt_ids] * len(chunk), (), pre)))
-        if progress:
-            progress(start + len(chunk), len(places))
-    gap = clean_difference - corrupt_difference
-    recovered = (np.concatenate(found) - corrupt_difference) / (gap if abs(gap) > 1e-6 else np.nan)
-    return PatchingResult(clean_token, corrupt_token, clean_difference, corrupt_difference,
-                          recovered.reshape(parts.layers, parts.query_heads))
+        return last_logits(loaded, [corrupt_ids] * len(chunk), (), pre)
+
+    return _patching_sweep(loaded, clean_ids, corrupt_ids, places, (parts.layers, parts.query_heads), patched, progress)
 
 
 # ---------------------------------------------------------------- steering

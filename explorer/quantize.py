@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from transformers.pytorch_utils import Conv1D
 
-from explorer import process
-from explorer.activations import CaptureError, chosen_log_probs, encode
+from explorer import activations, architecture, process
+from explorer.activations import CaptureError, chosen_log_probs
+from explorer.architecture import matrix_weight
 from explorer.adapting import frozen_view
 from explorer.models import LoadedModel, smollm2_gguf
 
@@ -128,11 +129,6 @@ class QuantizedLinear(torch.nn.Module):
         return torch.nn.functional.linear(x, self.quantized.dequantize().to(x.dtype), self.bias)
 
 
-def matrix_weight(module: torch.nn.Module) -> torch.Tensor:
-    """(out, in) float32 weight of a Linear, or of GPT-2's Conv1D (stored transposed)."""
-    return (module.weight.t() if isinstance(module, Conv1D) else module.weight).detach().float()
-
-
 def grid_levels(weight: torch.Tensor, scheme: Scheme) -> np.ndarray:
     """The values a quantized weight can take: per-tensor int8's 255 levels, or the 16 levels of the int4 group
     that holds the largest weight (each group has its own)."""
@@ -197,8 +193,9 @@ def quantized(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
                     matrix_bytes += replacement.quantized.nbytes
             other = sum(p.numel() * p.element_size() for p in view.parameters()
                         if type(p.data) is torch.Tensor)  # the shared embeddings, norms and biases
-            _built[key] = QuantizedModel(replace(loaded, model=view.eval(), fingerprint=f"{loaded.fingerprint}+{scheme.key}",
-                                                 lock=threading.Lock()), scheme, library, matrix_bytes,
+            copy = replace(loaded, model=view.eval(), fingerprint=f"{loaded.fingerprint}+{scheme.key}",
+                           parts=architecture.find(view), lock=threading.Lock())  # its own modules, for hooks
+            _built[key] = QuantizedModel(copy, scheme, library, matrix_bytes,
                                          matrix_parameters, other, time.perf_counter() - started)
     return _built[key]
 
@@ -248,46 +245,46 @@ def relative_errors(loaded: LoadedModel, schemes: list[Scheme]) -> tuple[list[st
     return [name for name, _ in matrices], errors
 
 
-def final_states(loaded: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
-    """(seq, d) the states the unembedding reads (after the final norm), with no logits built."""
-    with loaded.lock, torch.inference_mode():
-        output = loaded.model(ids[None], output_hidden_states=True, logits_to_keep=1)
-        states = output.hidden_states[-1][0]  # (seq, d): transformers applies the final norm before returning it
-    return states
-
-
 @dataclass
 class Comparison:
     kl: float  # mean over positions of KL(fp32 ‖ scheme) of the next-token distribution, in nats
     top1: float  # share of positions whose most likely next token is the same
-    kl_last: float  # at the last position only (the page's bars)
+    kl_last: float  # at the last position only
 
 
-def compare(reference: LoadedModel, other: LoadedModel, text: str) -> Comparison:
-    """Next-token distributions of two models over a text, CHUNK positions at a time (never tokens × vocabulary)."""
-    ids = torch.as_tensor(encode(reference, text, MAX_TOKENS)[0])  # (seq,)
-    first, second = final_states(reference, ids), final_states(other, ids)  # (seq, d) each
-    unembed = reference.parts.unembed
-    kl_sum, same, last = 0.0, 0, 0.0
+def _final(loaded: LoadedModel, text: str, tokens: int) -> activations.Capture:
+    """The text's first `tokens` tokens and the states the unembedding reads (after the final norm), from the
+    engine's capture and its cache: no hidden states of every layer, no logits."""
+    return activations.capture(loaded, text, ["final"], min(tokens, MAX_TOKENS))
+
+
+def compare(reference: LoadedModel, others: list[LoadedModel], text: str, tokens: int = MAX_TOKENS) -> list[Comparison]:
+    """Next-token distributions of each of `others` against `reference` over the text's first `tokens` tokens,
+    CHUNK positions at a time (never tokens × vocabulary); the reference is run and unembedded once."""
+    first = torch.from_numpy(_final(reference, text, tokens)["final"])  # (seq, d)
+    seconds = [torch.from_numpy(_final(other, text, tokens)["final"]) for other in others]  # (seq, d) each
+    unembed, seq = reference.parts.unembed, len(first)
+    kl_sums, same, last = [0.0] * len(others), [0] * len(others), [0.0] * len(others)
     with torch.inference_mode():
-        for start in range(0, len(ids), CHUNK):
+        for start in range(0, seq, CHUNK):
             p = torch.log_softmax(unembed(first[start:start + CHUNK]).float(), -1)  # (chunk, vocab)
-            q = torch.log_softmax(unembed(second[start:start + CHUNK]).float(), -1)  # (chunk, vocab)
-            kl = (p.exp() * (p - q)).sum(-1)  # (chunk,)
-            kl_sum += float(kl.sum())
-            same += int((p.argmax(-1) == q.argmax(-1)).sum())
-            last = float(kl[-1])
-    return Comparison(kl_sum / len(ids), same / len(ids), last)
+            for index, second in enumerate(seconds):
+                q = torch.log_softmax(unembed(second[start:start + CHUNK]).float(), -1)  # (chunk, vocab)
+                kl = (p.exp() * (p - q)).sum(-1)  # (chunk,)
+                kl_sums[index] += float(kl.sum())
+                same[index] += int((p.argmax(-1) == q.argmax(-1)).sum())
+                last[index] = float(kl[-1])
+    return [Comparison(kl_sums[i] / seq, same[i] / seq, last[i]) for i in range(len(others))]
 
 
 def perplexity(loaded: LoadedModel, text: str, tokens: int = MAX_TOKENS) -> float:
     """exp(mean negative log-likelihood) over the text's first `tokens` tokens, CHUNK positions at a time."""
-    ids = torch.as_tensor(encode(loaded, text, min(tokens, MAX_TOKENS))[0])  # (seq,)
-    if len(ids) < 2:
+    found = _final(loaded, text, tokens)
+    if len(found.token_ids) < 2:
         raise CaptureError("empty_text", "perplexity needs two tokens")
-    states = final_states(loaded, ids)
     with torch.inference_mode():
-        log_probs = chosen_log_probs(loaded.parts.unembed, states, ids, CHUNK)  # (seq - 1,)
+        log_probs = chosen_log_probs(loaded.parts.unembed, torch.from_numpy(found["final"]),
+                                     torch.as_tensor(found.token_ids), CHUNK)  # (seq - 1,)
     return float(torch.exp(-log_probs.mean()))
 
 

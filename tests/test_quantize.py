@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import embeddings, models, quantize
+from explorer import activations, embeddings, models, quantize
 from explorer.models import weights_fingerprint
 
 TEXT = "The capital of France is Paris. 대한민국의 수도는 서울이다. The cat sat on the mat and looked at the rain."
@@ -78,19 +78,21 @@ def test_copies_share_everything_but_the_matrices_and_leave_the_model_unchanged(
 
 
 def test_kl_is_zero_for_fp32_and_grows_from_bf16_to_int8_to_int4(smollm):
-    found = {name: quantize.compare(smollm, quantize.quantized(smollm, quantize.Scheme(name)).loaded, TEXT)
-             for name in ("fp32", "bf16", "int8_channel", "int4_group")}
+    names = ("fp32", "bf16", "int8_channel", "int4_group")
+    copies = [quantize.quantized(smollm, quantize.Scheme(name)).loaded for name in names]
+    found = dict(zip(names, quantize.compare(smollm, copies, TEXT)))
     assert found["fp32"].kl == 0.0 and found["fp32"].top1 == 1.0
     assert found["bf16"].kl < found["int8_channel"].kl < found["int4_group"].kl
     assert found["int4_group"].top1 < 1.0
 
 
 def test_perplexity_in_chunks_matches_the_models_own_loss(smollm):
-    ids = torch.as_tensor(quantize.encode(smollm, TEXT)[0])
+    text = " ".join([TEXT] * 4)
+    ids = torch.as_tensor(activations.encode(smollm, text)[0])
+    assert len(ids) > quantize.CHUNK  # more than one chunk of positions
     with torch.inference_mode():
         loss = smollm.model(ids[None], labels=ids[None]).loss  # transformers' own mean cross-entropy
-    assert quantize.perplexity(smollm, TEXT) == pytest.approx(float(torch.exp(loss)), rel=1e-4)
-    assert quantize.CHUNK < len(ids) or len(ids) <= quantize.CHUNK
+    assert quantize.perplexity(smollm, text) == pytest.approx(float(torch.exp(loss)), rel=1e-4)
 
 
 def test_minilm_sentence_vectors_survive_int8_per_channel(minilm):

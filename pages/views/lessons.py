@@ -3,7 +3,6 @@ answer before the live answer is revealed, presenter mode with keys (→ ← Pag
 
 from __future__ import annotations
 
-import hashlib
 import json
 from html import escape
 from typing import Callable
@@ -193,7 +192,7 @@ def choose(found: list[lessons.Lesson]) -> tuple[lessons.Lesson, int]:
     """The lesson and step from the URL (`?lesson=attention&step=3`), clamped to what exists."""
     ids = [lesson.id for lesson in found]
     chosen = st.selectbox(tr("lesson_choose"), ids, key=url_state("lesson", ids[0], lambda raw: raw if raw in ids else ids[0]),
-                          format_func=lambda i, language=lang(): next(l.title for l in found if l.id == i).model_dump()[language])
+                          format_func=lambda i, titles={l.id: l.title for l in found}, language=lang(): getattr(titles[i], language))
     lesson = next(item for item in found if item.id == chosen)
     count = len(lesson.steps)
     step_key = url_state("step", 1, lambda raw: int(raw))
@@ -329,9 +328,8 @@ def build_handout(lesson: lessons.Lesson, language: str, figures: dict[str, list
                          f'{{displaylogo:false,responsive:true}});}})();</script>')
         parts.append("</section>")
     title = escape(getattr(lesson.title, language))
-    digest = hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
     return (f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8"><title>{title}</title>'
-            f'<meta name="generator" content="LLM Internals Explorer {digest}">'
+            '<meta name="generator" content="LLM Internals Explorer">'
             '<style>body{font-family:"Noto Sans CJK KR","Noto Sans KR",sans-serif;max-width:1100px;margin:2rem auto;'
             'line-height:1.6;padding:0 1rem}.figure{margin:1rem 0}</style>'
             f'<script>{get_plotlyjs()}</script></head><body><h1>{title}</h1>{"".join(parts)}</body></html>')

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import embeddings, figures, models, prediction, quantize
+from explorer import activations, embeddings, figures, models, prediction, quantize
 from explorer.models import LoadedModel
 from pages.common import compute, one_of, show_figure, tr, translated, url_state
 
 HISTORY = json.loads((Path(__file__).resolve().parents[2] / "assets" / "history.json").read_text(encoding="utf-8"))
 SAMPLE = (Path(__file__).resolve().parents[2] / "assets" / "sample_long.txt").read_text(encoding="utf-8")
+COMPARE_TOKENS = 256  # the learner's text is compared on its first 256 tokens (a long paste: a notice, kept as typed)
 PERPLEXITY_TOKENS = 512  # the page's perplexity reads this many tokens of the bundled text (the bench reads 2,000)
 
 
@@ -48,18 +49,13 @@ def caveat(loaded: LoadedModel) -> None:
         st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _copy(_loaded, fingerprint: str, key: str, scheme: quantize.Scheme) -> quantize.QuantizedModel:
-    return quantize.quantized(_loaded, scheme)
-
-
 def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> dict[str, quantize.QuantizedModel]:
     """Bytes per parameter and size of each scheme, measured from the stored tensors, and the arithmetic for the
     models in the history chart."""
     st.subheader(tr("quant_memory_title"))
     copies = {}
     for scheme in chosen:
-        built = compute(_copy, loaded, loaded.fingerprint, scheme.key, scheme)
+        built = compute(quantize.quantized, loaded, scheme)  # built once per process and scheme by the engine
         if built is not None:
             copies[scheme.key] = built
     rows = [dict(scheme=key, library=tr(f"quant_library_{c.library}"),
@@ -116,18 +112,17 @@ def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _behaviour(_loaded, _copies, fingerprint: str, keys: tuple[str, ...], text: str) -> pd.DataFrame:
+    copies = [_copies[key].loaded for key in keys]
+    if _loaded.info.family != "decoder":
+        reference = embeddings.sentence_embeddings(_loaded, [text])[0]  # (d,) unit vector
+        return pd.DataFrame([dict(scheme=key, cosine=float(embeddings.sentence_embeddings(copy, [text])[0] @ reference))
+                             for key, copy in zip(keys, copies)])
     rows = []
-    for key in keys:
-        copy = _copies[key].loaded
-        if _loaded.info.family == "decoder":
-            found = quantize.compare(_loaded, copy, text)
-            continuation, _ = prediction.generate(copy, text, 10)
-            rows.append(dict(scheme=key, kl=found.kl, top1=found.top1,
-                             perplexity=quantize.perplexity(copy, SAMPLE, PERPLEXITY_TOKENS),
-                             continuation=copy.tokenizer.decode(continuation).rstrip("\ufffd")))  # a cut syllable
-        else:
-            reference = embeddings.sentence_embeddings(_loaded, [text])[0]
-            rows.append(dict(scheme=key, cosine=float(embeddings.sentence_embeddings(copy, [text])[0] @ reference)))
+    for key, copy, found in zip(keys, copies, quantize.compare(_loaded, copies, text, COMPARE_TOKENS)):
+        continuation, _ = prediction.generate(copy, text, 10, max_tokens=COMPARE_TOKENS)
+        rows.append(dict(scheme=key, kl=found.kl, top1=found.top1,
+                         perplexity=quantize.perplexity(copy, SAMPLE, PERPLEXITY_TOKENS),
+                         continuation=copy.tokenizer.decode(continuation).rstrip("\ufffd")))  # a cut syllable
     return pd.DataFrame(rows)
 
 
@@ -137,6 +132,9 @@ def behaviour(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -
     table = compute(_behaviour, loaded, copies, loaded.fingerprint, tuple(copies), text)
     if table is None:
         return
+    dropped = activations.encode(loaded, text, COMPARE_TOKENS)[3]
+    if dropped and loaded.info.family == "decoder":
+        st.warning(tr("truncated", dropped=dropped))
     with st.container(key="quant_behaviour"):
         st.dataframe(headed(table), hide_index=True, width="stretch")
     st.caption(tr("quant_behaviour_explain_decoder" if loaded.info.family == "decoder" else "quant_behaviour_explain_encoder",
