@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from explorer import models, process, quantize  # noqa: E402
+from explorer import activations, models, process, quantize  # noqa: E402
 from measure import PeakMemory  # noqa: E402
 
 ASSETS = ROOT / "assets"
@@ -49,7 +49,7 @@ def main() -> None:
     memory = PeakMemory()
     before = memory.reset()
     text = bundled_text()
-    tokens = len(quantize.encode(loaded, text, quantize.MAX_TOKENS)[0])
+    tokens = len(activations.encode(loaded, text, quantize.MAX_TOKENS)[0])
     copies = [quantize.quantized(loaded, quantize.Scheme(name)) for name in quantize.SCHEMES]
     process.release_freed_memory()
     held = memory.process.memory_info().rss - before
