@@ -336,6 +336,8 @@ def test_lab_patching_sweep_runs_in_the_browser_with_progress(server, browser):
 def test_presenter_mode_moves_with_arrow_keys_and_a_clicker_and_the_url_follows(server, browser):
     page = _open(browser, f"{server}/lessons?lang=ko&lesson=attention&step=1&present=1", 1000)
     page.locator('[data-testid="stSidebar"]').wait_for(state="hidden", timeout=30_000)  # one step, full width
+    _wait_until_done(page)
+    page.wait_for_function("() => 'lesson_next' in (window.__streamlitShortcutsMap || {})", timeout=60_000)  # keys bound
     page.locator(".st-key-lesson_narrative").click()  # focus on the page, not on an input
     for key, step in (("ArrowRight", 2), ("PageDown", 3), ("ArrowLeft", 2), ("PageUp", 1)):
         page.keyboard.press(key)
