@@ -557,6 +557,19 @@ def test_every_step_of_every_lesson_runs(lesson, lang):
     assert step >= 6
 
 
+def test_a_rag_lesson_step_shows_its_stages_and_keeps_the_earlier_ones_in_a_tab():
+    at = _open_link("pages/lessons.py", lang="en", lesson="rag", step="2")  # the chunks: nothing after them is run
+    _no_exception(at)
+    assert not at.tabs and at.text_area(key="rag_documents").value and not at.main.text_input
+    at = _open_link("pages/lessons.py", lang="ko", lesson="rag", step="5")  # what the answer drew on
+    _no_exception(at)
+    now, earlier = at.tabs
+    assert (now.label, earlier.label) == ("이번 단계", "앞 단계 (여기까지 온 과정)")
+    assert [h.value for h in now.subheader] == ["4. 답", "5. 답은 어느 청크에 기댔나"]
+    assert [h.value for h in earlier.subheader][:2] == ["1. 문서와 청크", "2. 찾기: 두 가지 방법과 그 결합"]
+    assert earlier.text_input[0].value == "How tall is the lighthouse on Gull Point?"  # the step's question, still asked
+
+
 def test_a_question_is_answered_live_after_the_guess():
     at = _open_link("pages/lessons.py", lang="en", lesson="next-token", step="1")
     at.text_input(key="guess_next-token_1").set_value("Paris").run()

@@ -76,10 +76,12 @@ def _quantize(loaded: LoadedModel, part: str) -> None:
         quantize.behaviour(loaded, copies)
 
 
-def _rag(decoder: LoadedModel) -> None:
-    encoder = current_model(models.MINILM)
-    if encoder is not None:
-        rag.pipeline(encoder, decoder)
+def _rag(*shown: str) -> Callable[[LoadedModel], None]:
+    def view(decoder: LoadedModel) -> None:
+        encoder = current_model(models.MINILM)
+        if encoder is not None:
+            rag.pipeline(encoder, decoder, shown or rag.STAGES)
+    return view
 
 
 def _lab_prompt(draw: Callable) -> Callable[[LoadedModel], None]:
@@ -119,7 +121,11 @@ VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's 
     "finetune.lora": _with(_decoder, finetune.lora),
     "finetune.chat": _with(_decoder, finetune.chat_template),
     "finetune.dpo": _with(_decoder, finetune.preference),
-    "rag.pipeline": _with(_decoder, _rag),
+    "rag.pipeline": _with(_decoder, _rag()),
+    "rag.documents": _with(_decoder, _rag("documents")),
+    "rag.retrieval": _with(_decoder, _rag("retrieval")),
+    "rag.answer": _with(_decoder, _rag("prompt", "answer")),
+    "rag.drew_on": _with(_decoder, _rag("answer", "drew_on")),
     "quantize.memory": _with(_model, lambda loaded: _quantize(loaded, "memory")),
     "quantize.weights": _with(_model, lambda loaded: _quantize(loaded, "weights")),
     "quantize.behaviour": _with(_model, lambda loaded: _quantize(loaded, "behaviour")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -202,18 +203,40 @@ def _passage_pieces(prompt: rag.Prompt, start: int, end: int, weights: np.ndarra
     return [(prompt.text[a:b], w) for a, b, w in pieces]
 
 
-def pipeline(encoder: LoadedModel, decoder: LoadedModel) -> None:
-    """Documents and chunks, retrieval, the prompt, the answer and what it drew on, each step feeding the next."""
-    index = documents(encoder, decoder)
-    found = retrieval(index, encoder) if index is not None else None
-    if found is None:
+STAGES = ("documents", "retrieval", "prompt", "answer", "drew_on")
+
+
+def pipeline(encoder: LoadedModel, decoder: LoadedModel, shown: tuple[str, ...] = STAGES) -> None:
+    """Documents and chunks, retrieval, the prompt, the answer and what it drew on, each step feeding the next.
+
+    A lesson step shows only the stages it is about (`shown`, consecutive): the stages before them still run, in a
+    second tab, and the stages after them are not drawn."""
+    earlier = STAGES[:STAGES.index(shown[0])]
+    now_tab, earlier_tab = st.tabs([tr("rag_this_step"), tr("rag_earlier_steps")]) if earlier else (None, None)
+    last = STAGES.index(shown[-1])
+
+    def at(stage: str):
+        return (earlier_tab if stage in earlier else now_tab) or nullcontext()
+
+    with at("documents"):
+        index = documents(encoder, decoder)
+    if index is None or last < STAGES.index("retrieval"):
+        return
+    with at("retrieval"):
+        found = retrieval(index, encoder)
+    if found is None or last < STAGES.index("prompt"):
         return
     retrieved, chosen, _ = found
     passages = [index.chunks[i].text for i in chosen]
-    prompt = prompt_view(decoder, retrieved.question, passages)
-    if prompt is not None:
+    with at("prompt"):
+        prompt = prompt_view(decoder, retrieved.question, passages)
+    if prompt is None or last < STAGES.index("answer"):
+        return
+    with at("answer"):
         answer_ids = answer(decoder, retrieved.question, prompt)
-        drew_on(decoder, retrieved.question, prompt, passages, answer_ids)
+    if last >= STAGES.index("drew_on"):
+        with at("drew_on"):
+            drew_on(decoder, retrieved.question, prompt, passages, answer_ids)
 
 
 # ---------------------------------------------------------------- accuracy on the built-in questions
