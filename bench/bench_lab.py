@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from explorer import interpret, models  # noqa: E402
+from measure import best_warm_rerun  # noqa: E402
 
 PROMPT = "When Mary and John went to the big store on a sunny afternoon, John gave a cold drink to"  # 20 tokens
 CLEAN, CORRUPT = "The Eiffel Tower is located in the city of", "The Colosseum is located in the city of"
@@ -54,12 +55,7 @@ def main() -> None:
         at.query_params.update({"lang": "ko", "tool": tool})
         at.switch_page("pages/lab.py").run()
         assert not at.exception, [e.value for e in at.exception]
-        warm = []
-        for _ in range(3):
-            started = time.perf_counter()
-            at.run()
-            warm.append(time.perf_counter() - started)
-        print(f"page, tool={tool}: warm rerun {min(warm):.2f} s (target <= 0.5 s)")
+        print(f"page, tool={tool}: warm rerun {best_warm_rerun(at):.2f} s (target <= 0.5 s)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,10 +28,10 @@ if _models.exists():
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from measure import PeakMemory  # noqa: E402
+from measure import PeakMemory, best_warm_rerun  # noqa: E402
 
 APP = str(ROOT / "app.py")
-PAGES = {  # page file -> the key of its main text input (None: the page takes no text)
+PAGES = {  # page file (and its address) -> the key of its main text input (None: the page takes no text)
     "home": ("pages/home.py", None),
     "tokens": ("pages/tokens.py", "ttext"),
     "embeddings": ("pages/embeddings.py", "etext"),
@@ -40,6 +41,7 @@ PAGES = {  # page file -> the key of its main text input (None: the page takes n
     "recurrent": ("pages/recurrent.py", "rtext"),
     "quantize": ("pages/quantize.py", "qtext"),
     "rag": ("pages/rag.py", "rag_documents"),
+    "rag lesson": ("pages/lessons.py?lesson=rag&step=5", "rag_documents"),  # the earlier stages, in their tab
 }
 SENTENCE = "고양이가 창가에 앉아 따뜻한 햇볕을 쬐며 조용히 잠을 잔다"
 
@@ -62,10 +64,12 @@ TEXTS = {"a: 3,000 Hangul syllables": hangul_text(3000), "b: 4,000 mixed charact
 
 
 def open_page(page: str, **query) -> AppTest:
-    """The page as a new visitor opens it."""
+    """The page as a new visitor opens it (`page` may carry its address: "pages/lessons.py?lesson=rag")."""
+    page, _, address = page.partition("?")
     at = AppTest.from_file(APP, default_timeout=600)
-    at.query_params.update({"lang": "ko", **query})
-    at.run()
+    at.query_params.update({"lang": "ko", **dict(parse_qsl(address)), **query})
+    if not address:  # a visitor who comes in through the home page; an address is a deep link to the page itself
+        at.run()
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -104,13 +108,7 @@ def main() -> None:
 
     print("\nwarm rerun of the whole page (default text, nothing new to compute), best of 3")
     for name, (page, _) in PAGES.items():
-        at = open_page(page)
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            at.run()
-            times.append(time.perf_counter() - started)
-        print(f"    {name:<11} {min(times):.2f} s")
+        print(f"    {name:<11} {best_warm_rerun(open_page(page)):.2f} s")
 
     print(f"\nworst extra memory on any page: {max(worst.values()):.0f} MB ({max(worst, key=worst.get)})")
     print(f"process peak resident memory after warm-up, through all pages and both texts: "

@@ -215,26 +215,29 @@ def pipeline(encoder: LoadedModel, decoder: LoadedModel, shown: tuple[str, ...] 
     now_tab, earlier_tab = st.tabs([tr("rag_this_step"), tr("rag_earlier_steps")]) if earlier else (None, None)
     last = STAGES.index(shown[-1])
 
+    def runs(stage: str) -> bool:
+        return STAGES.index(stage) <= last
+
     def at(stage: str):
         return (earlier_tab if stage in earlier else now_tab) or nullcontext()
 
     with at("documents"):
         index = documents(encoder, decoder)
-    if index is None or last < STAGES.index("retrieval"):
+    if index is None or not runs("retrieval"):
         return
     with at("retrieval"):
         found = retrieval(index, encoder)
-    if found is None or last < STAGES.index("prompt"):
+    if found is None or not runs("prompt"):
         return
     retrieved, chosen, _ = found
     passages = [index.chunks[i].text for i in chosen]
     with at("prompt"):
         prompt = prompt_view(decoder, retrieved.question, passages)
-    if prompt is None or last < STAGES.index("answer"):
+    if prompt is None or not runs("answer"):
         return
     with at("answer"):
         answer_ids = answer(decoder, retrieved.question, prompt)
-    if last >= STAGES.index("drew_on"):
+    if runs("drew_on"):
         with at("drew_on"):
             drew_on(decoder, retrieved.question, prompt, passages, answer_ids)
 
