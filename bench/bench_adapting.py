@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from explorer import adapting, embeddings, figures, models, training, transfer  # noqa: E402
+from explorer import adapting, embeddings, figures, jobs, models, transfer  # noqa: E402
 from measure import PeakMemory  # noqa: E402
 
 
-def run_queued(kind: str, steps: int, work) -> training.Job:
-    job = training.QUEUE.submit(kind, steps, work)
+def run_queued(kind: str, steps: int, work) -> jobs.Job:
+    job = jobs.QUEUE.submit(kind, steps, work)
     while not job.finished:
         job.touch()
         time.sleep(0.05)

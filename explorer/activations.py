@@ -35,7 +35,7 @@ from safetensors.numpy import load_file, save_file
 
 from explorer.architecture import Architecture
 from explorer.capture_attention import HEAD_STATS, CaptureRequest, capturing
-from explorer.models import LoadedModel, cache_dir
+from explorer.models import LoadedModel, cache_dir, device_of
 
 CACHE_FORMAT = 1
 _BLOCK_NAME = re.compile(r"^blocks\.(\d+|\*)\.(resid_pre|resid_post|attn\.pattern|attn\.head_stats|attn\.pooled)$")
@@ -119,7 +119,7 @@ def run_capture(loaded: LoadedModel, text: str, names, max_tokens: int | None = 
         pooled_size=pooled_size if any(n.endswith("attn.pooled") for n in names) else 0,
     )
     model = loaded.model
-    device = next(model.parameters()).device
+    device = device_of(model)
     input_ids = torch.as_tensor(ids, device=device)[None]  # (1, seq)
     last = f"blocks.{loaded.info.layers - 1}.resid_post"
     final_norm = loaded.parts.final_norm if ({last, "final", "token_log_probs"} & set(names)) else None

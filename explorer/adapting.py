@@ -30,8 +30,8 @@ from explorer import prediction, tokenize
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 from explorer.activations import CaptureError
 from explorer.labels import token_label
-from explorer.models import LoadedModel
-from explorer.training import Job, TrainingError
+from explorer.models import LoadedModel, device_of
+from explorer.jobs import Job, TrainingError
 
 MAX_EXAMPLES = 16
 MAX_EXAMPLE_TOKENS = 64  # an example longer than this is refused (with its number), not cut
@@ -185,7 +185,7 @@ def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job 
     model = lora_model(loaded, lora_config(settings.rank), settings.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
-    device = next(model.parameters()).device
+    device = device_of(model)
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     batches = [tuple(t.to(device) for t in batch) for batch in micro_batches(examples, pad_id)]
     counted = sum(int((labels[:, 1:] != -100).sum()) for _, _, labels in batches)  # predicted tokens in all
@@ -336,7 +336,7 @@ def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], 
     Left-padded so every response ends at the last position: only the last (longest response + 1) positions are
     unembedded, never the prompt's (tokens x vocabulary) logits.
     """
-    device = next(model.parameters()).device
+    device = device_of(model)
     rows = [prompt + response for prompt, response in sequences]
     width = max(map(len, rows))
     keep = max(len(response) for _, response in sequences) + 1

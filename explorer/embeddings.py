@@ -345,7 +345,7 @@ def sentence_embeddings(loaded: models.LoadedModel, sentences: list[str], batch:
     This is what sentence-transformers does for all-MiniLM-L6-v2 (its 1_Pooling and 2_Normalize modules).
     """
     tokenizer, model = loaded.tokenizer, loaded.model
-    device = next(model.parameters()).device
+    device = models.device_of(model)
     out = []
     for start in range(0, len(sentences), batch):
         encoded = tokenizer(sentences[start:start + batch], padding=True, truncation=True, max_length=256,

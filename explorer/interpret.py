@@ -24,14 +24,14 @@ from transformers.pytorch_utils import Conv1D
 
 from explorer.activations import CaptureError, chosen_log_probs, encode
 from explorer.architecture import matrix_weight
-from explorer.models import LoadedModel
+from explorer.models import LoadedModel, device_of
 from explorer.prediction import softmax
 
 MAX_PROMPT_TOKENS = 64  # the lab's prompts are short: sweeps batch one row per intervention
 BATCH_ROWS = 45  # rows per batched forward in a sweep (5 layers × 9 heads of SmolLM2); progress is reported per batch
 ABLATIONS = ("zero", "mean")
 PARTS = ("layer", "attn", "mlp", "head")
-Progress = Callable[[int, int], None]  # (done, total): raises training.Cancelled when the learner cancels
+Progress = Callable[[int, int], None]  # (done, total): raises jobs.Cancelled when the learner cancels
 
 
 # ---------------------------------------------------------------- hooks, scoped to one call
@@ -115,7 +115,7 @@ def target_id(loaded: LoadedModel, ids: list[int], target: str) -> int:
 
 def last_logits(loaded: LoadedModel, rows: list[list[int]], forward: list = (), pre: list = ()) -> np.ndarray:
     """(rows, vocab) float32 logits at the last position of each row (rows of equal length), under the given hooks."""
-    device = next(loaded.model.parameters()).device
+    device = device_of(loaded.model)
     with hooked(loaded, forward, pre):
         output = loaded.model(torch.as_tensor(rows, device=device), logits_to_keep=1)
     return output.logits[:, -1].float().cpu().numpy()
@@ -432,7 +432,7 @@ def steered_generation(loaded: LoadedModel, ids: list[int], layer: int, directio
     def add(module, args, kwargs):
         return _replace_input(args, kwargs, lambda hidden: hidden + strength * vector.to(hidden.device))
 
-    device = next(loaded.model.parameters()).device
+    device = device_of(loaded.model)
     ids, past, added = list(ids), None, []
     for _ in range(steps):
         new = ids if past is None else ids[past.get_seq_length():]

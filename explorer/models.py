@@ -85,6 +85,11 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where a module's weights live (its first parameter's device): inputs go there."""
+    return next(module.parameters()).device
+
+
 def cache_dir() -> Path:
     root = Path(os.environ.get("EXPLORER_CACHE_DIR", Path.home() / ".cache" / "llm-explorer"))
     root.mkdir(parents=True, exist_ok=True)

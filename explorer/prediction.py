@@ -12,7 +12,7 @@ import torch
 
 from explorer.activations import CaptureError, chosen_log_probs, run_capture, encode
 from explorer.architecture import unembed_states
-from explorer.models import LoadedModel
+from explorer.models import LoadedModel, device_of
 from explorer.labels import token_label, token_labels
 
 
@@ -59,7 +59,7 @@ def filter_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int
 
 def next_token_logits(loaded: LoadedModel, ids: list[int], past=None):
     """Logits for the token after `ids`; pass `past` (the returned cache) to reuse the prefix already computed."""
-    device = next(loaded.model.parameters()).device
+    device = device_of(loaded.model)
     new_ids = ids if past is None else ids[past.get_seq_length():]
     with loaded.lock, torch.inference_mode():
         output = loaded.model(torch.as_tensor([new_ids], device=device), past_key_values=past, use_cache=True,

@@ -1,9 +1,9 @@
 """Quantization, measured: weights stored in fewer bits, and what that costs the next token.
 
 Weight-only schemes on every Linear inside the blocks (attention and MLP matrices); embeddings, norms and the
-unembedding stay as they are (shared with the loaded model, never copied). Each quantized matrix keeps its codes
-in the bits the scheme names and is expanded to float32 for each forward, which is what "weight-only" means on a CPU
-without special kernels: smaller, not faster. The rounding is round-to-nearest, written out below in a few lines.
+unembedding stay as they are (shared with the loaded model, never copied). One library builds every integer copy:
+torchao's weight-only tensors (round-to-nearest with a scale per tensor, row or group), so the page's grid, errors
+and next-token numbers all describe the copies it runs.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import numpy as np
 import torch
 from transformers.pytorch_utils import Conv1D
 
-from explorer import activations, architecture, process
+from explorer import activations, architecture, embeddings, prediction, process
 from explorer.activations import CaptureError, chosen_log_probs
 from explorer.architecture import matrix_weight
 from explorer.adapting import frozen_view
+from explorer.kept import Kept
 from explorer.models import LoadedModel, smollm2_gguf
 
 SCHEMES = ("fp32", "bf16", "fp16", "int8_tensor", "int8_channel", "int4_group")
-GROUP_SIZES = (32, 64, 192)  # each divides the widths of both bundled models (576, 1536; 384, 1536)
+GROUP_SIZES = (16, 32, 64)  # each divides every bundled width (SmolLM2 576, 1536; MiniLM 384, 1536; Gemma 640, 2048)
 CHUNK = 64  # positions unembedded at once when comparing distributions or computing perplexity
 MAX_TOKENS = 2_048
 
@@ -42,9 +43,9 @@ class Scheme:
 
     @property
     def library(self) -> str:
-        """Who builds the copy: a PyTorch dtype cast, torchao's int8 weight-only tensors (they run on a CPU, with an
-        int8 matrix kernel), or the round-to-nearest below (torchao's int4 needs kernels this CPU build lacks)."""
-        return {"int8_tensor": "torchao", "int8_channel": "torchao", "int4_group": "rtn"}.get(self.name, "torch")
+        """Who builds the copy: a PyTorch dtype cast, or torchao's weight-only tensors (int8 runs with an int8
+        matrix kernel on a CPU; int4 keeps each code in an int8 and expands it for the matrix multiply)."""
+        return "torchao" if self.bits < 16 else "torch"
 
     @property
     def key(self) -> str:
@@ -52,96 +53,60 @@ class Scheme:
             else self.name
 
 
-@dataclass
-class QuantizedWeight:
-    codes: torch.Tensor  # float32/bf16/fp16 values, int8 codes, or int4 codes packed two per uint8
-    scales: torch.Tensor | None  # float16: one per tensor, per output row, or per group
-    zeros: torch.Tensor | None  # uint8 zero points (asymmetric int4)
-    shape: tuple[int, int]  # (out, in)
-    scheme: Scheme
+class CastLinear(torch.nn.Module):
+    """A Linear (or GPT-2's transposed Conv1D) whose weight is stored in a narrower float (bf16, fp16) and widened to
+    the input's dtype for each forward: what a dtype cast saves on a CPU is memory, not time."""
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.codes, self.scales, self.zeros) if t is not None)
-
-    def dequantize(self) -> torch.Tensor:
-        """(out, in) float32."""
-        name = self.scheme.name
-        if name in ("fp32", "bf16", "fp16"):
-            return self.codes.float()
-        if name.startswith("int8"):
-            return self.codes.float() * self.scales.float()  # scales (1, 1) or (out, 1)
-        out, inner = self.shape
-        low, high = (self.codes & 0x0F).to(torch.int16), (self.codes >> 4).to(torch.int16)  # (out*in/2,) each
-        codes = torch.stack([low, high], dim=-1).reshape(out, inner // self.scheme.group_size, self.scheme.group_size)
-        offset = 8 if self.scheme.symmetric else self.zeros.to(torch.int16).unsqueeze(-1)  # (out, groups, 1)
-        return ((codes - offset).float() * self.scales.float().unsqueeze(-1)).reshape(out, inner)
-
-
-def quantize_weight(weight: torch.Tensor, scheme: Scheme) -> QuantizedWeight:
-    """Round-to-nearest. weight: (out, in) float."""
-    weight = weight.detach().float()
-    shape = tuple(weight.shape)
-    if scheme.name == "fp32":
-        return QuantizedWeight(weight, None, None, shape, scheme)
-    if scheme.name in ("bf16", "fp16"):
-        return QuantizedWeight(weight.to(torch.bfloat16 if scheme.name == "bf16" else torch.float16), None, None,
-                               shape, scheme)
-    if scheme.name.startswith("int8"):
-        largest = weight.abs().amax() if scheme.name == "int8_tensor" else weight.abs().amax(dim=1)  # () or (out,)
-        scales = _stored_scales(largest / 127).reshape(-1, 1)  # (1, 1) or (out, 1)
-        codes = torch.round(weight / scales).clamp(-127, 127).to(torch.int8)  # (out, in)
-        return QuantizedWeight(codes, scales.half(), None, shape, scheme)
-    group = scheme.group_size
-    if shape[1] % group:
-        raise CaptureError("not_available", f"int4 groups of {group} in a matrix {shape[1]} wide")
-    grouped = weight.reshape(shape[0], shape[1] // group, group)  # (out, groups, group)
-    if scheme.symmetric:
-        scales = _stored_scales(grouped.abs().amax(-1) / 7)  # (out, groups): codes -8..7, stored +8
-        codes = torch.round(grouped / scales.unsqueeze(-1)).clamp(-8, 7) + 8
-        zeros = None
-    else:
-        low, high = grouped.amin(-1), grouped.amax(-1)  # (out, groups)
-        scales = _stored_scales((high - low) / 15)
-        zeros = torch.round(-low / scales).clamp(0, 15)  # (out, groups)
-        codes = (torch.round(grouped / scales.unsqueeze(-1)) + zeros.unsqueeze(-1)).clamp(0, 15)
-        zeros = zeros.to(torch.uint8)
-    flat = codes.to(torch.uint8).reshape(-1, 2)  # (out*in/2, 2)
-    packed = flat[:, 0] | (flat[:, 1] << 4)  # two 4-bit codes per byte
-    return QuantizedWeight(packed, scales.half(), zeros, shape, scheme)
-
-
-def _stored_scales(scales: torch.Tensor) -> torch.Tensor:
-    """Scales as they will be stored (float16), back in float32: rounding against the stored scale keeps every
-    weight within half a step of what dequantize() returns."""
-    return scales.clamp(min=1e-7).half().float()
-
-
-class QuantizedLinear(torch.nn.Module):
-    """A Linear (or GPT-2's transposed Conv1D) whose weight is stored quantized and expanded for each forward."""
-
-    def __init__(self, module: torch.nn.Module, scheme: Scheme):
+    def __init__(self, module: torch.nn.Module, dtype: torch.dtype):
         super().__init__()
-        self.quantized = quantize_weight(matrix_weight(module), scheme)
+        self.weight = torch.nn.Parameter(matrix_weight(module).detach().to(dtype), requires_grad=False)  # (out, in)
         self.bias = module.bias  # shared, never copied
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.linear(x, self.quantized.dequantize().to(x.dtype), self.bias)
+        return torch.nn.functional.linear(x, self.weight.to(x.dtype), self.bias)
 
 
-def grid_levels(weight: torch.Tensor, scheme: Scheme) -> np.ndarray:
-    """The values a quantized weight can take: per-tensor int8's 255 levels, or the 16 levels of the int4 group
-    that holds the largest weight (each group has its own)."""
-    quantized = quantize_weight(weight, scheme)
-    if scheme.name == "int8_tensor":
-        return float(quantized.scales) * np.arange(-127, 128)
-    if scheme.name != "int4_group":
+def as_linear(module: torch.nn.Module) -> torch.nn.Linear:
+    """GPT-2's Conv1D as the nn.Linear torchao quantizes: the same weight seen transposed, the same bias (no copy)."""
+    if isinstance(module, torch.nn.Linear):
+        return module
+    weight = matrix_weight(module).detach()  # (out, in): a transposed view
+    linear = torch.nn.Linear(0, 0, bias=False)
+    linear.out_features, linear.in_features = weight.shape
+    linear.weight = torch.nn.Parameter(weight, requires_grad=False)
+    linear.bias = module.bias
+    return linear
+
+
+def dequantized(module: torch.nn.Module) -> torch.Tensor:
+    """(out, in) float32: the weight a copy's matrix multiplies by, whoever stored it."""
+    weight = module.weight
+    if type(weight.data) is not torch.Tensor:  # a torchao tensor: int codes, scales, zero points
+        return weight.dequantize().float()
+    return matrix_weight(module).float()
+
+
+def grid_levels(module: torch.nn.Module, scheme: Scheme) -> np.ndarray:
+    """The values a copy's quantized matrix can take, from the scales torchao stored: per-tensor int8's levels, or
+    the 16 levels of the int4 group that holds the largest weight (each group has its own)."""
+    stored = module.weight
+    if scheme.name not in ("int8_tensor", "int4_group") or type(stored.data) is torch.Tensor:
         raise CaptureError("not_available", f"grid of {scheme.name}")
-    row, column = divmod(int(weight.abs().argmax()), weight.shape[1])
+    low, high = (-128, 127) if scheme.name == "int8_tensor" else (-8, 7)
+    if scheme.name == "int8_tensor":
+        return float(stored.scale.flatten()[0]) * np.arange(low, high + 1)
+    row, column = divmod(int(dequantized(module).abs().argmax()), stored.shape[1])
     group = column // scheme.group_size
-    scale = float(quantized.scales[row, group])
-    zero = 8 if scheme.symmetric else int(quantized.zeros[row, group])
-    return scale * (np.arange(16) - zero)
+    zero = int(stored.zero_point[row, group]) if stored.zero_point is not None else 0
+    return float(stored.scale[row, group]) * (np.arange(low, high + 1) - zero)
+
+
+def packed_bytes(parameters: int, scheme: Scheme) -> int:
+    """int4 as a file format packs it (GGUF's Q4_0/Q4_1): two codes a byte, an fp16 scale per group, and for
+    asymmetric groups an fp16 minimum too. torchao keeps each int4 code in an int8 on this CPU, so its copy is
+    twice that; this is the arithmetic, for the table."""
+    groups = parameters // scheme.group_size
+    return parameters // 2 + 2 * groups * (1 if scheme.symmetric else 2)
 
 
 def block_matrices(model: torch.nn.Module, blocks) -> list[tuple[str, torch.nn.Module]]:
@@ -149,7 +114,7 @@ def block_matrices(model: torch.nn.Module, blocks) -> list[tuple[str, torch.nn.M
     found = []
     for index, block in enumerate(blocks):
         for name, module in block.named_modules():
-            if isinstance(module, (torch.nn.Linear, Conv1D)):
+            if isinstance(module, (torch.nn.Linear, Conv1D, CastLinear)):
                 found.append((f"{index}.{name}", module))
     return found
 
@@ -158,14 +123,15 @@ def block_matrices(model: torch.nn.Module, blocks) -> list[tuple[str, torch.nn.M
 class QuantizedModel:
     loaded: LoadedModel  # the loaded model seen through the quantized copy: usable by every engine function
     scheme: Scheme
-    library: str  # who built it: "torch" (a dtype cast), "torchao" or "rtn" (quantize_weight)
+    library: str  # who built it: "torch" (a dtype cast) or "torchao" (int8 and int4 weight-only tensors)
     matrix_bytes: int  # the quantized matrices as stored
     matrix_parameters: int
     other_bytes: int  # everything else (embeddings, norms, unembedding) at its own precision
+    packed_bytes: int  # the matrices as a nibble-packed file would hold them (int4), else matrix_bytes
     seconds: float  # to build
 
 
-_built: dict[tuple[str, str], QuantizedModel] = {}
+BUILT = Kept(8)  # (fingerprint, scheme key) -> QuantizedModel, shared by every session
 _building = threading.Lock()
 
 
@@ -174,49 +140,65 @@ def quantized(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
     Building holds the shared model's lock only while its modules are copied (frozen_view), not while rounding."""
     key = (loaded.fingerprint, scheme.key)
     with _building:
-        if key not in _built:
-            started = time.perf_counter()
-            view = frozen_view(loaded)
-            view_blocks = _same_modules(view, loaded.model, list(loaded.parts.blocks))
-            matrices = block_matrices(view, view_blocks)
-            matrix_parameters = sum(module.weight.numel() for _, module in matrices)
-            library = scheme.library
-            if library == "torchao" and not all(type(module) is torch.nn.Linear for _, module in matrices):
-                library = "rtn"  # GPT-2's Conv1D: torchao quantizes nn.Linear only
-            if library == "torchao":
-                matrix_bytes = _torchao_int8(view_blocks, scheme)
-            else:
-                matrix_bytes = 0
-                for name, module in matrices:
-                    replacement = QuantizedLinear(module, scheme)
-                    _set_module(view_blocks[int(name.split(".")[0])], name.split(".", 1)[1], replacement)
-                    matrix_bytes += replacement.quantized.nbytes
-            other = sum(p.numel() * p.element_size() for p in view.parameters()
-                        if type(p.data) is torch.Tensor)  # the shared embeddings, norms and biases
-            copy = replace(loaded, model=view.eval(), fingerprint=f"{loaded.fingerprint}+{scheme.key}",
-                           parts=architecture.find(view), lock=threading.Lock())  # its own modules, for hooks
-            _built[key] = QuantizedModel(copy, scheme, library, matrix_bytes,
-                                         matrix_parameters, other, time.perf_counter() - started)
-    return _built[key]
+        found = BUILT.get(key)
+        if found is None:
+            found = _build(loaded, scheme)
+            BUILT.put(key, found)
+    return found
 
 
-def _torchao_int8(blocks: list[torch.nn.Module], scheme: Scheme) -> int:
-    """Replace every Linear weight in the (view's) blocks by torchao's int8 weight-only tensor, one scale per row or
-    per tensor; returns the bytes it stores (int8 codes, float32 scales, int8 zero points)."""
+def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
+    started = time.perf_counter()
+    view = frozen_view(loaded)
+    view_blocks = _same_modules(view, loaded.model, list(loaded.parts.blocks))
+    matrices = block_matrices(view, view_blocks)
+    matrix_parameters = sum(matrix_weight(module).numel() for _, module in matrices)
+    for name, module in matrices:
+        index, dotted = name.split(".", 1)
+        if scheme.name in ("bf16", "fp16"):
+            _set_module(view_blocks[int(index)], dotted, CastLinear(module, getattr(torch, {"bf16": "bfloat16",
+                                                                                            "fp16": "float16"}[scheme.name])))
+        elif scheme.bits < 16:
+            _set_module(view_blocks[int(index)], dotted, as_linear(module))
+    if scheme.bits < 16:
+        _torchao(view_blocks, scheme)
+    matrices = block_matrices(view, view_blocks)
+    matrix_bytes = sum(_stored_bytes(module.weight) for _, module in matrices)
+    other = sum(p.numel() * p.element_size() for p in view.parameters()
+                if type(p.data) is torch.Tensor and not any(p is m.weight for _, m in matrices))  # shared: not copied
+    copy = replace(loaded, model=view.eval(), fingerprint=f"{loaded.fingerprint}+{scheme.key}",
+                   parts=architecture.find(view), lock=threading.Lock())  # its own modules, for hooks
+    packed = packed_bytes(matrix_parameters, scheme) if scheme.name == "int4_group" else matrix_bytes
+    return QuantizedModel(copy, scheme, scheme.library, matrix_bytes, matrix_parameters, other, packed,
+                          time.perf_counter() - started)
+
+
+def _stored_bytes(weight: torch.Tensor) -> int:
+    if type(weight.data) is torch.Tensor:
+        return weight.numel() * weight.element_size()
+    return sum(t.numel() * t.element_size() for t in (getattr(weight, name) for name in weight.tensor_data_names)
+               if t is not None)  # torchao: codes, scales, zero points
+
+
+def _torchao(blocks: list[torch.nn.Module], scheme: Scheme) -> None:
+    """Replace every Linear weight in the (view's) blocks by torchao's weight-only tensor: int8 with one scale per
+    row or per tensor, or int4 with a scale (and, asymmetric, a zero point) per group."""
     logging.getLogger("torchao").setLevel(logging.ERROR)  # it warns about its CUDA-only libraries on every CPU
-    from torchao.quantization import Int8WeightOnlyConfig, PerRow, PerTensor, quantize_
+    from torchao.quantization import (Int8WeightOnlyConfig, IntxWeightOnlyConfig, MappingType, PerGroup, PerRow,
+                                      PerTensor, quantize_)
 
-    config = Int8WeightOnlyConfig(granularity=PerRow() if scheme.name == "int8_channel" else PerTensor(),
-                                  set_inductor_config=False)  # leave torch's global compiler settings alone
-    stored = 0
+    if scheme.name == "int4_group":
+        config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(scheme.group_size),
+                                      mapping_type=MappingType.SYMMETRIC if scheme.symmetric else MappingType.ASYMMETRIC)
+    else:
+        config = Int8WeightOnlyConfig(granularity=PerRow() if scheme.name == "int8_channel" else PerTensor(),
+                                      set_inductor_config=False)  # leave torch's global compiler settings alone
     for block in blocks:
+        if scheme.name == "int4_group" and any(matrix_weight(m).shape[1] % scheme.group_size
+                                               for _, m in block_matrices(block, [block])):
+            raise CaptureError("not_available", f"int4 groups of {scheme.group_size} in this model's widths")
         quantize_(block, config)
         process.release_freed_memory()  # its float temporaries: else the heap grows ~17 MB a block before any trim
-        for module in block.modules():
-            if isinstance(module, torch.nn.Linear):
-                stored += sum(t.numel() * t.element_size() for t in (module.weight.qdata, module.weight.scale,
-                                                                      module.weight.zero_point) if t is not None)
-    return stored
 
 
 def _same_modules(view: torch.nn.Module, original: torch.nn.Module, originals: list) -> list:
@@ -233,16 +215,15 @@ def _set_module(root: torch.nn.Module, dotted: str, replacement: torch.nn.Module
 
 # ---------------------------------------------------------------- measurements
 
-def relative_errors(loaded: LoadedModel, schemes: list[Scheme]) -> tuple[list[str], np.ndarray]:
-    """||W − dequantize(quantize(W))|| / ||W|| for every block matrix: names, (schemes, matrices)."""
-    matrices = block_matrices(loaded.model, loaded.parts.blocks)
-    errors = np.zeros((len(schemes), len(matrices)))
-    for column, (_, module) in enumerate(matrices):
-        weight = matrix_weight(module)  # (out, in)
-        norm = float(weight.norm())
-        for row, scheme in enumerate(schemes):
-            errors[row, column] = float((weight - quantize_weight(weight, scheme).dequantize()).norm()) / norm
-    return [name for name, _ in matrices], errors
+def relative_errors(loaded: LoadedModel, copies: list[QuantizedModel]) -> tuple[list[str], np.ndarray]:
+    """||W − W_copy|| / ||W|| for every block matrix of each copy the page runs: names, (copies, matrices)."""
+    originals = block_matrices(loaded.model, loaded.parts.blocks)
+    errors = np.zeros((len(copies), len(originals)))
+    for row, copy in enumerate(copies):
+        for column, (_, module) in enumerate(block_matrices(copy.loaded.model, copy.loaded.parts.blocks)):
+            weight = matrix_weight(originals[column][1]).float()  # (out, in)
+            errors[row, column] = float((weight - dequantized(module)).norm() / weight.norm())
+    return [name for name, _ in originals], errors
 
 
 @dataclass
@@ -286,6 +267,34 @@ def perplexity(loaded: LoadedModel, text: str, tokens: int = MAX_TOKENS) -> floa
         log_probs = chosen_log_probs(loaded.parts.unembed, torch.from_numpy(found["final"]),
                                      torch.as_tensor(found.token_ids), CHUNK)  # (seq - 1,)
     return float(torch.exp(-log_probs.mean()))
+
+
+@dataclass
+class Behaviour:
+    """What one copy does with the learner's text, against the loaded model."""
+    scheme: str  # the scheme's key
+    kl: float | None = None  # decoders: mean KL of the next-token distribution, in nats
+    top1: float | None = None  # decoders: share of positions with the same most likely token
+    perplexity: float | None = None  # decoders: on a reference text
+    continuation: str | None = None  # decoders: ten greedy tokens
+    cosine: float | None = None  # encoders: sentence vector against the loaded model's
+
+
+def behaviour(loaded: LoadedModel, copies: list[QuantizedModel], text: str, tokens: int, reference_text: str,
+              reference_tokens: int) -> list[Behaviour]:
+    """Each copy on the learner's text (its first `tokens` tokens): a decoder's next-token KL and top-1 agreement,
+    perplexity on `reference_text` and a greedy continuation; an encoder's sentence-vector cosine."""
+    if loaded.info.family != "decoder":
+        reference = embeddings.sentence_embeddings(loaded, [text])[0]  # (d,) unit vector
+        return [Behaviour(c.scheme.key, cosine=float(embeddings.sentence_embeddings(c.loaded, [text])[0] @ reference))
+                for c in copies]
+    found = []
+    for copy, compared in zip(copies, compare(loaded, [c.loaded for c in copies], text, tokens)):
+        continuation, _ = prediction.generate(copy.loaded, text, 10, max_tokens=tokens)
+        found.append(Behaviour(copy.scheme.key, compared.kl, compared.top1,
+                               perplexity(copy.loaded, reference_text, reference_tokens),
+                               copy.loaded.tokenizer.decode(continuation).rstrip("\ufffd")))  # a cut syllable
+    return found
 
 
 def seconds_per_forward(loaded: LoadedModel, tokens: int = 64, repeats: int = 3) -> float:

@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from explorer import embeddings
 from explorer.models import LoadedModel
-from explorer.training import Job, TrainingError
+from explorer.jobs import Job, TrainingError
 
 TOPICS = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "topics.json"
 LANGUAGES = ("en", "ko")

@@ -91,15 +91,22 @@ def tr(key: str, **values) -> str:
 # ---------------------------------------------------------------- URL state
 
 def url_value(name: str, default, cast=str):
-    """The value kept for `name`: from the URL the first time, then whatever the page last set."""
+    """The value kept for `name`: from the URL the first time, then whatever the page last set. Either way it passes
+    `cast` as a link's text would, or falls back to `default`: a value kept by another page, or by a model with more
+    layers, is no more trusted than a hand-edited link (out of a widget's range, the widget would raise)."""
     keep = "_keep_" + name
-    if keep not in st.session_state:
-        raw = st.query_params.get(name)
-        try:
-            st.session_state[keep] = cast(raw) if raw is not None else default
-        except (TypeError, ValueError):  # a hand-edited link with a bad value falls back to the default
-            st.session_state[keep] = default
+    raw = _encode(st.session_state[keep]) if keep in st.session_state else st.query_params.get(name)
+    st.session_state[keep] = _accepted(raw, default, cast)
     return st.session_state[keep]
+
+
+def _accepted(raw, default, cast):
+    if raw is None:
+        return default
+    try:
+        return cast(raw)
+    except (TypeError, ValueError):
+        return default
 
 
 def keep_value(name: str, value) -> None:
@@ -107,11 +114,17 @@ def keep_value(name: str, value) -> None:
 
 
 def url_state(name: str, default, cast=str) -> str:
-    """Key of a page widget whose value lives in the URL (`?name=value`) and survives moving between pages."""
+    """Key of a page widget whose value lives in the URL (`?name=value`) and survives moving between pages. The
+    widget's own value is checked too: its range may have changed since (another model, a shorter text)."""
     value = url_value(name, default, cast)
-    if name not in st.session_state:
+    if name in st.session_state:
+        value = _accepted(_encode(st.session_state[name]), default, cast)
+    if st.session_state.get(name, _UNSET) != value:
         st.session_state[name] = value
     return name
+
+
+_UNSET = object()
 
 
 def publish_url(*names: str) -> None:
@@ -127,7 +140,9 @@ def publish_url(*names: str) -> None:
         st.query_params.from_dict(wanted)
 
 
-def _encode(value) -> str:
+def _encode(value) -> str | None:
+    if value is None:
+        return None
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (list, tuple)):

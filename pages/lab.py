@@ -7,8 +7,7 @@ import streamlit as st
 from pages.common import page, require_model, tr
 from pages.views import lab
 
-page("tool", "lprompt", "ltarget", "dlayer", "apart", "alayer", "ahead", "amode", "clean", "corrupt", "ppos",
-     "spos", "sneg", "slayer", "strength", "sprompt")
+page(*lab.PARAMS)
 
 st.title(tr("nav_lab"))
 st.write(tr("lab_intro"))

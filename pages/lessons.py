@@ -6,7 +6,7 @@ import streamlit as st
 from pages.common import page, setting, tr
 from pages.views import lessons
 
-page("lesson", "step")
+page(*lessons.PARAMS)
 found, errors = lessons.course()
 presenting = bool(setting("present"))
 if presenting:

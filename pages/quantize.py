@@ -5,7 +5,7 @@ import streamlit as st
 from pages.common import page, require_model, tr
 from pages.views import quantize
 
-page("group", "sym", "matrix", "grid", "qtext")
+page(*quantize.PARAMS)
 
 st.title(tr("nav_quantize"))
 st.write(tr("quant_intro"))
@@ -13,7 +13,8 @@ loaded = require_model()
 quantize.caveat(loaded)
 group, symmetric = quantize.controls()
 chosen = quantize.schemes(group, symmetric)
-copies = quantize.memory(loaded, chosen)
-quantize.weights(loaded, chosen)
+copies = quantize.built(loaded, chosen)
+quantize.memory(copies)
+quantize.weights(loaded, copies)
 quantize.behaviour(loaded, copies)
 quantize.speed(loaded, copies)

@@ -6,7 +6,7 @@ from explorer import models
 from pages.common import current_model, page, require_model, tr
 from pages.views import rag
 
-page("csize", "coverlap", "q", "k", "method")
+page(*rag.PARAMS)
 
 st.title(tr("nav_rag"))
 st.write(tr("rag_intro"))

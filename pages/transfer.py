@@ -5,7 +5,7 @@ import streamlit as st
 from pages.common import page, tr
 from pages.views import transfer
 
-page("ftlang", "ftn", "ftep")
+page(*transfer.PARAMS)
 
 st.title(tr("nav_transfer"))
 st.write(tr("transfer_intro"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from explorer import adapting, embeddings, training, transfer
+from explorer import adapting, embeddings, jobs, transfer
 from explorer.models import weights_fingerprint
 
 MASCOT = adapting.presets()["lora"]["fact"]
@@ -148,7 +148,7 @@ def test_a_korean_phrase_taught_with_lora_comes_back_as_characters(smollm):
     ("가" * 20_000, "example_too_long"), ("word " * 80, "example_too_long"),
 ])
 def test_bad_examples_are_refused_with_a_reason(smollm, text, kind):
-    with pytest.raises(training.TrainingError) as refused:
+    with pytest.raises(jobs.TrainingError) as refused:
         adapting.check_examples(smollm.tokenizer, text)
     assert refused.value.kind == kind
 
@@ -158,7 +158,7 @@ def test_bad_examples_are_refused_with_a_reason(smollm, text, kind):
     (adapting.LoraSettings(steps=0), "bad_steps"), (adapting.LoraSettings(learning_rate=5.0), "bad_learning_rate"),
 ])
 def test_absurd_settings_are_refused(smollm, settings, kind):
-    with pytest.raises(training.TrainingError) as refused:
+    with pytest.raises(jobs.TrainingError) as refused:
         adapting.train_lora(smollm, MASCOT["examples"][0], settings)
     assert refused.value.kind == kind
 
@@ -166,7 +166,7 @@ def test_absurd_settings_are_refused(smollm, settings, kind):
 def test_a_training_too_long_for_a_shared_queue_is_refused_before_it_starts(smollm):
     longest = "\n".join([" ".join(["word"] * 64)] * adapting.MAX_EXAMPLES)  # 16 examples of 64 tokens
     assert len(adapting.check_lora(smollm.tokenizer, longest, adapting.LoraSettings(steps=15))) == 16
-    with pytest.raises(training.TrainingError) as refused:
+    with pytest.raises(jobs.TrainingError) as refused:
         adapting.check_lora(smollm.tokenizer, longest, adapting.LoraSettings(steps=200))
     assert refused.value.kind == "too_much_training" and "200 × 1,024" in refused.value.detail
 
@@ -240,7 +240,7 @@ def test_dpo_loss_is_the_papers_formula():
     ([adapting.PreferencePair("Q?", "a" * 20_000, "b")], "example_too_long"),
 ])
 def test_bad_preference_pairs_are_refused(pairs, kind):
-    with pytest.raises(training.TrainingError) as refused:
+    with pytest.raises(jobs.TrainingError) as refused:
         adapting.check_pairs(pairs)
     assert refused.value.kind == kind
 
@@ -264,7 +264,7 @@ def _wait_for(condition, seconds: float = 10):
 
 
 def test_one_training_at_a_time_and_the_others_see_their_place():
-    queue, release = training.TrainingQueue(), threading.Event()
+    queue, release = jobs.JobQueue(), threading.Event()
     first = queue.submit("lora", 3, _slow_work(release))
     _wait_for(lambda: first.status == "running")
     second = queue.submit("dpo", 3, _slow_work(release))
@@ -277,7 +277,7 @@ def test_one_training_at_a_time_and_the_others_see_their_place():
 
 
 def test_cancel_stops_a_running_job_and_skips_a_queued_one():
-    queue, release = training.TrainingQueue(), threading.Event()
+    queue, release = jobs.JobQueue(), threading.Event()
     running = queue.submit("lora", 3, _slow_work(release))
     waiting = queue.submit("lora", 3, _slow_work(release))
     _wait_for(lambda: running.status == "running")
@@ -289,16 +289,16 @@ def test_cancel_stops_a_running_job_and_skips_a_queued_one():
 
 
 def test_an_abandoned_job_is_cancelled_and_a_failure_is_a_message(monkeypatch):
-    queue, release = training.TrainingQueue(), threading.Event()
+    queue, release = jobs.JobQueue(), threading.Event()
     release.set()
-    monkeypatch.setattr(training, "ABANDONED_SECONDS", 0.0)
+    monkeypatch.setattr(jobs, "ABANDONED_SECONDS", 0.0)
     abandoned = queue.submit("lora", 3, _slow_work(release))
     _wait_for(lambda: abandoned.finished)
     assert abandoned.status == "cancelled"
-    monkeypatch.setattr(training, "ABANDONED_SECONDS", 90.0)
+    monkeypatch.setattr(jobs, "ABANDONED_SECONDS", 90.0)
 
     def refuse(job):
-        raise training.TrainingError("no_examples")
+        raise jobs.TrainingError("no_examples")
 
     def out_of_memory(job):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")

@@ -4,11 +4,12 @@ Settings arrive the way a lecturer's link brings them: as query parameters.
 """
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from explorer.kept import Kept
 
 TIMEOUT = 180
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -41,6 +42,47 @@ def _charts(at: AppTest) -> dict[str, dict]:
 
 def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_every_url_key_belongs_to_one_view_and_every_page_declares_its_views_keys():
+    """A key two pages share carries one page's value into the other's widget (RNN's distance 5-195 met RAG's k 1-5)."""
+    import importlib
+    import re
+
+    from pages.common import GLOBAL_PARAMS
+
+    root = Path(APP).parent
+    owners: dict[str, list[str]] = {}
+    for path in sorted((root / "pages" / "views").glob("*.py")):
+        used = set(re.findall(r'url_state\("(\w+)"', path.read_text(encoding="utf-8")))
+        if not used:
+            continue
+        declared = importlib.import_module(f"pages.views.{path.stem}").PARAMS
+        assert used == set(declared), f"{path.name}: PARAMS {declared} but url_state keys {sorted(used)}"
+        for name in declared:
+            owners.setdefault(name, []).append(path.stem)
+    shared = {name: views for name, views in owners.items() if len(views) > 1 or name in GLOBAL_PARAMS}
+    assert not shared, f"URL keys used by more than one view: {shared}"
+    for path in sorted((root / "pages").glob("*.py")):
+        if path.stem in ("__init__", "common"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "url_state(" not in text, f"{path.name}: a page keeps no URL state of its own; its views declare it"
+        assert re.search(r"^page\((\*\w+\.PARAMS)?\)$", text, re.M), f"{path.name}: page(*view.PARAMS) is its first call"
+
+
+def test_a_value_kept_from_elsewhere_or_out_of_range_falls_back_instead_of_raising():
+    at = _open_link("pages/recurrent.py", lang="en", gap="150")
+    at.session_state["_keep_gap"] = 1  # as another page (or an older link) could have left it: below the slider's 5
+    at.switch_page("pages/rag.py").run()
+    at.switch_page("pages/recurrent.py").run()
+    _no_exception(at)
+    assert at.slider(key="gap").value == 5
+    at = _open_link("pages/attention.py", lang="en", layer="29", head="8", focus="3")  # SmolLM2: 30 layers, 9 heads
+    at.session_state["_keep_model"] = "minilm-l6"  # the learner picks a model with 6 layers and 12 heads
+    at.run()
+    _no_exception(at)
+    assert at.slider(key="layer").value == 5 and at.session_state["head"] == 8
 
 
 @pytest.mark.parametrize("lang, title", [("ko", "LLM 내부 탐색기"), ("en", "LLM Internals Explorer")])
@@ -266,9 +308,9 @@ def test_recurrent_page_in_both_languages(lang, heading):
     at = _open("pages/recurrent.py", lang=lang, rtext="안녕하세요, 트랜스포머! Hello, RNN.")
     assert at.title[0].value == heading
     assert len(at.get("plotly_chart")) >= 7  # states, attention, memory, forward, latency, recall, saliency
-    at.slider(key="k").set_value(150).run()
+    at.slider(key="gap").set_value(150).run()
     _no_exception(at)
-    assert at.query_params["k"] == "150"
+    assert at.query_params["gap"] == "150"
 
 
 def test_recurrent_page_trains_both_models_live_and_handles_empty_text():
@@ -288,15 +330,20 @@ def test_recurrent_page_trains_both_models_live_and_handles_empty_text():
 
 # ---------------------------------------------------------------- adapting pages
 
+def _finish_job(at: AppTest, kind: str, seconds: float = 240) -> None:
+    """Wait on the queued job itself, then rerun once as the page's poll would: the page draws what it left."""
+    key = f"job_{kind}"
+    if key in at.session_state:  # else it ended before the click's run drew its panel
+        assert at.session_state[key].wait(seconds), f"the {kind} job did not end"
+    at.run()
+    _no_exception(at)
+
+
 def _train(at: AppTest, button: str, result: str, seconds: float = 240) -> AppTest:
-    """Click a training's start button, then rerun as the page's one-second poll would until its result is kept."""
+    """Click a training's start button and wait for it; its result is kept."""
     at.button(key=button).click().run()
-    deadline = time.monotonic() + seconds
-    while result not in at.session_state:
-        assert time.monotonic() < deadline, "the training did not finish"
-        time.sleep(0.5)
-        at.run()
-        _no_exception(at)
+    _finish_job(at, button.removeprefix("start_"), seconds)
+    assert result in at.session_state
     at.run()
     _no_exception(at)
     return at
@@ -364,13 +411,12 @@ def test_preference_part_measures_margins_and_trains_dpo():
 def test_a_training_can_be_cancelled_and_the_inputs_stay():
     at = _open_link("pages/finetune.py", lang="en", lsteps="90")
     at.button(key="start_lora").click().run()
+    job = at.session_state["job_lora"]
     at.button(key="cancel_lora").click().run()
-    deadline = time.monotonic() + 60
-    while not any("cancelled" in info.value for info in at.info):
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-        at.run()
+    assert job.wait(60) and job.status == "cancelled"
+    at.run()
     _no_exception(at)
+    assert any("cancelled" in info.value for info in at.info)
     assert "lora_adapter" not in at.session_state and at.session_state["lora_examples"].startswith("The mascot")
 
 
@@ -395,9 +441,6 @@ def test_rag_page_answers_from_the_learners_own_documents(lang, question, expect
     fused = at.dataframe[3].value  # chunks, then the BM25, MiniLM and fused rankings
     assert ("Moonrise" if lang == "en" else "달빛") in fused.iloc[0, 1]
     assert at.metric[0].value.endswith("/ 1,024")
-    from pages.views import rag as view
-
-    assert len(view._ANSWERS) >= 2  # with the chunk and without, kept for reruns and other sessions
     if expected:
         html = " ".join(element.proto.body for element in at.get("html"))
         assert expected in html or any(expected in m.value for m in at.markdown)
@@ -428,15 +471,10 @@ def test_rag_accuracy_is_measured_through_the_queue_and_drawn(monkeypatch):
     from pages.views import rag as view
 
     monkeypatch.setattr(view, "QUESTIONS", view.QUESTIONS[:1] + view.QUESTIONS[-1:])  # one per language: short
-    monkeypatch.setattr(view, "_EVALUATIONS", {})  # this process's measurement stays out of other tests
+    monkeypatch.setattr(view, "EVALUATIONS", Kept(8))  # this process's measurement stays out of other tests
     at = _open_link("pages/rag.py", lang="en")
     at.button(key="start_rag_eval").click().run()
-    deadline = time.monotonic() + 240
-    while not any(title.startswith("Accuracy on the") for title in _charts(at)):
-        assert time.monotonic() < deadline, "the measurement did not finish"
-        time.sleep(0.5)
-        at.run()
-        _no_exception(at)
+    _finish_job(at, "rag_eval")
     english = _charts(at)["Accuracy on the English questions"]
     assert [trace["y"][0] for trace in english["data"]] == [1.0, 1.0, 1.0]  # k = 1, every method: the ferry's 7:40
 
@@ -474,12 +512,7 @@ def test_quantize_page_on_minilm_compares_sentence_vectors():
 def _finish_sweep(at: AppTest, kind: str, seconds: float = 240) -> None:
     """Start a lab sweep and rerun until its figures are drawn (it runs through the queue)."""
     at.button(key=f"start_{kind}").click().run()
-    deadline = time.monotonic() + seconds
-    while at.session_state[f"job_{kind}"] is not None if f"job_{kind}" in at.session_state else False:
-        assert time.monotonic() < deadline, "the sweep did not finish"
-        time.sleep(0.5)
-        at.run()
-        _no_exception(at)
+    _finish_job(at, kind, seconds)
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])

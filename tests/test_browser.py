@@ -30,7 +30,7 @@ PAGES = [  # (url path, query, what must be visible)
     ("embeddings", "lang=ko&model=smollm2-135m&find=queen", "어휘 전체 지도"),
     ("embeddings", "lang=en&model=minilm-l6&vdims=3", "The whole vocabulary on a map"),
     ("recurrent", "lang=ko&rtext=한국어와 English를 함께", "무엇을 기억해야 하나"),
-    ("recurrent", "lang=en&k=150", "What each has to remember"),
+    ("recurrent", "lang=en&gap=150", "What each has to remember"),
     ("predict", "lang=ko&ptext=대한민국의 수도는", "다음 토큰 후보"),
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
     ("transfer", "lang=ko", "레이블이 몇 개나 필요할까"),

@@ -13,7 +13,7 @@ from explorer.capture_attention import HEAD_STATS
 from explorer.i18n import t
 from explorer.labels import token_labels, visible
 from explorer.models import LoadedModel
-from pages.common import capture_or_explain, compute, current_model, lang, show_figure, tr, translated, url_state
+from pages.common import bounded, capture_or_explain, compute, current_model, lang, one_of, show_figure, tr, translated, url_state
 
 WINDOW, GRID_WINDOW, LINES_WINDOW, COMPARE_TOKENS = attention.WINDOW, 40, 32, 40
 PARAMS = ("atext", "layer", "head", "start", "role", "focus", "lines")
@@ -26,8 +26,9 @@ def _view(_loaded, fingerprint: str, text: str, layer: int) -> attention.Attenti
 
 
 
-def _int_list(raw: str) -> list[int]:
-    return [int(part) for part in raw.split(",") if part.strip()]
+def _heads_within(query_heads: int):
+    """A URL cast for up to four head numbers, each below `query_heads`."""
+    return lambda raw: [head for head in map(int, filter(str.strip, raw.split(","))) if 0 <= head < query_heads][:4]
 
 
 def _long_table(weights: np.ndarray, names: list[str], offset: int) -> pd.DataFrame:
@@ -53,12 +54,12 @@ def inputs(loaded: LoadedModel) -> Shown | None:
     info = loaded.info
     text = st.text_area(tr("attention_text"), key=url_state("atext", tr("attention_sample")), height=90)
     left, right = st.columns(2)
-    layer = min(int(left.slider(tr("layer"), 0, info.layers - 1, key=url_state("layer", 0, int))), info.layers - 1)
+    layer = int(left.slider(tr("layer"), 0, info.layers - 1, key=url_state("layer", 0, bounded(int, 0, info.layers - 1))))
     group = max(1, info.query_heads // max(1, info.kv_heads))
     head_options = ["mean", *range(info.query_heads)]
     head_label = lambda h, lang=lang(): t("head_mean", lang) if h == "mean" else t("head_kv", lang, h=h, g=h // group)  # noqa: E731
     head = right.selectbox(tr("head"), head_options, format_func=head_label,
-                           key=url_state("head", "mean", lambda v: v if v == "mean" else int(v)))
+                           key=url_state("head", "mean", one_of(head_options, lambda v: v if v == "mean" else int(v))))
     if info.kv_heads < info.query_heads:
         st.caption(tr("gqa_note", q=info.query_heads, kv=info.kv_heads, group=group))
     shown = compute(_view, loaded, loaded.fingerprint, text, layer)
@@ -68,7 +69,7 @@ def inputs(loaded: LoadedModel) -> Shown | None:
         st.warning(tr("truncated", dropped=shown.dropped_tokens))
     start = 0
     if shown.seq > WINDOW:
-        start = st.slider(tr("window_start"), 0, shown.seq - WINDOW, key=url_state("start", 0, int))
+        start = st.slider(tr("window_start"), 0, shown.seq - WINDOW, key=url_state("start", 0, bounded(int, 0, shown.seq - WINDOW)))
     return Shown(text, layer, head, head_label, shown, start)
 
 
@@ -86,7 +87,7 @@ def one_head(loaded: LoadedModel, chosen_view: Shown) -> None:
                     f"attention_overview_L{layer}", key="overview")
     stop = min(seq, start + WINDOW)
     window_labels = labels[start:stop]
-    focus = st.selectbox(tr("focus_token"), [None, *range(start, stop)], key=url_state("focus", None, int),
+    focus = st.selectbox(tr("focus_token"), [None, *range(start, stop)], key=url_state("focus", None, one_of(range(start, stop), int)),
                          placeholder=tr("focus_none"),
                          format_func=lambda i, lang=lang(): t("focus_none", lang) if i is None else f"{i}: {labels[i]}")
     if focus is not None:
@@ -107,7 +108,8 @@ def one_head(loaded: LoadedModel, chosen_view: Shown) -> None:
                 f"attention_heads_L{layer}", key="grid")
     line_heads = st.multiselect(tr("line_heads"), list(range(info.query_heads)), format_func=head_label,
                                 placeholder=tr("line_heads_placeholder"),
-                                key=url_state("lines", [] if head == "mean" else [int(head)], _int_list), max_selections=4)
+                                key=url_state("lines", [] if head == "mean" else [int(head)], _heads_within(info.query_heads)),
+                                max_selections=4)
     line_weights = (attention.window(pattern[line_heads], start, LINES_WINDOW) if line_heads
                     else attention.window(chosen, start, LINES_WINDOW)[None]).astype(np.float32)  # (heads, w, w)
     show_figure(figures.head_view(line_weights, labels[start:start + LINES_WINDOW], tr("head_view_title"),
@@ -122,7 +124,7 @@ def roles(loaded: LoadedModel, chosen_view: Shown) -> None:
     st.subheader(tr("roles_title"))
     stats = shown.head_stats  # (layers, heads, stats)
     role = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=translated("stat_"),
-                    key=url_state("role", "previous"))
+                    key=url_state("role", "previous", one_of(HEAD_STATS)))
     show_figure(figures.layer_head_heatmap(stats[:, :, HEAD_STATS.index(role)], tr("heatmap_title", stat=tr(f"stat_{role}")),
                                            tr("layer"), tr("head"), tr(f"stat_{role}")), f"head_roles_{role}", key="roles")
     if seq <= attention.FULL_LIMIT:

@@ -10,7 +10,7 @@ import streamlit as st
 from explorer import embeddings, figures, models
 from explorer.i18n import t
 from explorer.labels import token_labels, visible, vocabulary_labels
-from pages.common import capture_or_explain, current_model, lang, show_figure, tr, translated, url_state, working
+from pages.common import capture_or_explain, current_model, lang, one_of, show_figure, tr, translated, url_state, working
 
 DATA = json.loads((Path(__file__).resolve().parents[2] / "assets" / "embeddings.json").read_text(encoding="utf-8"))
 PARAMS = ("etext", "vmethod", "vdims", "find", "word", "smethod", "poly", "query")
@@ -121,9 +121,9 @@ def vocabulary(loaded, result):
     label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
     st.header(tr("emb_map"))
     left, middle, right = st.columns([2, 1, 3])
-    method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_state("vmethod", "umap"),
+    method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_state("vmethod", "umap", one_of(("umap", "pca"))),
                         format_func=translated("method_"))
-    dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, int))
+    dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, one_of((2, 3), int)))
     find = right.text_input(tr("emb_find"), key=url_state("find", ""), placeholder="king, 한국, ##ing")
     with working("emb_projecting"):
         coordinates = _projection(loaded, loaded.fingerprint, method, dims)
@@ -159,7 +159,7 @@ def vocabulary(loaded, result):
     # ---- a subset, projected on demand
     st.subheader(tr("emb_subset"))
     left, right = st.columns([1, 2])
-    subset_method = left.radio(tr("emb_method"), list(embeddings.METHODS), horizontal=True, key=url_state("smethod", "pca"),
+    subset_method = left.radio(tr("emb_method"), list(embeddings.METHODS), horizontal=True, key=url_state("smethod", "pca", one_of(embeddings.METHODS)),
                                format_func=translated("method_"))
     word_list = right.text_input(tr("emb_word_list"), key="word_list", placeholder="cat, dog, 고양이, Paris, Seoul")
     seeds = [i for w in word_list.split(",") if w.strip() for i in embeddings.word_pieces(loaded.tokenizer, w)[:1]] \
@@ -204,7 +204,7 @@ def in_context(loaded):
     unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
     st.header(tr("emb_context"))
     sets = {entry["word"]: entry for entry in DATA["polysemy"]}
-    chosen = st.radio(tr("emb_context_word"), list(sets), horizontal=True, key=url_state("poly", "bank"))
+    chosen = st.radio(tr("emb_context_word"), list(sets), horizontal=True, key=url_state("poly", "bank", one_of(sets)))
     entry = sets[chosen]
     uses = tuple(use["text"] for use in entry["uses"])
     senses = [use["sense"][lang()] for use in entry["uses"]]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import adapting, figures, training
+from explorer import adapting, figures, jobs
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, lang, one_of, show_error, show_figure, tr, url_state
-from pages.views import training as training_view
+from pages.common import bounded, compute, lang, one_of, show_error, show_figure, tr, translated, url_state
+from pages.views import jobs as jobs_view
 
+PARTS = ("lora", "chat", "dpo")
+PARAMS = ("part", "lpreset", "lrank", "lsteps", "llr", "lseed", "chatq", "dpreset", "dsteps", "beta", "dseed")
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3)
 LORA_PRESETS = tuple(adapting.presets()["lora"])
@@ -33,10 +35,16 @@ def _refused(check, *args) -> bool:
     """Run an engine check; a refusal is explained (the inputs stay as typed) and True is returned."""
     try:
         check(*args)
-    except training.TrainingError as error:
+    except jobs.TrainingError as error:
         show_error(error)
         return True
     return False
+
+
+def part() -> str:
+    """Which of the three parts the page shows."""
+    return st.segmented_control(tr("finetune_part"), PARTS, format_func=translated("finetune_part_"), required=True,
+                                key=url_state("part", "lora", one_of(PARTS))) or "lora"
 
 
 # ---------------------------------------------------------------- LoRA
@@ -60,12 +68,12 @@ def lora(loaded: LoadedModel) -> None:
     settings = adapting.LoraSettings(int(rank), int(steps), float(rate), int(seed))
     refused = _refused(adapting.check_lora, loaded.tokenizer, examples, settings)
 
-    def work(job: training.Job) -> adapting.Adapter:
+    def work(job: jobs.Job) -> adapting.Adapter:
         return adapting.train_lora(loaded, examples, settings, job)
 
     st.button(tr("training_start"), key="start_lora", type="primary", disabled=refused,
-              on_click=training_view.start, args=("lora", settings.steps, work))
-    training_view.panel("lora", lambda job: st.session_state.__setitem__("lora_adapter", job.result))
+              on_click=jobs_view.start, args=("lora", settings.steps, work))
+    jobs_view.panel("lora", lambda job: st.session_state.__setitem__("lora_adapter", job.result))
     adapter = st.session_state.get("lora_adapter")
     if adapter is not None and adapter.base_fingerprint == loaded.fingerprint:
         _lora_result(loaded, adapter, [p.strip() for p in prompts.splitlines() if p.strip()][:8])
@@ -91,7 +99,7 @@ def _lora_result(loaded: LoadedModel, adapter: adapting.Adapter, prompts: list[s
                   f"{tr('lora_model_size')} {adapter.model_bytes / 2**20:,.0f} MB", delta_color="off")
     third.download_button(tr("lora_download"), adapting.adapter_zip(loaded, adapter), "lora_adapter.zip",
                           "application/zip", key="lora_download", help=tr("lora_download_help"))
-    show_figure(training_view.loss_figure(adapter.losses), "lora_loss", training_view.loss_data(adapter.losses),
+    show_figure(jobs_view.loss_figure(adapter.losses), "lora_loss", jobs_view.loss_data(adapter.losses),
                 key="lora_loss")
     st.subheader(tr("lora_compare_title"))
     st.caption(tr("lora_compare_explain"))
@@ -195,12 +203,13 @@ def preference(loaded: LoadedModel) -> None:
         return
     settings = adapting.DpoSettings(steps=int(steps), beta=float(beta), seed=int(seed))
 
-    def work(job: training.Job) -> tuple[adapting.Adapter, dict]:
+    def work(job: jobs.Job) -> tuple[adapting.Adapter, dict]:
         return adapting.train_dpo(loaded, list(pairs), settings, job), job.extra
 
-    st.button(tr("training_start"), key="start_dpo", type="primary", on_click=training_view.start,
-              args=("dpo", settings.steps, work))
-    training_view.panel("dpo", lambda job: st.session_state.__setitem__("dpo_result", (pairs, *job.result)))
+    st.button(tr("training_start"), key="start_dpo", type="primary", on_click=jobs_view.start,
+              args=("dpo", settings.steps, work, pairs))
+    # the pairs it was trained on, even if the table was edited while it trained
+    jobs_view.panel("dpo", lambda job: st.session_state.__setitem__("dpo_result", (job.inputs, *job.result)))
     result = st.session_state.get("dpo_result")
     if result is not None and result[1].base_fingerprint == loaded.fingerprint:
         _preference_result(loaded, *result, [p.strip() for p in prompts.splitlines() if p.strip()][:6])
@@ -230,13 +239,13 @@ def _preference_result(loaded: LoadedModel, pairs, adapter: adapting.Adapter, cu
     _margin_bars(before, after)
     loss_column, margin_column = st.columns(2)
     with loss_column:
-        show_figure(training_view.loss_figure(adapter.losses, height=340), "dpo_loss",
-                    training_view.loss_data(adapter.losses, curves), key="dpo_loss")
+        show_figure(jobs_view.loss_figure(adapter.losses, height=340), "dpo_loss",
+                    jobs_view.loss_data(adapter.losses, curves), key="dpo_loss")
     with margin_column:
         margins = curves.get("margin", [])
         show_figure(figures.lines({tr("curve_margin"): (range(1, len(margins) + 1), margins)}, tr("dpo_margin_curve"),
                                   tr("training_step"), tr("dpo_margin_axis"), height=340), "dpo_margin_curve",
-                    training_view.loss_data(adapter.losses, curves), key="dpo_margin_curve")
+                    jobs_view.loss_data(adapter.losses, curves), key="dpo_margin_curve")
     rows = []
     for prompt in prompts:
         answers = compute(_dpo_answers, loaded, adapter, loaded.fingerprint, adapter.digest, prompt)

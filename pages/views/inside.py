@@ -6,7 +6,7 @@ import streamlit as st
 from explorer import activations, figures
 from explorer.capture_attention import HEAD_STATS
 from explorer.models import LoadedModel
-from pages.common import capture_or_explain, show_figure, tr, translated, url_state
+from pages.common import capture_or_explain, one_of, show_figure, tr, translated, url_state
 
 PARAMS = ("text", "stat")
 
@@ -36,7 +36,7 @@ def head_map(loaded: LoadedModel) -> None:
     info = loaded.info
     text = st.text_area(tr("inside_text"), key=url_state("text", tr("sample_text")), height=100)
     stat = st.radio(tr("inside_stat"), HEAD_STATS, horizontal=True, format_func=translated("stat_"),
-                    key=url_state("stat", "entropy"))
+                    key=url_state("stat", "entropy", one_of(HEAD_STATS)))
     result = capture_or_explain(loaded, text, ["blocks.*.attn.head_stats"], max_tokens=1024)
     if result is not None:
         st.caption(tr("inside_tokens", n=len(result.token_ids)))

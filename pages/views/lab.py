@@ -3,48 +3,37 @@ process's one queue (progress, cancel) and are kept per model, prompts and setti
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, interpret, training
+from explorer import figures, interpret, jobs
 from explorer.activations import encode
+from explorer.kept import Kept
 from explorer.labels import labels_in_text, token_label, visible
 from explorer.models import LoadedModel
 from pages.common import bounded, compute, one_of, show_figure, tr, translated, url_state
-from pages.views import training as training_view
+from pages.views import jobs as jobs_view
 
 TOOLS = ("attribute", "ablate", "patch", "steer", "break")
-SWEEPS_KEPT = 64
-_SWEEPS: OrderedDict[tuple, object] = OrderedDict()  # (kind, fingerprint, inputs…) -> result, shared by every session
+PARAMS = ("tool", "lprompt", "ltarget", "dlayer", "apart", "alayer", "ahead", "amode", "clean", "corrupt", "ppos",
+          "spos", "sneg", "slayer", "strength", "sprompt")
+SWEEPS = Kept(64)  # (kind, fingerprint, inputs…) -> result, shared by every session
 BREAK_TEXT_TOKENS = 128
 
 
-def _kept(key: tuple):
-    if key in _SWEEPS:
-        _SWEEPS.move_to_end(key)
-    return _SWEEPS.get(key)
-
-
-def _keep(key: tuple, value) -> None:
-    _SWEEPS[key] = value
-    while len(_SWEEPS) > SWEEPS_KEPT:
-        _SWEEPS.popitem(last=False)
-
-
 def _sweep(kind: str, key: tuple, total: int, run, draw) -> None:
-    """A cached result drawn at once; else a start button, and the queue's panel until the result arrives."""
-    found = _kept(key)
+    """A kept result drawn at once; else a start button, and the queue's panel until the result arrives. The result is
+    kept under the key the sweep started with: a prompt edited meanwhile gets its own sweep, not this one."""
+    found = SWEEPS.get(key)
     if found is None:
-        def work(job: training.Job):
-            return run(lambda done, total_rows: job.report(done, float("nan")))
+        def work(job: jobs.Job):
+            return run(lambda done, total_rows: job.report(done))
 
         start = st.empty()
-        start.button(tr("lab_run_sweep"), key=f"start_{kind}", on_click=training_view.start, args=(kind, total, work))
-        training_view.panel(kind, lambda job: _keep(key, job.result))
-        found = _kept(key)
+        start.button(tr("lab_run_sweep"), key=f"start_{kind}", on_click=jobs_view.start, args=(kind, total, work, key))
+        jobs_view.panel(kind, lambda job: SWEEPS.put(job.inputs, job.result))
+        found = SWEEPS.get(key)
         if found is not None:
             start.empty()  # finished during this run
     if found is not None:
@@ -193,7 +182,7 @@ def patching(loaded: LoadedModel) -> None:
 
     _sweep("lab_patch", key, (loaded.parts.layers + 1) * len(clean_ids),
            lambda progress: interpret.patch_residual_sweep(loaded, clean_ids, corrupt_ids, progress), draw)
-    if _kept(key) is None:
+    if key not in SWEEPS:
         return
     differs = [i for i, (a, b) in enumerate(zip(clean_ids, corrupt_ids)) if a != b] or [len(clean_ids) - 1]
     position = st.selectbox(tr("lab_head_position"), range(len(clean_ids)), format_func=lambda i: labels[i],

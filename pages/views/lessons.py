@@ -16,9 +16,11 @@ from explorer import activations, lessons, models, prediction, tokenize
 from explorer.capture_attention import HEAD_STATS
 from explorer.labels import token_label, visible
 from explorer.models import LoadedModel
-from pages.common import collecting_figures, compute, current_model, lang, setting, tr, url_state
+from pages.common import bounded, collecting_figures, compute, current_model, lang, one_of, setting, tr, url_state
 from pages.views import (attention, embeddings, finetune, history, inside, lab, predict, quantize, rag, recurrent,
                          tokens, transfer)
+
+PARAMS = ("lesson", "step")
 
 
 def _decoder() -> LoadedModel | None:
@@ -67,13 +69,9 @@ def _quantize(loaded: LoadedModel, part: str) -> None:
     if part == "memory":
         quantize.caveat(loaded)
     group, symmetric = quantize.controls()
-    chosen = quantize.schemes(group, symmetric)
-    if part == "weights":
-        quantize.weights(loaded, chosen)
-        return
-    copies = quantize.memory(loaded, chosen)
-    if part == "behaviour":
-        quantize.behaviour(loaded, copies)
+    copies = quantize.built(loaded, quantize.schemes(group, symmetric))
+    {"memory": quantize.memory, "weights": lambda c: quantize.weights(loaded, c),
+     "behaviour": lambda c: quantize.behaviour(loaded, c)}[part](copies)
 
 
 def _rag(*shown: str) -> Callable[[LoadedModel], None]:
@@ -197,13 +195,11 @@ def course() -> tuple[list[lessons.Lesson], list[str]]:
 def choose(found: list[lessons.Lesson]) -> tuple[lessons.Lesson, int]:
     """The lesson and step from the URL (`?lesson=attention&step=3`), clamped to what exists."""
     ids = [lesson.id for lesson in found]
-    chosen = st.selectbox(tr("lesson_choose"), ids, key=url_state("lesson", ids[0], lambda raw: raw if raw in ids else ids[0]),
+    chosen = st.selectbox(tr("lesson_choose"), ids, key=url_state("lesson", ids[0], one_of(ids)),
                           format_func=lambda i, titles={l.id: l.title for l in found}, language=lang(): getattr(titles[i], language))
     lesson = next(item for item in found if item.id == chosen)
     count = len(lesson.steps)
-    step_key = url_state("step", 1, lambda raw: int(raw))
-    st.session_state[step_key] = min(max(1, int(st.session_state[step_key])), count)
-    return lesson, int(st.session_state[step_key])
+    return lesson, int(st.session_state[url_state("step", 1, bounded(int, 1, count))])
 
 
 def _move(delta: int, count: int) -> None:

@@ -13,7 +13,7 @@ import streamlit as st
 from explorer import figures, prediction
 from explorer.labels import token_label, visible
 from explorer.models import LoadedModel
-from pages.common import compute, show_figure, tr, url_state
+from pages.common import bounded, compute, show_figure, tr, url_state
 
 CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
 PARAMS = ("ptext", "temp", "topk", "topp", "seed")
@@ -49,10 +49,10 @@ def inputs(loaded: LoadedModel) -> Reading | None:
         st.session_state[text_key] += st.session_state.pop("pending_append")
     text = st.text_area(tr("predict_text"), key=text_key, height=90)
     left, middle, right, far = st.columns(4)
-    temperature = left.slider(tr("temperature"), 0.0, 2.0, step=0.05, key=url_state("temp", 1.0, float), help=tr("temperature_help"))
-    top_k = middle.number_input(tr("top_k"), 0, 1000, step=1, key=url_state("topk", 0, int))
-    top_p = right.slider(tr("top_p"), 0.05, 1.0, step=0.05, key=url_state("topp", 1.0, float))
-    seed = far.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("seed", 0, int))
+    temperature = left.slider(tr("temperature"), 0.0, 2.0, step=0.05, key=url_state("temp", 1.0, bounded(float, 0.0, 2.0)), help=tr("temperature_help"))
+    top_k = middle.number_input(tr("top_k"), 0, 1000, step=1, key=url_state("topk", 0, bounded(int, 0, 1000)))
+    top_p = right.slider(tr("top_p"), 0.05, 1.0, step=0.05, key=url_state("topp", 1.0, bounded(float, 0.05, 1.0)))
+    seed = far.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("seed", 0, bounded(int, 0, 10_000)))
     reading = compute(_reading, loaded, loaded.fingerprint, text)
     if reading is None:
         return None

@@ -3,6 +3,7 @@ token loses, and speed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import activations, embeddings, figures, models, prediction, quantize
+from explorer import activations, figures, models, quantize
 from explorer.models import LoadedModel
-from pages.common import compute, one_of, show_figure, tr, translated, url_state
+from pages.common import as_bool, compute, one_of, show_figure, tr, translated, url_state
+
+PARAMS = ("group", "sym", "matrix", "grid", "qtext")
 
 HISTORY = json.loads((Path(__file__).resolve().parents[2] / "assets" / "history.json").read_text(encoding="utf-8"))
 SAMPLE = (Path(__file__).resolve().parents[2] / "assets" / "sample_long.txt").read_text(encoding="utf-8")
@@ -33,7 +36,7 @@ def controls() -> tuple[int, bool]:
     left, right = st.columns(2)
     group = left.select_slider(tr("quant_group"), quantize.GROUP_SIZES,
                                key=url_state("group", 32, one_of(quantize.GROUP_SIZES, int)), help=tr("quant_group_help"))
-    symmetric = right.toggle(tr("quant_symmetric"), key=url_state("sym", True, lambda raw: str(raw) in ("1", "True", "true")),
+    symmetric = right.toggle(tr("quant_symmetric"), key=url_state("sym", True, as_bool),
                              help=tr("quant_symmetric_help"))
     return int(group), bool(symmetric)
 
@@ -49,19 +52,25 @@ def caveat(loaded: LoadedModel) -> None:
         st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
-def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> dict[str, quantize.QuantizedModel]:
-    """Bytes per parameter and size of each scheme, measured from the stored tensors, and the arithmetic for the
-    models in the history chart."""
-    st.subheader(tr("quant_memory_title"))
+def built(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> dict[str, quantize.QuantizedModel]:
+    """The copies the page runs, by scheme key: built once per process and scheme by the engine."""
     copies = {}
     for scheme in chosen:
-        built = compute(quantize.quantized, loaded, scheme)  # built once per process and scheme by the engine
-        if built is not None:
-            copies[scheme.key] = built
+        copy = compute(quantize.quantized, loaded, scheme)
+        if copy is not None:
+            copies[scheme.key] = copy
+    return copies
+
+
+def memory(copies: dict[str, quantize.QuantizedModel]) -> None:
+    """Bytes per parameter and size of each copy, measured from the stored tensors, and the arithmetic for the
+    models in the history chart."""
+    st.subheader(tr("quant_memory_title"))
     rows = [dict(scheme=key, library=tr(f"quant_library_{c.library}"),
                  bytes_per_parameter=round(c.matrix_bytes / c.matrix_parameters, 3),
-                 matrices_mb=round(c.matrix_bytes / 2**20, 1), rest_mb=round(c.other_bytes / 2**20, 1),
-                 build_seconds=round(c.seconds, 2)) for key, c in copies.items()]
+                 matrices_mb=round(c.matrix_bytes / 2**20, 1), packed_mb=round(c.packed_bytes / 2**20, 1),
+                 rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2))
+            for key, c in copies.items()]
     st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
     st.caption(tr("quant_memory_explain"))
     sizes = [(s["name"], s["parameters"]) for s in HISTORY["sizes"]]
@@ -70,26 +79,30 @@ def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> dict[str, quan
                                    for bits in (32, 16, 8, 4)}} for name, parameters in sizes])
     st.dataframe(arithmetic, hide_index=True, width="stretch")
     st.caption(tr("quant_arithmetic_explain"))
-    return copies
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _errors(_loaded, fingerprint: str, keys: tuple[str, ...], chosen: tuple[quantize.Scheme, ...]):
-    return quantize.relative_errors(_loaded, list(chosen))
+def _errors(_loaded, _copies, fingerprint: str, keys: tuple[str, ...]):
+    return quantize.relative_errors(_loaded, [_copies[key] for key in keys])
 
 
-def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
-    """A matrix's histogram with the grid over it, its channels' largest weights, and every matrix's error."""
+def weights(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:
+    """A matrix's histogram with the grid of the copy the page runs over it, its channels' largest weights, and
+    every matrix's error in each copy."""
     st.subheader(tr("quant_weights_title"))
     matrices = quantize.block_matrices(loaded.model, loaded.parts.blocks)
     names = [name for name, _ in matrices]
     name = st.selectbox(tr("quant_matrix"), names, key=url_state("matrix", names[0], one_of(names)))
-    module = dict(matrices)[name]
-    weight = quantize.matrix_weight(module)  # (out, in)
-    grid_scheme = st.radio(tr("quant_grid"), ("int8_tensor", "int4_group"), horizontal=True,
-                           format_func=translated("quant_scheme_"), key=url_state("grid", "int4_group", one_of(("int8_tensor", "int4_group"))))
-    scheme = next(s for s in chosen if s.name == grid_scheme)
-    levels = quantize.grid_levels(weight, scheme)
+    weight = quantize.matrix_weight(dict(matrices)[name])  # (out, in)
+    grids = [c for c in copies.values() if c.scheme.name in ("int8_tensor", "int4_group")]
+    if not grids:
+        return
+    grid_scheme = st.radio(tr("quant_grid"), [c.scheme.name for c in grids], horizontal=True,
+                           format_func=translated("quant_scheme_"),
+                           key=url_state("grid", "int4_group", one_of([c.scheme.name for c in grids])))
+    copy = next(c for c in grids if c.scheme.name == grid_scheme)
+    scheme = copy.scheme
+    levels = quantize.grid_levels(dict(quantize.block_matrices(copy.loaded.model, copy.loaded.parts.blocks))[name], scheme)
     show_figure(figures.weight_histogram(weight.flatten().numpy(), levels, tr("quant_histogram_title", matrix=name), tr("quant_weight"),
                                          tr("quant_count"), tr("quant_levels")),
                 "weight_histogram", pd.DataFrame({"level": levels}), key="quant_histogram")
@@ -100,30 +113,21 @@ def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
                 "outlier_channels", pd.DataFrame({"channel": range(len(channel_max)), "max_abs": channel_max}),
                 key="quant_outliers")
     st.caption(tr("quant_outliers_explain", ratio=float(channel_max.max() / np.median(channel_max))))
-    found = compute(_errors, loaded, loaded.fingerprint, tuple(s.key for s in chosen), tuple(chosen))
+    keys = tuple(copies)
+    found = compute(_errors, loaded, copies, loaded.fingerprint, keys)
     if found is not None:
         matrix_names, errors = found
-        show_figure(figures.matrix_heatmap(errors, [s.key for s in chosen], tr("quant_error_title"), tr("quant_matrix"),
+        show_figure(figures.matrix_heatmap(errors, list(keys), tr("quant_error_title"), tr("quant_matrix"),
                                            tr("quant_scheme"), column_labels=matrix_names, colorscale="Viridis",
                                            symmetric=False),
-                    "quant_errors", pd.DataFrame(errors.T, columns=[s.key for s in chosen]).assign(matrix=matrix_names),
+                    "quant_errors", pd.DataFrame(errors.T, columns=list(keys)).assign(matrix=matrix_names),
                     key="quant_errors")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _behaviour(_loaded, _copies, fingerprint: str, keys: tuple[str, ...], text: str) -> pd.DataFrame:
-    copies = [_copies[key].loaded for key in keys]
-    if _loaded.info.family != "decoder":
-        reference = embeddings.sentence_embeddings(_loaded, [text])[0]  # (d,) unit vector
-        return pd.DataFrame([dict(scheme=key, cosine=float(embeddings.sentence_embeddings(copy, [text])[0] @ reference))
-                             for key, copy in zip(keys, copies)])
-    rows = []
-    for key, copy, found in zip(keys, copies, quantize.compare(_loaded, copies, text, COMPARE_TOKENS)):
-        continuation, _ = prediction.generate(copy, text, 10, max_tokens=COMPARE_TOKENS)
-        rows.append(dict(scheme=key, kl=found.kl, top1=found.top1,
-                         perplexity=quantize.perplexity(copy, SAMPLE, PERPLEXITY_TOKENS),
-                         continuation=copy.tokenizer.decode(continuation).rstrip("\ufffd")))  # a cut syllable
-    return pd.DataFrame(rows)
+    found = quantize.behaviour(_loaded, [_copies[key] for key in keys], text, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS)
+    return pd.DataFrame([dataclasses.asdict(row) for row in found]).dropna(axis=1, how="all")
 
 
 def behaviour(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:

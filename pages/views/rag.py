@@ -4,23 +4,24 @@ and accuracy on the built-in questions."""
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, models, rag, training
+from explorer import figures, jobs, models, rag
+from explorer.kept import Kept
 from explorer.models import LoadedModel
 from pages.common import bounded, compute, one_of, show_figure, tr, translated, url_state
-from pages.views import training as training_view
+from pages.views import jobs as jobs_view
+
+PARAMS = ("csize", "coverlap", "q", "k", "method")
 
 KS = (1, 2, 3, 4, 5)
 QUESTIONS = rag.bundled_questions()  # the built-in questions with known answers
 SHOWN_CHUNKS = 60
 RANKED = 5
-KEPT_ANSWERS = 64
 
 
 def _digest(text: str) -> str:
@@ -112,17 +113,17 @@ def prompt_view(decoder: LoadedModel, question: str, passages: list[str]) -> rag
     return built
 
 
-_ANSWERS: OrderedDict[tuple, list[int]] = OrderedDict()  # (model, prompt ids) -> greedy answer, for every session
+ANSWERS = Kept(64)  # (model, prompt ids) -> greedy answer, for every session
 
 
 def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> list[int]:
     """The answer's ids: written token by token the first time, then kept (greedy decoding gives every session the
     same answer, so a lesson rehearsed before class shows it at once)."""
-    answers = _ANSWERS
     cache_key = (decoder.fingerprint, tuple(prompt.ids))
-    if cache_key in answers:
-        st.html(figures.plain_text_html("", rag.answer_text(decoder, answers[cache_key])))
-        return answers[cache_key]
+    kept = ANSWERS.get(cache_key)
+    if kept is not None:
+        st.html(figures.plain_text_html("", rag.answer_text(decoder, kept)))
+        return kept
     ids: list[int] = []
 
     def pieces():
@@ -136,9 +137,7 @@ def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> list[int]:
 
     with st.container(key=key):
         st.write_stream(pieces())
-    answers[cache_key] = ids
-    while len(answers) > KEPT_ANSWERS:  # oldest first
-        answers.popitem(last=False)
+    ANSWERS.put(cache_key, ids)
     return ids
 
 
@@ -244,24 +243,26 @@ def pipeline(encoder: LoadedModel, decoder: LoadedModel, shown: tuple[str, ...] 
 
 # ---------------------------------------------------------------- accuracy on the built-in questions
 
-_EVALUATIONS: dict[str, list[dict]] = {}  # model fingerprint -> rows: measured once per process, shown to everyone
+EVALUATIONS = Kept(8)  # decoder and encoder fingerprints -> rows: measured once per process, shown to everyone
 
 
 def accuracy(encoder: LoadedModel, decoder: LoadedModel) -> None:
     st.subheader(tr("rag_accuracy_title"))
     st.write(tr("rag_accuracy_intro", n=len(QUESTIONS)))
-    rows = _EVALUATIONS.get(decoder.fingerprint)
+    key = (decoder.fingerprint, encoder.fingerprint)
+    rows = EVALUATIONS.get(key)
     if rows is None:
         questions = QUESTIONS
 
-        def work(job: training.Job) -> list[dict]:
+        def work(job: jobs.Job) -> list[dict]:
             index = rag.build_index(encoder, rag.chunk(rag.paragraphs(rag.bundled_text())))
             return rag.evaluate(decoder, encoder, index, questions, job=job)
 
         steps = len(questions) * len(rag.METHODS) * 3
-        st.button(tr("rag_measure"), key="start_rag_eval", on_click=training_view.start, args=("rag_eval", steps, work))
-        training_view.panel("rag_eval", lambda job: _EVALUATIONS.__setitem__(decoder.fingerprint, job.result))
-        rows = _EVALUATIONS.get(decoder.fingerprint)
+        st.button(tr("rag_measure"), key="start_rag_eval", on_click=jobs_view.start,
+                  args=("rag_eval", steps, work, key))
+        jobs_view.panel("rag_eval", lambda job: EVALUATIONS.put(job.inputs, job.result))  # the models it ran on
+        rows = EVALUATIONS.get(key)
         if rows is None:
             return
     table = pd.DataFrame(rag.accuracy_table(rows))

@@ -5,14 +5,13 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from explorer import figures, recurrent
-
-from pages.common import show_figure, tr, translated, url_state, working
 from explorer.labels import byte_labels, readable_bytes, visible
+from explorer.models import device_of
+from pages.common import bounded, one_of, show_figure, tr, translated, url_state, working
 
-PARAMS = ("rtext", "k", "task", "steps")
+PARAMS = ("rtext", "gap", "task", "steps")
 CACHE_LENGTHS = (16, 64, 256, 1024, 4096, 16384)
 LENGTHS, ATTENTION_LENGTHS = recurrent.LENGTHS, recurrent.ATTENTION_LENGTHS
 
@@ -102,7 +101,7 @@ def speed(models) -> None:
     rnn, transformer, record = models
     GRU, TRANSFORMER = tr("rnn_name_gru"), tr("rnn_name_transformer")  # names shown in legends, in the page's language
     st.header(tr("rnn_speed"))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device_of(rnn).type  # where the pair runs, which is where it was measured
     with working("rnn_measuring"):
         measured = _measurements(device)
     slope = recurrent.loglog_slope
@@ -132,7 +131,7 @@ def long_range(models) -> None:
     show_figure(figures.lines({name: ([int(k) for k in acc], list(acc.values())) for name, acc in accuracy.items()},
                               tr("rnn_recall_title"), tr("rnn_distance"), tr("rnn_accuracy")),
                 "recall_accuracy", pd.DataFrame(accuracy), key="recall")
-    distance = st.slider(tr("rnn_distance"), 5, 195, key=url_state("k", 120, int))
+    distance = st.slider(tr("rnn_distance"), 5, 195, key=url_state("gap", 120, bounded(int, 5, 195)))
     ids, asked, shown = recurrent.recall_example(distance)
     tokens = recurrent.describe(ids)
     answer = tokens[asked - shown].split("=")[1]
@@ -152,9 +151,9 @@ def train_live(models) -> None:
     GRU, TRANSFORMER = tr("rnn_name_gru"), tr("rnn_name_transformer")  # names shown in legends, in the page's language
     st.header(tr("rnn_train_live"))
     left, right = st.columns(2)
-    task = left.radio(tr("rnn_task"), ["both", "text", "recall"], horizontal=True, key=url_state("task", "recall"),
+    task = left.radio(tr("rnn_task"), ["both", "text", "recall"], horizontal=True, key=url_state("task", "recall", one_of(("both", "text", "recall"))),
                       format_func=translated("rnn_task_"))
-    steps = right.slider(tr("rnn_steps"), 10, 600, step=10, key=url_state("steps", 300, int))
+    steps = right.slider(tr("rnn_steps"), 10, 600, step=10, key=url_state("steps", 300, bounded(int, 10, 600)))
     st.caption(tr("rnn_train_explain"))
     # The click is kept in session state by a callback, so it survives a rerun before this line (see ensure_app_shell).
     st.button(tr("rnn_start"), key="train_start", on_click=lambda: st.session_state.update(train_requested=True))

@@ -10,7 +10,7 @@ import streamlit as st
 from explorer import figures, models, tokenize
 from explorer.tokenize import KINDS, MAX_CORPUS_BYTES, MAX_TEXT_CHARS
 
-from pages.common import as_bool, lang, show_figure, tr, translated, url_state
+from pages.common import as_bool, bounded, lang, show_figure, tr, translated, url_state
 from explorer.labels import readable_bytes, visible
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -170,13 +170,11 @@ def bpe_live(text: str) -> None:
     if len(corpus.encode("utf-8")) > MAX_CORPUS_BYTES:
         st.warning(tr("bpe_corpus_too_big", limit=MAX_CORPUS_BYTES, size=len(corpus.encode("utf-8"))))
         corpus = corpus.encode("utf-8")[:MAX_CORPUS_BYTES].decode("utf-8", "ignore")
-    merges = st.number_input(tr("bpe_merges"), 10, 2000, step=10, key=url_state("merges", 300, int))
+    merges = st.number_input(tr("bpe_merges"), 10, 2000, step=10, key=url_state("merges", 300, bounded(int, 10, 2000)))
     trained = _trained(corpus, int(merges))
     learned = len(trained.merges)
     st.caption(tr("bpe_learned", n=learned, size=trained.corpus_bytes))
-    step_key = url_state("bstep", min(100, learned), int)
-    st.session_state[step_key] = min(st.session_state[step_key], learned)  # fewer merges asked for than the link's step
-    step = st.slider(tr("bpe_step"), 0, max(1, learned), key=step_key)
+    step = st.slider(tr("bpe_step"), 0, max(1, learned), key=url_state("bstep", min(100, learned), bounded(int, 0, learned)))
     at_step = tokenize.bpe_replay(trained, text, step)
     left, right = st.columns(2)
     left.metric(tr("bpe_vocab_size"), f"{256 + min(step, learned):,}", delta=f"+{min(step, learned)}")

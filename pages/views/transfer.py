@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import embeddings, figures, models, training, transfer
-from pages.common import compute, current_model, lang, show_figure, tr, url_state
-from pages.views import training as training_view
+from explorer import embeddings, figures, jobs, models, transfer
+from pages.common import bounded, compute, current_model, lang, one_of, show_figure, tr, url_state
+from pages.views import jobs as jobs_view
+
+PARAMS = ("ftlang", "ftn", "ftep")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -60,16 +62,16 @@ def encoder_fine_tune() -> None:
     left, middle, right = st.columns(3)
     language_names = {"en": tr("english"), "ko": tr("korean")}
     language = left.radio(tr("transfer_language"), transfer.LANGUAGES, horizontal=True, format_func=language_names.get,
-                          key=url_state("ftlang", "en"))
-    per_class = middle.select_slider(tr("transfer_per_class"), transfer.PER_CLASS, key=url_state("ftn", 8, int))
-    epochs = right.number_input(tr("transfer_epochs"), 1, transfer.MAX_EPOCHS, step=1, key=url_state("ftep", 4, int))
+                          key=url_state("ftlang", "en", one_of(transfer.LANGUAGES)))
+    per_class = middle.select_slider(tr("transfer_per_class"), transfer.PER_CLASS, key=url_state("ftn", 8, one_of(transfer.PER_CLASS, int)))
+    epochs = right.number_input(tr("transfer_epochs"), 1, transfer.MAX_EPOCHS, step=1, key=url_state("ftep", 4, bounded(int, 1, transfer.MAX_EPOCHS)))
 
-    def work(job: training.Job) -> transfer.FineTune:
+    def work(job: jobs.Job) -> transfer.FineTune:
         return transfer.fine_tune_encoder(loaded, language, int(per_class), int(epochs), job=job)
 
     st.button(tr("training_start"), key="start_encoder", type="primary",
-              on_click=training_view.start, args=("encoder", transfer.fine_tune_steps(int(per_class), int(epochs)), work))
-    training_view.panel("encoder", lambda job: st.session_state.__setitem__("encoder_result", job.result))
+              on_click=jobs_view.start, args=("encoder", transfer.fine_tune_steps(int(per_class), int(epochs)), work))
+    jobs_view.panel("encoder", lambda job: st.session_state.__setitem__("encoder_result", job.result))
     result: transfer.FineTune | None = st.session_state.get("encoder_result")
     if result is not None:
         _fine_tune_result(result)

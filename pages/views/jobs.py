@@ -1,4 +1,5 @@
-"""The training panel every fine-tune shares: its place in the process's one queue, progress, live loss, cancel."""
+"""The panel every queued job shares (fine-tunes, sweeps, measurements): its place in the process's one queue,
+progress, a training's live loss, cancel."""
 
 from __future__ import annotations
 
@@ -7,29 +8,30 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, training
+from explorer import figures, jobs
 from pages.common import show_error, tr
 
 POLL_SECONDS = 1.0
-PROGRESS_TEXT = {"rag_eval": "rag_eval_progress", "lab_heads": "lab_progress", "lab_patch": "lab_progress",
-                 "lab_patch_heads": "lab_progress", "lab_layers": "lab_progress"}  # measurements: no loss curve
+MEASUREMENTS = {"rag_eval": "rag_eval_progress", "lab_heads": "lab_progress", "lab_patch": "lab_progress",
+                "lab_patch_heads": "lab_progress", "lab_layers": "lab_progress"}  # kind -> progress text (no loss)
 
 
 def _job_key(kind: str) -> str:
     return f"job_{kind}"
 
 
-def start(kind: str, total_steps: int, work: Callable[[training.Job], object]) -> None:
-    """Queue `work` for this session (one job per kind at a time); the panel shows it from the next run on."""
+def start(kind: str, total_steps: int, work: Callable[[jobs.Job], object], inputs=None) -> None:
+    """Queue `work` for this session (one job per kind at a time); the panel shows it from the next run on. `inputs`
+    (hashable) is what the work was built from: `on_done` gets it back with the job, whatever the page shows then."""
     running = st.session_state.get(_job_key(kind))
     if running is not None and not running.finished:
         running.cancel()  # a new request replaces this session's previous one
-    st.session_state[_job_key(kind)] = training.QUEUE.submit(kind, total_steps, work)
+    st.session_state[_job_key(kind)] = jobs.QUEUE.submit(kind, total_steps, work, inputs)
 
 
-def panel(kind: str, on_done: Callable[[training.Job], None]) -> None:
+def panel(kind: str, on_done: Callable[[jobs.Job], None]) -> None:
     """While this session's job waits or runs: its place in line or its progress, refreshed every second.
-    When it ends: `on_done(job)` for a finished one, else why it stopped."""
+    When it ends: `on_done(job)` for a finished one (its result belongs to `job.inputs`), else why it stopped."""
     job = st.session_state.get(_job_key(kind))
     if job is None:
         return
@@ -42,7 +44,7 @@ def panel(kind: str, on_done: Callable[[training.Job], None]) -> None:
     elif job.status == "cancelled":
         st.info(tr("training_cancelled", step=job.step, total=job.total_steps))
     else:
-        show_error(training.TrainingError(job.error, job.detail))
+        show_error(jobs.TrainingError(job.error, job.detail))
 
 
 def _progress(kind: str) -> None:
@@ -54,15 +56,17 @@ def _progress(kind: str) -> None:
         if job.finished:
             st.rerun(scope="app")  # the page draws the results
         if job.status == "queued":
-            st.info(tr("training_queued", ahead=training.QUEUE.ahead(job)), icon="⏳")
-        else:
-            progress = PROGRESS_TEXT.get(kind, "training_progress")  # a measurement has no loss
+            st.info(tr("training_queued", ahead=jobs.QUEUE.ahead(job)), icon="⏳")
+        elif job.step == 0:
+            st.progress(0.0, text=tr("job_starting"))
+        elif kind in MEASUREMENTS:  # its own curves (say, accuracy so far) fill its text; no loss
+            latest = {name: values[-1] for name, values in job.extra.items()}
             st.progress(min(1.0, job.step / max(1, job.total_steps)),
-                        text=tr(progress, step=job.step, total=job.total_steps,
-                                loss=job.losses[-1] if job.losses else float("nan")))
-            if job.losses and kind not in PROGRESS_TEXT:
-                st.plotly_chart(loss_figure(job.losses, height=300), key=f"live_loss_{kind}",
-                                config={"displaylogo": False})
+                        text=tr(MEASUREMENTS[kind], step=job.step, total=job.total_steps, **latest))
+        else:
+            st.progress(min(1.0, job.step / max(1, job.total_steps)),
+                        text=tr("training_progress", step=job.step, total=job.total_steps, loss=job.losses[-1]))
+            st.plotly_chart(loss_figure(job.losses, height=300), key=f"live_loss_{kind}", config={"displaylogo": False})
         st.button(tr("training_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
 
 

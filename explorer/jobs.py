@@ -1,9 +1,11 @@
-"""One training at a time per process, with a visible queue.
+"""One long job at a time per process, with a visible queue.
 
-Every fine-tune the app offers (the encoder fine-tune, LoRA, DPO) is submitted here as a job. A single worker thread
-runs the jobs in order, so at most one training's memory is ever in use; the others wait and can ask their place in
-line. A job reports each step (progress, loss) and is stopped at its next step when cancelled or when nobody has
-looked at it for a while (a learner closed the tab).
+Every fine-tune the app offers (the encoder fine-tune, LoRA, DPO) and every long measurement (the lab's sweeps, RAG's
+accuracy) is submitted here as a job. A single worker thread runs the jobs in order, so at most one job's memory is
+ever in use; the others wait and can ask their place in line. A job reports each step (progress; a training's loss,
+a measurement's own curves) and is stopped at its next step when cancelled or when nobody has looked at it for a
+while (a learner closed the tab). A job carries the inputs it was started with, so that its result is kept for them,
+not for whatever the page shows when it finishes.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ class TrainingError(Exception):
 
 @dataclass
 class Job:
-    kind: str  # "lora", "dpo", "encoder": what the page shows in the queue
+    kind: str  # "lora", "dpo", "encoder", "lab_heads"…: what the page shows in the queue
     total_steps: int
+    inputs: Any = None  # what it was started with (hashable): the key its result is kept under
     status: str = "queued"  # queued -> running -> done | cancelled | failed
     step: int = 0
-    losses: list[float] = field(default_factory=list)
-    extra: dict[str, list[float]] = field(default_factory=dict)  # other per-step curves, e.g. the DPO margin
+    losses: list[float] = field(default_factory=list)  # a training's loss per step; a measurement has none
+    extra: dict[str, list[float]] = field(default_factory=dict)  # other per-step curves: the DPO margin, accuracy…
     result: Any = None
     error: str = ""  # kind of the message for a failed job ("out_of_memory", …)
     detail: str = ""
@@ -46,11 +49,13 @@ class Job:
     seconds: float = 0.0
     seen: float = field(default_factory=time.monotonic)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def report(self, step: int, loss: float, **curves: float) -> None:
+    def report(self, step: int, loss: float | None = None, **curves: float) -> None:
         """Called by the work after each step; raises Cancelled when the job should stop."""
         self.step = step
-        self.losses.append(float(loss))
+        if loss is not None:
+            self.losses.append(float(loss))
         for name, value in curves.items():
             self.extra.setdefault(name, []).append(float(value))
         self.check()
@@ -72,21 +77,25 @@ class Job:
     def finished(self) -> bool:
         return self.status in ("done", "cancelled", "failed")
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended (done, cancelled or failed); False if `timeout` passed first."""
+        return self._ended.wait(timeout)
 
-class TrainingQueue:
+
+class JobQueue:
     def __init__(self):
         self._waiting: deque[tuple[Job, Callable[[Job], Any]]] = deque()
         self._running: Job | None = None
         self._changed = threading.Condition()
         self._worker: threading.Thread | None = None
 
-    def submit(self, kind: str, total_steps: int, work: Callable[[Job], Any]) -> Job:
-        """Queue `work(job)`; its return value becomes `job.result`."""
-        job = Job(kind, total_steps)
+    def submit(self, kind: str, total_steps: int, work: Callable[[Job], Any], inputs: Any = None) -> Job:
+        """Queue `work(job)`; its return value becomes `job.result`, kept by the caller under `inputs`."""
+        job = Job(kind, total_steps, inputs)
         with self._changed:
             self._waiting.append((job, work))
             if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._run_forever, name="training", daemon=True)
+                self._worker = threading.Thread(target=self._run_forever, name="jobs", daemon=True)
                 self._worker.start()
             self._changed.notify()
         return job
@@ -136,6 +145,7 @@ class TrainingQueue:
         finally:
             job.seconds = time.monotonic() - job.started
             process.release_freed_memory()
+            job._ended.set()
 
 
-QUEUE = TrainingQueue()  # the process's one queue: every session's trainings go through it
+QUEUE = JobQueue()  # the process's one queue: every session's trainings and sweeps go through it
