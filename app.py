@@ -84,7 +84,7 @@ navigation = st.navigation({
     tr("section_lessons"): [
         st.Page("pages/lessons.py", title=tr("nav_lessons"), icon=":material/co_present:", url_path="lessons"),
     ],
-})
+}, expanded=True)  # 13 pages: folded after 10 by default, which hid the lessons from a lecturer
 started = time.perf_counter()
 try:
     with app_shell_run():

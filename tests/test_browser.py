@@ -157,6 +157,29 @@ def test_switching_pages_keeps_settings_and_a_refused_model_keeps_the_current_on
     _finish(page, "refused-hub-model-then-home.png")
 
 
+NAVIGATION_KO = {"": "홈", "tokens": "토큰화", "embeddings": "임베딩", "inside": "모델 들여다보기", "attention": "어텐션",
+                 "predict": "다음 토큰 예측", "recurrent": "RNN 대 트랜스포머", "transfer": "전이 학습", "finetune": "미세조정",
+                 "rag": "검색 증강 생성", "quantize": "양자화", "lab": "개입 실험실", "lessons": "강의"}  # url path -> entry
+
+
+def test_every_page_is_in_the_menu_and_each_opens_after_the_others_with_no_exception(server, browser):
+    """The whole menu is shown (13 entries: Streamlit folds it after 10 unless told), and one session walks it with
+    every page's values kept, then goes back from RAG to RNN (they once shared the key k: 1-5 against 5-195)."""
+    page = _open(browser, f"{server}/recurrent?lang=ko&gap=150", 2200)
+    page.wait_for_url("**/recurrent?*gap=150*task=*", timeout=180_000, wait_until="commit")  # its first run ended
+    menu = page.locator('[data-testid="stSidebarNav"]')
+    menu.locator('a[href$="/lessons"]', has_text="강의").wait_for(timeout=60_000)  # the last entry, not behind "View 3 more"
+    for path in [*NAVIGATION_KO, "recurrent", "rag", "recurrent"]:
+        link = menu.locator(f'a[href$="/{path}"]')
+        assert link.is_visible() and NAVIGATION_KO[path] in link.inner_text(), path
+        link.click()
+        page.wait_for_url(f"**/{path}?*lang=ko*", timeout=180_000, wait_until="commit")  # it ran and wrote its settings
+        _wait_until_done(page)
+        _assert_no_exception(page)
+    assert "gap=150" in page.url  # the RNN page's own value came back with it
+    page.close()
+
+
 def test_switching_language_in_the_sidebar_then_moving_between_pages(server, browser):
     # Under AppTest the entry point's sidebar widgets lose their state after a rerun (DESIGN.md), so this runs here.
     page = _open(browser, f"{server}/?lang=ko", 1400)
