@@ -371,7 +371,10 @@ def test_finetune_page_trains_lora_and_compares_before_and_after(lang):
     assert at.metric[0].value == f"{adapter.trainable:,}"
     table = at.dataframe[0].value
     assert len(table) == 3 and table.iloc[1, 1].strip().startswith("Paris")  # the control prompt, before
-    assert any(title.startswith(("「The mascot", "Next-token probabilities")) for title in _charts(at))
+    bars = next(spec for title, spec in _charts(at).items() if title.startswith(("「The mascot", "Next-token probabilities")))
+    before, after = bars["data"]  # the same tokens' probabilities before and after the adapter
+    assert len(before["y"]) == len(after["y"]) > 0 and before["y"] != after["y"]
+    assert all(0 <= y <= 1 for y in [*before["y"], *after["y"]])
 
 
 def test_finetune_page_refuses_bad_examples_and_keeps_them():
@@ -446,7 +449,9 @@ def test_rag_page_answers_from_the_learners_own_documents(lang, question, expect
         assert expected in html or any(expected in m.value for m in at.markdown)
     else:
         assert any("SmolLM2" in info.value for info in at.info)  # said plainly
-    assert {"답 토큰의 어텐션 중 각 청크로 간 몫", "Share of the answer tokens' attention on each chunk"} & set(_charts(at))
+    shares = _charts(at)["답 토큰의 어텐션 중 각 청크로 간 몫" if lang == "ko" else "Share of the answer tokens' attention on each chunk"]
+    values = [y for trace in shares["data"] for y in trace["y"]]  # one bar per retrieved chunk
+    assert values and all(0 <= y <= 1 for y in values) and sum(values) <= 1 + 1e-6  # shares of one attention mass
 
 
 def test_rag_page_refuses_empty_and_huge_documents_and_keeps_them():
@@ -531,9 +536,18 @@ def test_lab_attribution_adds_up_and_names_the_target(lang):
 def test_lab_ablation_and_the_head_sweep_through_the_queue():
     at = _open_link("pages/lab.py", lang="en", tool="ablate", apart="head", alayer="23", ahead="4", amode="zero")
     assert at.metric[0].label.startswith("Probability of ' Paris'")
-    _finish_sweep(at, "lab_heads")
+    prompt = at.text_input(key="lprompt").value
+    at.button(key="start_lab_heads").click().run()
+    at.text_input(key="lprompt").set_value("The capital of Italy is").run()  # edited while the sweep runs
+    _finish_job(at, "lab_heads")
     titles = set(_charts(at))
-    assert any(t.startswith("Probability of ' Paris' with one head") for t in titles)
+    assert not any(" with one head" in t for t in titles)  # the sweep belongs to the prompt it started with
+    assert at.button(key="start_lab_heads")  # this prompt has its own sweep to run
+    at.text_input(key="lprompt").set_value(prompt).run()
+    _no_exception(at)
+    titles = set(_charts(at))
+    heads = next(spec for title, spec in _charts(at).items() if title.startswith("Probability of ' Paris' with one head"))
+    assert heads["data"][0]["z"]["shape"] == "30, 9"  # layers x heads, kept for the prompt it ran on
     assert any(t.startswith("Probability of ' Paris' with one layer") for t in titles)
 
 
