@@ -168,7 +168,7 @@ def _pick(name, output, request: CaptureRequest, parts: Architecture, input_ids,
         return _numpy(output.logits[0, -1])  # (vocab,)
     if name == "token_log_probs":
         final = around_norm["after"][0] if "after" in around_norm else output.hidden_states[-1][0]  # (seq, d)
-        return _numpy(chosen_log_probs(parts.unembed, final, input_ids[0]))
+        return _numpy(chosen_log_probs(parts, final, input_ids[0]))
     _, index, what = name.split(".", 2)
     layer = int(index)
     if what == "resid_pre":
@@ -184,18 +184,15 @@ def _pick(name, output, request: CaptureRequest, parts: Architecture, input_ids,
     return request.pooled[layer].numpy()
 
 
-def chosen_log_probs(unembed: torch.nn.Module, final_states: torch.Tensor, token_ids: torch.Tensor,
+def chosen_log_probs(parts: Architecture, final_states: torch.Tensor, token_ids: torch.Tensor,
                      chunk: int = LOG_PROB_CHUNK) -> torch.Tensor:
     """log p(token_ids[i + 1] | ..i) from the final (normed) states, `chunk` positions at a time: (seq - 1,).
 
     final_states: (seq, d); token_ids: (seq,). Only (chunk, vocab) logits exist at any moment.
     """
     following = token_ids[1:]  # (seq - 1,)
-    pieces = []
-    for start in range(0, len(following), chunk):
-        stop = min(len(following), start + chunk)
-        logits = unembed(final_states[start:stop]).float()  # (chunk, vocab)
-        pieces.append(torch.log_softmax(logits, dim=-1).gather(-1, following[start:stop, None])[:, 0])  # (chunk,)
+    pieces = [log_probs.gather(-1, following[start:start + len(log_probs), None])[:, 0]  # (chunk,)
+              for start, log_probs in parts.log_softmax_chunks(final_states[:len(following)], chunk)]
     return torch.cat(pieces) if pieces else final_states.new_zeros(0)
 
 

@@ -28,6 +28,7 @@ class Architecture:
     mlp: tuple[nn.Module | None, ...]  # each block's feed-forward (None where the family splits it, as BERT does)
     final_norm: nn.Module | None  # between the last block and the unembedding (Llama `norm`, GPT-2 `ln_f`; BERT none)
     unembed: nn.Module | None  # hidden state -> vocabulary logits (decoders only)
+    logit_softcap: float | None  # Gemma 2's final tanh cap on the logits (config.final_logit_softcapping), else None
     query_heads: int
     kv_heads: int
     head_dim: int
@@ -35,6 +36,20 @@ class Architecture:
     @property
     def layers(self) -> int:
         return len(self.blocks)
+
+    def logits(self, final_states: torch.Tensor) -> torch.Tensor:
+        """Final (normed) states (..., d) -> vocabulary logits (..., vocab) as the model's own head computes them:
+        the unembedding, then the family's final scaling (Gemma 2's softcap). Every logit the engine reads is this."""
+        logits = self.unembed(final_states)
+        if self.logit_softcap:
+            logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
+        return logits
+
+    def log_softmax_chunks(self, final_states: torch.Tensor, chunk: int):
+        """(start, (chunk, vocab) float32 log-probabilities) for `chunk` positions of (seq, d) states at a time:
+        never (seq x vocab) at once (8,192 x 262,144 float32 would be 8.6 GB)."""
+        for start in range(0, len(final_states), chunk):
+            yield start, torch.log_softmax(self.logits(final_states[start:start + chunk]).float(), dim=-1)
 
     def query_projection(self, layer: int) -> tuple[nn.Module, nn.Module] | None:
         """(input norm, query projection) of a block with a separate query matrix (Llama, Qwen2); else None."""
@@ -64,6 +79,7 @@ def find(model: nn.Module) -> Architecture:
         mlp=tuple(_first(block, ("mlp", "feed_forward", "ffn")) for block in blocks),
         final_norm=_first(base, ("norm", "ln_f", "final_layer_norm", "final_layernorm")),
         unembed=unembed if isinstance(unembed, nn.Module) else None,
+        logit_softcap=getattr(config, "final_logit_softcapping", None) or None,
         query_heads=query_heads,
         kv_heads=getattr(config, "num_key_value_heads", None) or query_heads,
         head_dim=getattr(config, "head_dim", None) or hidden // max(1, query_heads),
@@ -101,4 +117,4 @@ def unembed_states(architecture: Architecture, states: torch.Tensor) -> torch.Te
     if architecture.unembed is None:
         raise ValueError("this model has no unembedding (an encoder)")
     normed = architecture.final_norm(states) if architecture.final_norm is not None else states
-    return architecture.unembed(normed)
+    return architecture.logits(normed)

@@ -25,7 +25,7 @@ from transformers.pytorch_utils import Conv1D
 from explorer.activations import CaptureError, chosen_log_probs, encode
 from explorer.architecture import matrix_weight
 from explorer.models import LoadedModel, device_of
-from explorer.prediction import softmax
+from explorer.prediction import generate_ids, softmax
 
 MAX_PROMPT_TOKENS = 64  # the lab's prompts are short: sweeps batch one row per intervention
 BATCH_ROWS = 45  # rows per batched forward in a sweep (5 layers × 9 heads of SmolLM2); progress is reported per batch
@@ -427,23 +427,13 @@ def steering_direction(loaded: LoadedModel, positive: list[str], negative: list[
 def steered_generation(loaded: LoadedModel, ids: list[int], layer: int, direction: np.ndarray, strength: float,
                        steps: int) -> list[int]:
     """Greedy generation with strength × direction added to the input of block `layer` at every position."""
-    vector = torch.as_tensor(direction, dtype=next(loaded.model.parameters()).dtype)
+    vector = torch.as_tensor(direction, dtype=next(loaded.model.parameters()).dtype)  # (d,)
 
     def add(module, args, kwargs):
         return _replace_input(args, kwargs, lambda hidden: hidden + strength * vector.to(hidden.device))
 
-    device = device_of(loaded.model)
-    ids, past, added = list(ids), None, []
-    for _ in range(steps):
-        new = ids if past is None else ids[past.get_seq_length():]
-        with hooked(loaded, (), [(loaded.parts.blocks[layer], add)] if strength else []):
-            output = loaded.model(torch.as_tensor([new], device=device), past_key_values=past, use_cache=True,
-                                  logits_to_keep=1)
-        past = output.past_key_values
-        chosen = int(output.logits[0, -1].argmax())
-        ids.append(chosen)
-        added.append(chosen)
-    return added
+    hooks = [(loaded.parts.blocks[layer], add)] if strength else []
+    return generate_ids(loaded, ids, steps, hold=lambda: hooked(loaded, (), hooks))[0]
 
 
 @torch.inference_mode()
@@ -477,7 +467,7 @@ def layer_removal(loaded: LoadedModel, text: str, tokens: int = 128, progress: P
         last_logits(loaded, [ids] * len(chunk), forward, pre)
         with torch.inference_mode():
             for row in range(len(chunk)):
-                log_probs = chosen_log_probs(loaded.parts.unembed, finals["after"][row], torch.as_tensor(ids))
+                log_probs = chosen_log_probs(loaded.parts, finals["after"][row], torch.as_tensor(ids))
                 perplexities.append(float(torch.exp(-log_probs.mean())))
         if progress:
             progress(start + len(chunk), len(rows))

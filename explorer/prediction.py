@@ -57,11 +57,12 @@ def filter_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int
     return Distribution(probs, kept, sampling / sampling.sum())
 
 
-def next_token_logits(loaded: LoadedModel, ids: list[int], past=None):
-    """Logits for the token after `ids`; pass `past` (the returned cache) to reuse the prefix already computed."""
+def next_token_logits(loaded: LoadedModel, ids: list[int], past=None, hold=None):
+    """Logits for the token after `ids`; pass `past` (the returned cache) to reuse the prefix already computed.
+    The forward runs inside `hold()` (default: the model's lock; the lab passes its hooks, which hold the lock)."""
     device = device_of(loaded.model)
     new_ids = ids if past is None else ids[past.get_seq_length():]
-    with loaded.lock, torch.inference_mode():
+    with (hold or (lambda: loaded.lock))(), torch.inference_mode():
         output = loaded.model(torch.as_tensor([new_ids], device=device), past_key_values=past, use_cache=True,
                               logits_to_keep=1)
     return output.logits[0, -1].float().cpu().numpy(), output.past_key_values  # (vocab,), cache
@@ -76,22 +77,22 @@ def generate(loaded: LoadedModel, text: str, steps: int, temperature: float = 0.
 
 
 def generate_ids(loaded: LoadedModel, ids: list[int], steps: int, temperature: float = 0.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int = 0, stop_ids=frozenset()) -> tuple[list[int], list[float]]:
+                 top_p: float = 1.0, seed: int = 0, stop_ids=frozenset(), hold=None) -> tuple[list[int], list[float]]:
     """Append up to `steps` tokens one at a time with a cached prefix, stopping after any of `stop_ids`;
     returns the new ids and the probability each had."""
     chances: list[float] = []
-    added = list(stream_ids(loaded, ids, steps, temperature, top_k, top_p, seed, stop_ids, chances))
+    added = list(stream_ids(loaded, ids, steps, temperature, top_k, top_p, seed, stop_ids, chances, hold))
     return added, chances
 
 
 def stream_ids(loaded: LoadedModel, ids: list[int], steps: int, temperature: float = 0.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int = 0, stop_ids=frozenset(), chances: list | None = None):
+               top_p: float = 1.0, seed: int = 0, stop_ids=frozenset(), chances: list | None = None, hold=None):
     """The same, one id at a time as each is chosen (a page can show an answer as it is written)."""
     ids = list(ids)
     generator = np.random.default_rng(seed)
     past = None
     for _ in range(steps):
-        logits, past = next_token_logits(loaded, ids, past)
+        logits, past = next_token_logits(loaded, ids, past, hold)
         distribution = filter_distribution(logits, temperature, top_k, top_p)
         if temperature <= 0:
             chosen = int(np.argmax(distribution.sampling_probs))
@@ -169,7 +170,7 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
     del result, states  # every layer's states for every position: only the last few were needed
     parameter = next(loaded.model.parameters())
     with loaded.lock, torch.inference_mode():
-        log_probs = chosen_log_probs(loaded.parts.unembed,
+        log_probs = chosen_log_probs(loaded.parts,
                                      torch.as_tensor(final, device=parameter.device, dtype=parameter.dtype),
                                      torch.as_tensor(ids, device=parameter.device))  # (seq - 1,)
     return TextReading(ids, labels, offsets, dropped, next_logits, surprisal(log_probs.float().cpu().numpy()),

@@ -244,13 +244,12 @@ def compare(reference: LoadedModel, others: list[LoadedModel], text: str, tokens
     CHUNK positions at a time (never tokens × vocabulary); the reference is run and unembedded once."""
     first = torch.from_numpy(_final(reference, text, tokens)["final"])  # (seq, d)
     seconds = [torch.from_numpy(_final(other, text, tokens)["final"]) for other in others]  # (seq, d) each
-    unembed, seq = reference.parts.unembed, len(first)
+    parts, seq = reference.parts, len(first)
     kl_sums, same, last = [0.0] * len(others), [0] * len(others), [0.0] * len(others)
     with torch.inference_mode():
-        for start in range(0, seq, CHUNK):
-            p = torch.log_softmax(unembed(first[start:start + CHUNK]).float(), -1)  # (chunk, vocab)
+        for start, p in parts.log_softmax_chunks(first, CHUNK):  # p: (chunk, vocab)
             for index, second in enumerate(seconds):
-                q = torch.log_softmax(unembed(second[start:start + CHUNK]).float(), -1)  # (chunk, vocab)
+                q = next(parts.log_softmax_chunks(second[start:start + CHUNK], CHUNK))[1]  # (chunk, vocab)
                 kl = (p.exp() * (p - q)).sum(-1)  # (chunk,)
                 kl_sums[index] += float(kl.sum())
                 same[index] += int((p.argmax(-1) == q.argmax(-1)).sum())
@@ -264,7 +263,7 @@ def perplexity(loaded: LoadedModel, text: str, tokens: int = MAX_TOKENS) -> floa
     if len(found.token_ids) < 2:
         raise CaptureError("empty_text", "perplexity needs two tokens")
     with torch.inference_mode():
-        log_probs = chosen_log_probs(loaded.parts.unembed, torch.from_numpy(found["final"]),
+        log_probs = chosen_log_probs(loaded.parts, torch.from_numpy(found["final"]),
                                      torch.as_tensor(found.token_ids), CHUNK)  # (seq - 1,)
     return float(torch.exp(-log_probs.mean()))
 

@@ -141,3 +141,26 @@ def test_lora_and_dpo_on_every_decoder_family(tiny, name):
     pair = adapting.PreferencePair("Say hi.", "Hi!", "No.")
     dpo = adapting.train_dpo(loaded, [pair], adapting.DpoSettings(steps=2))
     assert len(dpo.losses) == 2
+
+
+def test_the_logits_the_engine_reads_carry_the_familys_final_softcap():
+    """Gemma 2 caps its logits with tanh; every logit the engine reads goes through Architecture.logits, so the cap is
+    applied in one place."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from explorer import architecture
+
+    torch.manual_seed(0)
+    model = Gemma2ForCausalLM(Gemma2Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                           num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+                                           final_logit_softcapping=0.5)).eval()
+    parts = architecture.find(model)
+    ids = torch.arange(8)[None]  # (1, 8)
+    with torch.inference_mode():
+        output = model(ids, output_hidden_states=True)
+        engine = parts.logits(output.hidden_states[-1][0])  # (8, vocab) from the final (normed) states
+        log_probs = activations.chosen_log_probs(parts, output.hidden_states[-1][0], ids[0], chunk=3)
+    assert parts.logit_softcap == 0.5 and float(engine.abs().max()) <= 0.5
+    torch.testing.assert_close(engine, output.logits[0], atol=1e-5, rtol=1e-5)
+    expected = torch.log_softmax(output.logits[0, :-1], -1).gather(-1, ids[0, 1:, None])[:, 0]
+    torch.testing.assert_close(log_probs, expected, atol=1e-5, rtol=1e-5)

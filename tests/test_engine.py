@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
-from explorer import activations, i18n, models
+from explorer import activations, models
 from explorer.activations import CaptureCache, CaptureError, capture, run_capture
 from explorer.capture_attention import HEAD_STATS
 
@@ -328,11 +328,6 @@ def test_device_and_dtype_choice(monkeypatch):
     assert models.pick_dtype(torch.device("cpu"), "bfloat16") == torch.bfloat16
     monkeypatch.setenv("EXPLORER_DTYPE", "float16")
     assert models.pick_dtype(torch.device("cpu")) == torch.float16
-
-
-def test_every_string_exists_in_korean_and_english():
-    assert i18n.missing_translations() == []
-    assert i18n.t("app_title", "ko") == "LLM 내부 탐색기"
 
 
 @pytest.mark.parametrize("which", ["smollm", "minilm"])

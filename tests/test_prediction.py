@@ -60,7 +60,7 @@ def test_chunked_log_probs_equal_the_unchunked_softmax(smollm):
         output = smollm.model(ids[None], output_hidden_states=True)
         expected = torch.log_softmax(output.logits[0, :-1].double(), -1).gather(-1, ids[1:, None])[:, 0]  # (seq - 1,)
         for chunk in (1, 3, 7, 256):  # chunk edges anywhere in the text give the same numbers
-            chunked = activations.chosen_log_probs(smollm.model.lm_head, output.hidden_states[-1][0], ids, chunk)
+            chunked = activations.chosen_log_probs(smollm.parts, output.hidden_states[-1][0], ids, chunk)
             np.testing.assert_allclose(chunked.numpy(), expected.numpy(), atol=1e-4)
 
 
