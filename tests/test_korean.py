@@ -38,6 +38,19 @@ def korean_strings() -> dict[str, str]:
 
 def test_every_string_exists_in_both_languages():
     assert i18n.missing_translations() == []
+    assert i18n.t("app_title", "ko") == "LLM 내부 탐색기"
+
+
+def test_every_string_is_used_by_the_code_or_a_lesson():
+    """Named literally, or built from a prefix the code writes (f"error_{kind}", 'step_' + name, translated("stat_"))."""
+    root = Path(__file__).resolve().parent.parent
+    sources = [*root.glob("pages/**/*.py"), *root.glob("explorer/*.py"), root / "app.py", *root.glob("assets/lessons/*.toml")]
+    code = "\n".join(path.read_text(encoding="utf-8") for path in sources)
+    literal = set(re.findall(r"[\"']([a-z0-9_]+)[\"']", code))
+    prefixes = set(re.findall(r"f[\"']([a-z_]+)\{", code)) | set(re.findall(r"[\"']([a-z_]+_)[\"'] \+", code)) \
+        | set(re.findall(r"translated\([\"']([a-z_]+)[\"']", code))
+    unused = [key for key in i18n.STRINGS if key not in literal and not key.startswith(tuple(prefixes))]
+    assert not unused, unused
 
 
 def test_every_glossary_term_has_both_languages_and_an_explanation():
