@@ -18,12 +18,17 @@ learner answers before the live answer is revealed. A broken file is reported wi
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from explorer import activations, prediction, tokenize
+from explorer.capture_attention import HEAD_STATS
+from explorer.labels import token_label, visible
 
 LESSONS = Path(__file__).resolve().parent.parent / "assets" / "lessons"
 QUESTION_KINDS = ("choice", "number", "text")
@@ -40,7 +45,7 @@ class Question(BaseModel):
     kind: Literal["choice", "number", "text"]
     prompt: Text
     options: list[str] = []  # for "choice"
-    answer: str  # the name of a live answer (see pages/views/lessons.py ANSWERS), computed when revealed
+    answer: str  # the name of a live answer (ANSWERS below), computed when revealed
     args: dict[str, str | int | float | bool] = {}
 
     @field_validator("options")
@@ -151,3 +156,46 @@ def load_all(folder: Path = LESSONS, known_views: set[str] | None = None,
         seen.add(lesson.id)
         unique.append(lesson)
     return unique, errors
+
+
+# ---------------------------------------------------------------- live answers (deterministic: greedy, no sampling)
+
+HISTORY = Path(__file__).resolve().parent.parent / "assets" / "history.json"
+
+
+def _next_token(loaded, text: str) -> str:
+    logits, _ = prediction.next_token_logits(loaded, [int(i) for i in activations.encode(loaded, text)[0]])
+    return visible(token_label(loaded.tokenizer, int(logits.argmax())))
+
+
+def _token_count(loaded, text: str, tokenizer: str) -> str:
+    return str(tokenize.tokenize_with(tokenizer, text).count)
+
+
+def _previous_token_head(loaded, text: str, layer: int) -> str:
+    """The head of `layer` that puts the most attention on the previous token."""
+    stats = activations.capture(loaded, text, [f"blocks.{layer}.attn.head_stats"])[f"blocks.{layer}.attn.head_stats"]
+    return str(int(stats[:, HEAD_STATS.index("previous")].argmax()))  # stats: (heads, stats)
+
+
+def _kv_heads(loaded) -> str:
+    return str(loaded.info.kv_heads)
+
+
+def _size_ratio(loaded, larger: str, smaller: str) -> str:
+    sizes = {entry["name"]: entry["parameters"] for entry in json.loads(HISTORY.read_text(encoding="utf-8"))["sizes"]}
+    return f"{sizes[larger] / sizes[smaller]:,.0f}"
+
+
+ANSWERS = {  # name -> (the model it reads: "decoder", "model" (the current one) or None, the function)
+    "next_token": ("decoder", _next_token),
+    "token_count": (None, _token_count),
+    "previous_token_head": ("model", _previous_token_head),
+    "kv_heads": ("model", _kv_heads),
+    "size_ratio": (None, _size_ratio),
+}
+
+
+def live_answer(name: str, loaded, args: dict) -> str:
+    """A question's answer computed now, on `loaded` (the model ANSWERS says it reads; None for the others)."""
+    return ANSWERS[name][1](loaded, **args)

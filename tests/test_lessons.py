@@ -17,7 +17,7 @@ narrative = { ko = "설명", en = "Text" }
 def _known():
     from pages.views import lessons as view
 
-    return set(view.VIEWS), set(view.ANSWERS)
+    return set(view.VIEWS), set(lessons.ANSWERS)
 
 
 def test_the_bundled_course_loads_in_order_with_six_to_ten_steps_each():
@@ -55,3 +55,17 @@ def test_a_new_file_in_the_folder_is_a_lesson_and_a_duplicate_id_is_reported(tmp
     found, errors = lessons.load_all(tmp_path, *_known())
     assert [lesson.id for lesson in found] == ["mine"]
     assert len(errors) == 2
+
+
+def test_live_answers_are_the_models_own(smollm):
+    import torch
+
+    from explorer.labels import token_label, visible
+
+    text = "The capital of France is"
+    ids = smollm.tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        best = int(smollm.model(ids).logits[0, -1].argmax())  # the model's own forward
+    assert lessons.live_answer("next_token", smollm, {"text": text}) == visible(token_label(smollm.tokenizer, best))
+    assert lessons.live_answer("kv_heads", smollm, {}) == "3"
+    assert lessons.live_answer("token_count", None, {"text": "a b", "tokenizer": "whitespace"}) == "2"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import activations, embeddings, models, quantize
+from explorer import activations, embeddings, quantize
 from explorer.models import weights_fingerprint
 
 TEXT = "The capital of France is Paris. 대한민국의 수도는 서울이다. The cat sat on the mat and looked at the rain."

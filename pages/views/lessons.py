@@ -7,14 +7,11 @@ import json
 from html import escape
 from typing import Callable
 
-import numpy as np
 import streamlit as st
 from plotly.offline import get_plotlyjs
 from streamlit_shortcuts import add_shortcuts
 
-from explorer import activations, lessons, models, prediction, tokenize
-from explorer.capture_attention import HEAD_STATS
-from explorer.labels import token_label, visible
+from explorer import lessons, models
 from explorer.models import LoadedModel
 from pages.common import bounded, collecting_figures, compute, current_model, lang, one_of, setting, tr, url_state
 from pages.views import (attention, embeddings, finetune, history, inside, lab, predict, quantize, rag, recurrent,
@@ -136,45 +133,9 @@ VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's 
 
 # ---------------------------------------------------------------- live answers (deterministic: greedy, no sampling)
 
-def _next_token(text: str) -> str:
-    loaded = _decoder()
-    logits, _ = prediction.next_token_logits(loaded, [int(i) for i in activations.encode(loaded, text)[0]])
-    return visible(token_label(loaded.tokenizer, int(np.argmax(logits))))
-
-
-def _token_count(text: str, tokenizer: str) -> str:
-    return str(tokenize.tokenize_with(tokenizer, text).count)
-
-
-def _previous_token_head(text: str, layer: int) -> str:
-    """The head of `layer` that puts the most attention on the previous token."""
-    loaded = current_model()
-    capture = activations.capture(loaded, text, [f"blocks.{layer}.attn.head_stats"])
-    stats = capture[f"blocks.{layer}.attn.head_stats"]  # (heads, stats)
-    return str(int(np.argmax(stats[:, HEAD_STATS.index("previous")])))
-
-
-def _kv_heads() -> str:
-    return str(current_model().info.kv_heads)
-
-
-def _size_ratio(larger: str, smaller: str) -> str:
-    sizes = {entry["name"]: entry["parameters"] for entry in history.HISTORY["sizes"]}
-    return f"{sizes[larger] / sizes[smaller]:,.0f}"
-
-
-ANSWERS: dict[str, Callable[..., str]] = {
-    "next_token": _next_token,
-    "token_count": _token_count,
-    "previous_token_head": _previous_token_head,
-    "kv_heads": _kv_heads,
-    "size_ratio": _size_ratio,
-}
-
-
 @st.cache_data(show_spinner=False, max_entries=128)
-def _answer(fingerprint: str, name: str, args_json: str) -> str:
-    return ANSWERS[name](**json.loads(args_json))
+def _answer(_loaded, fingerprint: str, name: str, args_json: str) -> str:
+    return lessons.live_answer(name, _loaded, json.loads(args_json))
 
 
 # ---------------------------------------------------------------- lessons
@@ -188,7 +149,7 @@ PRESENTER_CSS = """<style>
 def course() -> tuple[list[lessons.Lesson], list[str]]:
     """Every lesson in assets/lessons (re-read every few seconds, so a new file appears without a restart) and the
     files that could not be used, each with its line, step and field."""
-    found, errors = lessons.load_all(known_views=set(VIEWS), known_answers=set(ANSWERS))
+    found, errors = lessons.load_all(known_views=set(VIEWS), known_answers=set(lessons.ANSWERS))
     return found, [str(error) for error in errors]
 
 
@@ -262,8 +223,10 @@ def question(lesson: lessons.Lesson, step: int, asked: lessons.Question) -> None
                   on_click=lambda: st.session_state.__setitem__(f"revealed_{key}", True))
         if not revealed:
             return
-        loaded = current_model()
-        answer = compute(_answer, loaded.fingerprint if loaded else "", asked.answer, json.dumps(asked.args, sort_keys=True))
+        reads = lessons.ANSWERS[asked.answer][0]
+        loaded = {"decoder": _decoder, "model": current_model}.get(reads, lambda: None)()
+        answer = compute(_answer, loaded, loaded.fingerprint if loaded else "", asked.answer,
+                         json.dumps(asked.args, sort_keys=True))
         if answer is None:
             return
         st.markdown(tr("lesson_answer", answer=escape(answer)))

@@ -25,6 +25,12 @@ def _reading(_loaded, fingerprint: str, text: str) -> prediction.TextReading:
     return prediction.read_text(_loaded, text, lens_positions=LENS_POSITIONS)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _next_logits(_loaded, fingerprint: str, ids: tuple[int, ...]) -> np.ndarray:
+    """(vocab,) logits after exact ids: the text's, then the byte pieces of a character not yet complete."""
+    return prediction.next_token_logits(_loaded, list(ids))[0]
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _continuations(_loaded, fingerprint: str, text: str, temperature: float, top_k: int, top_p: float, seed: int):
     greedy = prediction.generate(_loaded, text, COMPARE_STEPS, 0.0)
@@ -66,10 +72,12 @@ def candidates(loaded: LoadedModel, read: Reading) -> None:
     # A byte-level token can end part-way through a Hangul syllable or an emoji: such ids wait here until the
     # character is complete, and the model is asked about the exact ids rather than the re-read text.
     waiting = st.session_state.setdefault("waiting_ids", [])
+    next_logits = read.reading.next_logits
     if waiting:
-        next_logits, _ = prediction.next_token_logits(loaded, [int(i) for i in read.reading.token_ids] + waiting)
-    else:
-        next_logits = read.reading.next_logits
+        next_logits = compute(_next_logits, loaded, loaded.fingerprint,
+                              tuple(int(i) for i in read.reading.token_ids) + tuple(waiting))
+        if next_logits is None:  # refused (out of memory, say), and already explained
+            return
     distribution = prediction.filter_distribution(next_logits, read.temperature, read.top_k, read.top_p)
     top_ids = np.argsort(-distribution.probs)[:CANDIDATES]  # (20,) most likely first
     labels = [visible(token_label(loaded.tokenizer, int(i))) for i in top_ids]
