@@ -273,7 +273,9 @@ def show_figure(figure, name: str, data: pd.DataFrame | None = None, key: str | 
     })
     if data is not None:
         left, right = st.columns(2)
-        left.download_button(tr("download_csv"), data.to_csv(index=False).encode("utf-8-sig"), f"{name}.csv",
+        # built when clicked, not on every rerun
+        left.download_button(tr("download_csv"), lambda: data.to_csv(index=False).encode("utf-8-sig"), f"{name}.csv",
                              "text/csv", key=f"{key or name}_csv")
-        right.download_button(tr("download_json"), data.to_json(orient="records", force_ascii=False).encode("utf-8"),
+        right.download_button(tr("download_json"),
+                              lambda: data.to_json(orient="records", force_ascii=False).encode("utf-8"),
                               f"{name}.json", "application/json", key=f"{key or name}_json")

@@ -231,6 +231,9 @@ def test_tokenization_shows_hangul_bytes_not_stand_ins_and_the_merge_slider_move
     everything = page.locator('[data-testid="stMain"]').inner_text()
     assert not set("ĠìíëĪķ") & set(everything)  # …never as GPT-2's byte-to-letter stand-ins
     assert "병합 #40" in everything
+    with page.expect_download() as download:  # the CSV is built when clicked, and carries the Hangul as typed
+        page.get_by_role("button", name="토큰과 토큰 ID CSV").click()
+    assert "안녕하세요" in Path(download.value.path()).read_text(encoding="utf-8-sig")
     slider = page.get_by_role("slider").first
     slider.focus()
     for _ in range(5):

@@ -97,7 +97,7 @@ def _lora_result(loaded: LoadedModel, adapter: adapting.Adapter, prompts: list[s
                  delta_color="off", help=tr("lora_trainable_help", total=adapter.total))
     second.metric(tr("lora_adapter_size"), f"{adapter.size_bytes / 1024:,.0f} KB",
                   f"{tr('lora_model_size')} {adapter.model_bytes / 2**20:,.0f} MB", delta_color="off")
-    third.download_button(tr("lora_download"), adapting.adapter_zip(loaded, adapter), "lora_adapter.zip",
+    third.download_button(tr("lora_download"), lambda: adapting.adapter_zip(loaded, adapter), "lora_adapter.zip",
                           "application/zip", key="lora_download", help=tr("lora_download_help"))
     show_figure(jobs_view.loss_figure(adapter.losses), "lora_loss", jobs_view.loss_data(adapter.losses),
                 key="lora_loss")

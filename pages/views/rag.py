@@ -60,7 +60,7 @@ def documents(encoder: LoadedModel, decoder: LoadedModel) -> rag.Index | None:
                           tr("rag_chunk"): [c.text for c in index.chunks], tr("rag_tokens"): costs})
     with st.expander(tr("rag_show_chunks", n=min(SHOWN_CHUNKS, len(table))), expanded=False):
         st.dataframe(table.head(SHOWN_CHUNKS), hide_index=True, width="stretch")
-        st.download_button(tr("download_csv"), table.to_csv(index=False).encode("utf-8-sig"), "rag_chunks.csv",
+        st.download_button(tr("download_csv"), lambda: table.to_csv(index=False).encode("utf-8-sig"), "rag_chunks.csv",
                            "text/csv", key="rag_chunks_csv")
     return index
 

@@ -117,7 +117,7 @@ def side_by_side(loaded) -> str | None:
         results[kind] = result
         _show_row(kind, tr(f"tok_kind_{kind}", model=loaded.info.key if hub_model else ""), result)
     if results:
-        st.download_button(tr("tok_csv"), _rows_table(results).to_csv(index=False).encode("utf-8-sig"), "tokens.csv",
+        st.download_button(tr("tok_csv"), lambda: _rows_table(results).to_csv(index=False).encode("utf-8-sig"), "tokens.csv",
                            "text/csv", key="tokens_csv")
     return text
 
