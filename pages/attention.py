@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from pages.common import page, require_model, tr
+from pages.common import page, require_model
 from pages.views import attention
 
-page(*attention.PARAMS)
-st.title(tr("nav_attention"))
-st.write(tr("attention_intro"))
+page(*attention.PARAMS, title="nav_attention", intro="attention_intro")
 loaded = require_model()
 shown = attention.inputs(loaded)
 if shown is None:

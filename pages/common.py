@@ -43,10 +43,15 @@ def app_shell_run():
             publish_url(*_shell.params)
 
 
-def page(*params: str) -> None:
-    """A page's first line: run inside app.py's shell, and keep `params` (its widgets' URL keys) in the address."""
+def page(*params: str, title: str | None = None, intro: str | None = None) -> None:
+    """A page's first line: run inside app.py's shell, keep `params` (its views' URL keys) in the address, and draw
+    the strings `title` and `intro` as its heading."""
     ensure_app_shell()
     _shell.params = params
+    if title:
+        st.title(tr(title))
+    if intro:
+        st.write(tr(intro))
 
 
 def working(key: str, **values):

@@ -1,13 +1,9 @@
 """Embeddings: text to vectors, the vocabulary on a map, neighbours and analogies, meaning in context, sentence search."""
 
-import streamlit as st
-
-from pages.common import page, require_model, tr
+from pages.common import page, require_model
 from pages.views import embeddings
 
-page(*embeddings.PARAMS)
-st.title(tr("nav_embeddings"))
-st.write(tr("emb_intro"))
+page(*embeddings.PARAMS, title="nav_embeddings", intro="emb_intro")
 loaded = require_model()
 result = embeddings.text_to_vectors(loaded)
 embeddings.vocabulary(loaded, result)

@@ -7,10 +7,7 @@ from pages.views import history
 
 PAGES = ("tokens", "embeddings", "inside", "attention", "predict", "recurrent", "transfer", "finetune", "rag", "quantize",
          "lab", "lessons")
-page()
-
-st.title(tr("app_title"))
-st.write(tr("home_intro"))
+page(title="app_title", intro="home_intro")
 st.header(tr("home_pages"))
 st.markdown("\n".join(f"- {tr(f'home_page_{name}')}" for name in PAGES))
 st.caption(tr("link_hint"))

@@ -2,15 +2,10 @@
 
 from pathlib import Path
 
-import streamlit as st
-
-from pages.common import page, require_model, tr
+from pages.common import page, require_model
 from pages.views import lab
 
-page(*lab.PARAMS)
-
-st.title(tr("nav_lab"))
-st.write(tr("lab_intro"))
+page(*lab.PARAMS, title="nav_lab", intro="lab_intro")
 loaded = require_model(decoder=True)
 tool = lab.tool()
 if tool in ("attribute", "ablate"):

@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from pages.common import page, require_model, tr
+from pages.common import page, require_model
 from pages.views import predict
 
-page(*predict.PARAMS)
-st.title(tr("nav_predict"))
-st.write(tr("predict_intro"))
+page(*predict.PARAMS, title="nav_predict", intro="predict_intro")
 loaded = require_model(decoder=True)
 read = predict.inputs(loaded)
 if read is None:

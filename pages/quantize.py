@@ -1,14 +1,9 @@
 """Quantization, measured: memory, weights and their grid, the next token, speed."""
 
-import streamlit as st
-
-from pages.common import page, require_model, tr
+from pages.common import page, require_model
 from pages.views import quantize
 
-page(*quantize.PARAMS)
-
-st.title(tr("nav_quantize"))
-st.write(tr("quant_intro"))
+page(*quantize.PARAMS, title="nav_quantize", intro="quant_intro")
 loaded = require_model()
 quantize.caveat(loaded)
 group, symmetric = quantize.controls()

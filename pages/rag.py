@@ -3,13 +3,10 @@
 import streamlit as st
 
 from explorer import models
-from pages.common import current_model, page, require_model, tr
+from pages.common import current_model, page, require_model
 from pages.views import rag
 
-page(*rag.PARAMS)
-
-st.title(tr("nav_rag"))
-st.write(tr("rag_intro"))
+page(*rag.PARAMS, title="nav_rag", intro="rag_intro")
 decoder = require_model(decoder=True)
 encoder = current_model(models.MINILM)
 if encoder is None:

@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from pages.common import page, tr
+from pages.common import page
 from pages.views import recurrent
 
-page(*recurrent.PARAMS)
-st.title(tr("nav_recurrent"))
-st.write(tr("rnn_intro"))
+page(*recurrent.PARAMS, title="nav_recurrent", intro="rnn_intro")
 models = recurrent.pair()
 if models is None:
     st.stop()

@@ -2,12 +2,10 @@
 
 import streamlit as st
 
-from pages.common import current_model, page, tr
+from pages.common import current_model, page
 from pages.views import tokens
 
-page(*tokens.PARAMS)
-st.title(tr("nav_tokens"))
-st.write(tr("tok_intro"))
+page(*tokens.PARAMS, title="nav_tokens", intro="tok_intro")
 loaded = current_model()
 text = tokens.side_by_side(loaded)
 if text is None:

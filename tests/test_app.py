@@ -44,6 +44,14 @@ def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def _refused_and_kept(at: AppTest, key: str, text: str, message: str) -> None:
+    """Type `text` into the text area `key`: refused with `message`, no exception, the text kept as typed."""
+    at.text_area(key=key).set_value(text).run()
+    _no_exception(at)
+    assert any(message in e.value for e in at.error)
+    assert at.text_area(key=key).value == text
+
+
 def test_every_url_key_belongs_to_one_view_and_every_page_declares_its_views_keys():
     """A key two pages share carries one page's value into the other's widget (RNN's distance 5-195 met RAG's k 1-5)."""
     import importlib
@@ -68,7 +76,7 @@ def test_every_url_key_belongs_to_one_view_and_every_page_declares_its_views_key
             continue
         text = path.read_text(encoding="utf-8")
         assert "url_state(" not in text, f"{path.name}: a page keeps no URL state of its own; its views declare it"
-        assert re.search(r"^page\((\*\w+\.PARAMS)?\)$", text, re.M), f"{path.name}: page(*view.PARAMS) is its first call"
+        assert re.search(r"^page\((\*\w+\.PARAMS\b|\)|title=)", text, re.M), f"{path.name}: page(*view.PARAMS) is its first call"
 
 
 def test_a_value_kept_from_elsewhere_or_out_of_range_falls_back_instead_of_raising():
@@ -380,9 +388,7 @@ def test_finetune_page_trains_lora_and_compares_before_and_after(lang):
 def test_finetune_page_refuses_bad_examples_and_keeps_them():
     at = _open("pages/finetune.py", lang="en")
     for text, message in (("", "Write the training examples"), ("x" * 20_000, "too long")):
-        at.text_area(key="lora_examples").set_value(text).run()
-        _no_exception(at)
-        assert any(message in e.value for e in at.error)
+        _refused_and_kept(at, "lora_examples", text, message)
         assert at.button(key="start_lora").disabled
         assert at.text_area(key="lora_examples").value == text  # nothing typed is lost
 
@@ -457,10 +463,7 @@ def test_rag_page_answers_from_the_learners_own_documents(lang, question, expect
 def test_rag_page_refuses_empty_and_huge_documents_and_keeps_them():
     at = _open_link("pages/rag.py", lang="en")
     for text, message in (("", "There are no documents"), ("x " * 150_000, "too long")):
-        at.text_area(key="rag_documents").set_value(text).run()
-        _no_exception(at)
-        assert any(message in e.value for e in at.error)
-        assert at.text_area(key="rag_documents").value == text
+        _refused_and_kept(at, "rag_documents", text, message)
 
 
 def test_rag_page_with_a_question_nothing_matches_and_absurd_link_values():
