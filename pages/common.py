@@ -216,6 +216,13 @@ def require_model(decoder: bool = False) -> models.LoadedModel:
     return loaded
 
 
+def needed(value):
+    """`value`, or the page ends here: a view returns None once it has said why it cannot go on."""
+    if value is None:
+        st.stop()
+    return value
+
+
 def show_error(error) -> None:
     kind = getattr(error, "kind", "unknown_id")
     st.error(tr(f"error_{kind}", detail=getattr(error, "detail", str(error))), icon="⚠️")

@@ -1,15 +1,11 @@
 """Retrieval-augmented generation, end to end: documents, retrieval, the prompt, the answer, what it drew on."""
 
-import streamlit as st
-
 from explorer import models
-from pages.common import current_model, page, require_model
+from pages.common import current_model, needed, page, require_model
 from pages.views import rag
 
 page(*rag.PARAMS, title="nav_rag", intro="rag_intro")
 decoder = require_model(decoder=True)
-encoder = current_model(models.MINILM)
-if encoder is None:
-    st.stop()
+encoder = needed(current_model(models.MINILM))
 rag.pipeline(encoder, decoder)
 rag.accuracy(encoder, decoder)
