@@ -94,6 +94,9 @@ def tr(key: str, **values) -> str:
 
 
 # ---------------------------------------------------------------- URL state
+# Not Streamlit 1.67's bind="query-params" (tried): AppTest never sees a bound widget's URL change, so deep-link tests
+# would all move to the browser; a bound value is not re-checked when its range changes (layer 29 stays 29 on a
+# 6-layer model, no error, and the view indexes past the end); and the model key may be a hub id outside the options.
 
 def url_value(name: str, default, cast=str):
     """The value kept for `name`: from the URL the first time, then whatever the page last set. Either way it passes
