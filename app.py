@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from explorer import models, process
+from explorer import memory, models, process
 from explorer.i18n import LANGUAGES, t
 from pages.common import working, HEAVY_SECONDS, app_shell_run, as_bool, current_model, keep_value, setting, tr, url_value
 
@@ -58,6 +58,10 @@ with st.sidebar:
     if loaded is not None:
         info = loaded.info
         st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
+    residents = memory.BUDGET.residents()  # whoever deploys the app sees where the memory goes
+    st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,
+                  residents=", ".join(f"{memory.label(r.key)} {r.nbytes / 2**20:,.0f} MB" for r in residents)
+                  or tr("memory_none")))
 
 if setting("present"):
     st.html(PRESENTER_CSS)

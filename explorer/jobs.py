@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from explorer import process
+from explorer import memory, process
 
 ABANDONED_SECONDS = 90.0  # a job nobody asked about for this long is cancelled (its page polls every second)
 
@@ -38,6 +38,7 @@ class Job:
     kind: str  # "lora", "dpo", "encoder", "lab_heads"…: what the page shows in the queue
     total_steps: int
     inputs: Any = None  # what it was started with (hashable): the key its result is kept under
+    release: Callable[[], None] = lambda: None  # lets go of the memory residents it was started with
     status: str = "queued"  # queued -> running -> done | cancelled | failed
     step: int = 0
     losses: list[float] = field(default_factory=list)  # a training's loss per step; a measurement has none
@@ -89,9 +90,11 @@ class JobQueue:
         self._changed = threading.Condition()
         self._worker: threading.Thread | None = None
 
-    def submit(self, kind: str, total_steps: int, work: Callable[[Job], Any], inputs: Any = None) -> Job:
-        """Queue `work(job)`; its return value becomes `job.result`, kept by the caller under `inputs`."""
-        job = Job(kind, total_steps, inputs)
+    def submit(self, kind: str, total_steps: int, work: Callable[[Job], Any], inputs: Any = None,
+               leases: tuple = ()) -> Job:
+        """Queue `work(job)`; its return value becomes `job.result`, kept by the caller under `inputs`. The residents
+        named in `leases` (the models of the page that started it) are not dropped while it waits or runs."""
+        job = Job(kind, total_steps, inputs, memory.BUDGET.lease(leases))
         with self._changed:
             self._waiting.append((job, work))
             if self._worker is None or not self._worker.is_alive():
@@ -131,8 +134,9 @@ class JobQueue:
         job.started = time.monotonic()
         job.status = "running"
         try:
-            job.check()  # cancelled or abandoned while it waited
-            job.result = work(job)
+            with memory.BUDGET.run():
+                job.check()  # cancelled or abandoned while it waited
+                job.result = work(job)
             job.status = "done"
         except Cancelled:
             job.status = "cancelled"
@@ -144,6 +148,7 @@ class JobQueue:
             job.detail, job.status = str(error)[:200], "failed"
         finally:
             job.seconds = time.monotonic() - job.started
+            job.release()
             process.release_freed_memory()
             job._ended.set()
 

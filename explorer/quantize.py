@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from transformers.pytorch_utils import Conv1D
 
-from explorer import activations, architecture, embeddings, prediction, process
+from explorer import activations, architecture, embeddings, memory, prediction, process
 from explorer.activations import CaptureError, chosen_log_probs
 from explorer.architecture import matrix_weight
 from explorer.adapting import frozen_view
-from explorer.kept import Kept
 from explorer.models import LoadedModel, smollm2_gguf
 
 SCHEMES = ("fp32", "bf16", "fp16", "int8_tensor", "int8_channel", "int4_group")
@@ -130,21 +129,31 @@ class QuantizedModel:
     packed_bytes: int  # the matrices as a nibble-packed file would hold them (int4), else matrix_bytes
     seconds: float  # to build
 
+    @property
+    def own_bytes(self) -> int:
+        """What the copy adds to the process: its matrices, unless they are the model's own (fp32)."""
+        return 0 if self.scheme.name == "fp32" else self.matrix_bytes
 
-BUILT = Kept(8)  # (fingerprint, scheme key) -> QuantizedModel, shared by every session
-_building = threading.Lock()
+
+OWN_BYTES = {32: 0, 16: 2, 8: 1, 4: 1}  # bytes per matrix weight a copy adds (fp32 shares the model's; int4 sits in int8)
+_building = threading.Lock()  # one copy built at a time: each build's float temporaries are a few hundred MB
+
+
+def copy_key(loaded: LoadedModel, scheme: Scheme) -> tuple:
+    return ("quantized", loaded.info.key, scheme.key, loaded.fingerprint)
 
 
 def quantized(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
-    """The loaded model with its block matrices quantized: built once per process and scheme, shared by everyone.
+    """The loaded model with its block matrices quantized: built when first asked for, shared by everyone, and kept
+    under the memory budget (its own matrices counted; the rest is its model's, so it is dropped with its model).
     Building holds the shared model's lock only while its modules are copied (frozen_view), not while rounding."""
-    key = (loaded.fingerprint, scheme.key)
-    with _building:
-        found = BUILT.get(key)
-        if found is None:
-            found = _build(loaded, scheme)
-            BUILT.put(key, found)
-    return found
+    def build() -> QuantizedModel:
+        with _building:
+            return _build(loaded, scheme)
+
+    parameters = sum(matrix_weight(m).numel() for _, m in block_matrices(loaded.model, loaded.parts.blocks))
+    return memory.BUDGET.get_or_build(copy_key(loaded, scheme), build, parameters * OWN_BYTES[scheme.bits],
+                                      measure=lambda copy: copy.own_bytes, parent=("model", loaded.info.key))
 
 
 def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:

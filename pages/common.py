@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
 
-from explorer import activations, models, process
+from explorer import activations, memory, models, process
 from explorer.i18n import DEFAULT_LANGUAGE, t
 
 GLOBAL_PARAMS = ("lang", "model", "present", "fig")
@@ -33,7 +33,8 @@ def app_shell_run():
     _shell.active, _shell.params = True, ()
     rerun = False
     try:
-        yield
+        with memory.BUDGET.run():  # the models and copies this run uses stay resident until it ends
+            yield
     except RerunException:
         rerun = True
         raise
@@ -179,9 +180,19 @@ def as_bool(raw: str) -> bool:
 
 # ---------------------------------------------------------------- model
 
-@st.cache_resource(show_spinner=False, max_entries=3)
 def _load(key_or_id: str) -> models.LoadedModel:
-    return models.load(key_or_id)
+    """Loaded once per process and shared, under the memory budget: dropped when another needs the room while no
+    run uses it, and loaded again by the next run that asks."""
+    return memory.BUDGET.get_or_build(("model", key_or_id), lambda: models.load(key_or_id),
+                                      estimate=models.estimated_bytes(key_or_id))
+
+
+def loading_message(key: str) -> str:
+    """What the spinner says while `key` loads: a first conversion takes tens of seconds, a reload after the model
+    was dropped for room takes a few."""
+    if models.needs_conversion(key):
+        return tr("converting_model", model=key)
+    return tr("loading_model", model=key)
 
 
 def current_model(key: str | None = None) -> models.LoadedModel | None:
@@ -191,15 +202,16 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
     """
     if key is not None:
         try:
-            return _load(key)
-        except models.ModelError as error:
+            with st.spinner(loading_message(key)):
+                return _load(key)
+        except (models.ModelError, memory.OverBudget) as error:
             show_error(error)
             return None
     key = setting("model", models.SMOLLM2)
     try:
-        with working("loading_model", model=key):
+        with st.spinner(loading_message(key)):
             return _load(key)
-    except models.ModelError as error:
+    except (models.ModelError, memory.OverBudget) as error:
         show_error(error)
         if key == models.SMOLLM2:
             return None
@@ -240,7 +252,7 @@ def compute(function, *args, **kwargs):
     try:
         with working("running_model"):
             return function(*args, **kwargs)
-    except activations.CaptureError as error:
+    except (activations.CaptureError, memory.OverBudget) as error:
         show_error(error)
     except RuntimeError as error:  # out of memory on a GPU, say
         if "out of memory" not in str(error).lower():

@@ -21,3 +21,9 @@ def smollm():
 @pytest.fixture(scope="session")
 def minilm():
     return models.load(models.MINILM, device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """Gemma 3 270M, the base model (converted from its package's GGUF once per cache: about a minute)."""
+    return models.load(models.GEMMA3, device="cpu", dtype="float32")

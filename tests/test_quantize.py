@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import activations, embeddings, quantize
+from explorer import activations, embeddings, memory, quantize
 from explorer.models import weights_fingerprint
 
 TEXT = "The capital of France is Paris. 대한민국의 수도는 서울이다. The cat sat on the mat and looked at the rain."
@@ -54,7 +54,7 @@ def test_torchao_int4_copy_takes_16_levels_per_group_drawn_by_its_grid(minilm, s
 def test_copies_share_everything_but_the_matrices_and_leave_the_model_unchanged(smollm):
     fingerprint = weights_fingerprint(smollm.model)
     shared = {p.data_ptr() for p in smollm.model.parameters()}
-    quantize.BUILT.pop((smollm.fingerprint, "int8_channel"))  # built here from this fixture's model (the app
+    memory.BUDGET.drop(quantize.copy_key(smollm, quantize.Scheme("int8_channel")))  # built here from this fixture's model (the app
     # loads one model per process; other tests may have built this scheme from another instance of the same weights)
     copy = quantize.quantized(smollm, quantize.Scheme("int8_channel"))
     assert copy is quantize.quantized(smollm, quantize.Scheme("int8_channel"))  # built once per process and scheme
@@ -71,7 +71,7 @@ def test_copies_share_everything_but_the_matrices_and_leave_the_model_unchanged(
 def test_a_dropped_copy_rebuilt_gives_the_same_numbers(minilm):
     scheme = quantize.Scheme("int8_tensor")
     first = quantize.behaviour(minilm, [quantize.quantized(minilm, scheme)], TEXT, 64, TEXT, 64)
-    quantize.BUILT.pop((minilm.fingerprint, scheme.key))
+    memory.BUDGET.drop(quantize.copy_key(minilm, scheme))
     rebuilt = quantize.quantized(minilm, scheme)
     assert quantize.behaviour(minilm, [rebuilt], TEXT, 64, TEXT, 64) == first
 

@@ -1,0 +1,196 @@
+"""One memory budget for the shared process: everything large that outlives a request is a resident with its bytes.
+
+Streamlit Community Cloud stops the one process every visitor shares at about 2.7 GB. Models, quantized copies and
+the like are admitted here with their measured size; before a new one is admitted, the least recently used idle
+residents are dropped until it fits. A resident in use is never dropped: a script run (or a queued job) that used it
+holds a lease until it ends. A resident larger than the whole budget is refused with a sentence saying what to set.
+
+    with BUDGET.run():                      # one script run (app.py) or one job (explorer/jobs.py)
+        model = BUDGET.get_or_build(("model", "gemma3-270m"), load, estimate=1_072_000_000)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+import torch
+
+DEFAULT_BUDGET_MB = 1_700  # residents; with the app's own ~550 MB and one request's room, under Cloud's ~2.7 GB
+
+
+class OverBudget(Exception):
+    """A resident that cannot be admitted: larger than the budget, or no room while the others are in use."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail = kind, detail  # kind: "over_budget" | "budget_busy"
+
+
+@dataclass
+class Resident:
+    key: Hashable
+    value: Any
+    nbytes: int
+    parent: Hashable | None = None  # dropped with its parent (a quantized copy shares its model's embeddings)
+    leases: int = 0
+    used: float = field(default_factory=time.monotonic)
+
+
+def tensor_bytes(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters and buffers, each storage counted once (tied weights, shared views)."""
+    seen, total = set(), 0
+    for tensor in (*module.parameters(), *module.buffers()):
+        for part in _storages(tensor):
+            pointer = part.untyped_storage().data_ptr()
+            if pointer not in seen:
+                seen.add(pointer)
+                total += part.untyped_storage().nbytes()
+    return total
+
+
+def _storages(tensor: torch.Tensor) -> list[torch.Tensor]:
+    if type(tensor.data) is torch.Tensor or not hasattr(tensor, "tensor_data_names"):
+        return [tensor.data]
+    return [t for t in (getattr(tensor, name) for name in tensor.tensor_data_names) if t is not None]  # torchao
+
+
+class Budget:
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.dropped = 0  # residents dropped to make room since start (a small budget reloads more)
+        self._residents: OrderedDict[Hashable, Resident] = OrderedDict()  # least recently used first
+        self._lock = threading.RLock()
+        self._builds: dict[Hashable, threading.Lock] = {}
+        self._run = threading.local()  # the keys this thread's run (or job) holds leases on
+
+    # ------------------------------------------------------------ admitting
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Any], estimate: int = 0,
+                     measure: Callable[[Any], int] | None = None, parent: Hashable | None = None):
+        """The resident `key`, built (once, however many sessions ask at the same time) if it is not here. Room for
+        `estimate` bytes is made before building, and for the measured size after. Leased to the current run."""
+        found = self._touch(key)
+        if found is not None:
+            return found
+        with self._lock:
+            build_lock = self._builds.setdefault(key, threading.Lock())
+        with build_lock:
+            found = self._touch(key)
+            if found is not None:
+                return found
+            with self._lock:
+                self._make_room(estimate, key)
+            value = build()
+            nbytes = (measure or _measure)(value)
+            with self._lock:
+                self._make_room(nbytes, key)
+                self._residents[key] = Resident(key, value, nbytes, parent)
+                self._lease(key)
+        return value
+
+    def _touch(self, key: Hashable):
+        with self._lock:
+            resident = self._residents.get(key)
+            if resident is None:
+                return None
+            resident.used = time.monotonic()
+            self._residents.move_to_end(key)
+            self._lease(key)
+            return resident.value
+
+    def _make_room(self, nbytes: int, key: Hashable) -> None:
+        if nbytes > self.limit:
+            raise OverBudget("over_budget", f"{key}: {nbytes / 2**20:,.0f} MB > {self.limit / 2**20:,.0f} MB")
+        for candidate in list(self._residents):
+            if self.used() + nbytes <= self.limit:
+                return
+            if candidate in self._residents and self._idle(candidate):
+                self._drop(candidate)
+                self.dropped += 1
+        if self.used() + nbytes > self.limit:
+            raise OverBudget("budget_busy", f"{key}: {nbytes / 2**20:,.0f} MB; {self.used() / 2**20:,.0f} MB in use")
+
+    def _idle(self, key: Hashable) -> bool:
+        return all(r.leases == 0 for r in self._residents.values() if r.key == key or r.parent == key)
+
+    def _drop(self, key: Hashable) -> None:
+        for dependent in [r.key for r in self._residents.values() if r.parent == key]:
+            self._drop(dependent)
+        self._residents.pop(key, None)
+
+    def drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._drop(key)
+
+    # ------------------------------------------------------------ leases
+
+    @contextmanager
+    def run(self):
+        """Within: every resident this thread gets is in use (one script run; a job's work)."""
+        outer = getattr(self._run, "held", None)
+        self._run.held = {}
+        try:
+            yield
+        finally:
+            held, self._run.held = self._run.held, outer
+            self._release(list(held.values()))
+
+    def held(self) -> tuple:
+        """The keys the current run holds: a job started now takes them along (`lease`)."""
+        return tuple(getattr(self._run, "held", None) or ())
+
+    def lease(self, keys) -> Callable[[], None]:
+        """Hold the residents `keys` (those present) until the returned function is called: a queued job's models."""
+        with self._lock:
+            held = [self._residents[key] for key in keys if key in self._residents]
+            for resident in held:
+                resident.leases += 1
+        return lambda: self._release(held)
+
+    def _release(self, held: list[Resident]) -> None:
+        with self._lock:
+            for resident in held:  # the object itself: a key dropped by hand and built again starts at zero
+                resident.leases -= 1
+
+    def _lease(self, key: Hashable) -> None:
+        held = getattr(self._run, "held", None)
+        if held is not None and key not in held:  # outside a run (a test, a bench) nothing is leased
+            held[key] = self._residents[key]
+            held[key].leases += 1
+
+    # ------------------------------------------------------------ what is here
+
+    def used(self) -> int:
+        with self._lock:
+            return sum(r.nbytes for r in self._residents.values())
+
+    def residents(self) -> list[Resident]:
+        with self._lock:
+            return list(self._residents.values())
+
+    def get(self, key: Hashable):
+        return self._touch(key)
+
+
+def label(key: Hashable) -> str:
+    """A resident's name for the sidebar: a model's key, or a copy's model and scheme."""
+    return " · ".join(str(part) for part in key[1:]) if isinstance(key, tuple) else str(key)
+
+
+def _measure(value) -> int:
+    module = getattr(value, "model", value)
+    return tensor_bytes(module) if isinstance(module, torch.nn.Module) else 0
+
+
+def budget_from_environment() -> Budget:
+    megabytes = float(os.environ.get("EXPLORER_MEMORY_BUDGET_MB", DEFAULT_BUDGET_MB))
+    return Budget(int(megabytes * 2**20))
+
+
+BUDGET = budget_from_environment()  # the process's one budget

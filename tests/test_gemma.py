@@ -1,0 +1,56 @@
+"""Gemma 3 270M, the bundled model that writes Korean, through the engine: sliding-window and full attention captured
+exactly, logits and log-probabilities equal to its own forward, greedy Korean as measured."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from explorer import activations, models, prediction
+
+LONG = ("새별섬의 등대는 바다를 비춘다. The lighthouse on Gull Point lights the sea. " * 40).strip()  # ~700 tokens
+
+
+@pytest.fixture(scope="module")
+def eager(gemma):
+    """The same weights run by transformers' eager attention, which returns every softmax."""
+    return AutoModelForCausalLM.from_pretrained(models.converted_folder(models.GEMMA3), attn_implementation="eager",
+                                                dtype=torch.float32).eval()
+
+
+def test_gemma_is_the_bundled_base_model_with_two_kinds_of_layer(gemma):
+    info, config = gemma.info, gemma.model.config.get_text_config()
+    assert (info.layers, info.query_heads, info.kv_heads, info.hidden_size, info.vocab_size) == (18, 4, 1, 640, 262_144)
+    assert config.layer_types.count("full_attention") == 3 and config.sliding_window == 512
+    assert gemma.tokenizer.chat_template is None  # a base model: no chat template
+    assert not models.needs_conversion(models.GEMMA3)
+
+
+def test_sliding_and_full_layers_are_captured_exactly_past_the_window(gemma, eager):
+    result = activations.run_capture(gemma, LONG, ["blocks.0.attn.pattern", "blocks.5.attn.pattern", "next_logits",
+                                                   "token_log_probs"], max_tokens=1024)
+    ids = torch.as_tensor(result.token_ids)[None]  # (1, seq)
+    seq = ids.shape[1]
+    assert seq > 600
+    with torch.inference_mode():
+        reference = eager(ids, output_attentions=True)
+    for layer in (0, 5):  # sliding (window 512), full
+        pattern = result[f"blocks.{layer}.attn.pattern"].astype(np.float32)  # (heads, seq, seq)
+        np.testing.assert_allclose(pattern, reference.attentions[layer][0].numpy(), atol=2.5e-3, err_msg=f"layer {layer}")
+    rows, columns = np.indices((seq, seq))
+    beyond = rows - columns >= 512  # keys more than the window behind the query
+    assert result["blocks.0.attn.pattern"][:, beyond].max() == 0  # a sliding layer sees only its window
+    assert result["blocks.5.attn.pattern"][:, beyond].astype(np.float32).sum() > 0  # the full one sees everything
+    logits = reference.logits[0].double()  # (seq, vocab): the model's own
+    np.testing.assert_allclose(result["next_logits"], logits[-1].numpy(), atol=2e-3)
+    expected = torch.log_softmax(logits[:-1], -1).gather(-1, ids[0, 1:, None])[:, 0]
+    np.testing.assert_allclose(result["token_log_probs"], expected.numpy(), atol=2e-3)
+
+
+def test_gemma_writes_korean_greedily_as_measured(gemma):
+    added, _ = prediction.generate(gemma, "나는 오늘 아침에", 4)
+    assert gemma.tokenizer.decode(added).startswith(" 밥을")
+    ids = gemma.tokenizer("나는 오늘 아침에", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        reference = gemma.model.generate(ids, max_new_tokens=4, do_sample=False)[0, ids.shape[1]:]
+    assert added == reference.tolist()  # transformers' own generate

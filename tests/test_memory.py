@@ -1,0 +1,81 @@
+"""The memory budget: least recently used idle residents make room, leased ones never go, too large is refused."""
+
+import threading
+
+import pytest
+import torch
+
+from explorer import memory, models, quantize
+
+MB = 2**20
+
+
+def _tensor(megabytes: int) -> torch.nn.Module:
+    module = torch.nn.Linear(1, 1, bias=False)
+    module.weight = torch.nn.Parameter(torch.zeros(megabytes * MB // 4, 1))  # float32: megabytes MB
+    return module
+
+
+def test_the_least_recently_used_idle_resident_makes_room():
+    budget = memory.Budget(100 * MB)
+    for name in "abc":
+        budget.get_or_build(name, lambda: _tensor(30))
+    budget.get("a")  # a is now the most recently used: b goes first
+    budget.get_or_build("d", lambda: _tensor(30), estimate=30 * MB)
+    assert [r.key for r in budget.residents()] == ["c", "a", "d"] and budget.dropped == 1
+    assert budget.used() == 90 * MB
+
+
+def test_a_leased_resident_is_never_dropped_while_another_thread_asks_for_room():
+    budget = memory.Budget(100 * MB)
+    leased, asked, answer = threading.Event(), threading.Event(), {}
+
+    def session_using_a():
+        with budget.run():
+            budget.get_or_build("a", lambda: _tensor(60))
+            leased.set()
+            asked.wait(30)  # still running its page while the other session asks
+
+    def session_wanting_b():
+        leased.wait(30)
+        try:
+            with budget.run():
+                budget.get_or_build("b", lambda: _tensor(60), estimate=60 * MB)
+        except memory.OverBudget as error:
+            answer["kind"] = error.kind
+        asked.set()
+
+    threads = [threading.Thread(target=session_using_a), threading.Thread(target=session_wanting_b)]
+    [thread.start() for thread in threads]
+    [thread.join(60) for thread in threads]
+    assert answer == {"kind": "budget_busy"} and [r.key for r in budget.residents()] == ["a"]
+    with budget.run():  # once the first run ended, a is idle and makes room
+        budget.get_or_build("b", lambda: _tensor(60), estimate=60 * MB)
+    assert [r.key for r in budget.residents()] == ["b"]
+
+
+def test_a_resident_larger_than_the_budget_is_refused_with_what_to_set():
+    budget = memory.Budget(50 * MB)
+    with pytest.raises(memory.OverBudget) as refused:
+        budget.get_or_build("huge", lambda: _tensor(10), estimate=80 * MB)
+    assert refused.value.kind == "over_budget" and "80 MB > 50 MB" in refused.value.detail
+    assert budget.residents() == []
+
+
+def test_a_copy_goes_with_its_model_and_a_lease_taken_for_a_job_holds_both():
+    budget = memory.Budget(100 * MB)
+    budget.get_or_build(("model", "m"), lambda: _tensor(40))
+    budget.get_or_build(("quantized", "m", "int8"), lambda: _tensor(20), parent=("model", "m"))
+    release = budget.lease([("model", "m")])  # a queued training on m
+    with pytest.raises(memory.OverBudget):  # the idle copy goes, but the model stays: no room for 70 MB
+        budget.get_or_build("other", lambda: _tensor(70), estimate=70 * MB)
+    assert [r.key for r in budget.residents()] == [("model", "m")]
+    release()
+    budget.get_or_build("other", lambda: _tensor(70), estimate=70 * MB)
+    assert [r.key for r in budget.residents()] == ["other"]  # the model and its copy went together
+
+
+def test_sizes_count_each_storage_once(smollm):
+    assert memory.tensor_bytes(smollm.model) == pytest.approx(models.estimated_bytes(models.SMOLLM2), rel=0.01)
+    copy = quantize.quantized(smollm, quantize.Scheme("fp32"))
+    assert copy.own_bytes == 0 and quantize.quantized(smollm, quantize.Scheme("int8_tensor")).own_bytes > 100 * MB
