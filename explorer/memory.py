@@ -29,7 +29,7 @@ class OverBudget(Exception):
 
     def __init__(self, kind: str, detail: str):
         super().__init__(f"{kind}: {detail}")
-        self.kind, self.detail = kind, detail  # kind: "over_budget" | "budget_busy"
+        self.kind, self.detail = kind, detail  # kind: "memory_over_budget" | "memory_busy"
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Budget:
 
     def _make_room(self, nbytes: int, key: Hashable) -> None:
         if nbytes > self.limit:
-            raise OverBudget("over_budget", f"{key}: {nbytes / 2**20:,.0f} MB > {self.limit / 2**20:,.0f} MB")
+            raise OverBudget("memory_over_budget", f"{key}: {nbytes / 2**20:,.0f} MB > {self.limit / 2**20:,.0f} MB")
         for candidate in list(self._residents):
             if self.used() + nbytes <= self.limit:
                 return
@@ -114,7 +114,7 @@ class Budget:
                 self._drop(candidate)
                 self.dropped += 1
         if self.used() + nbytes > self.limit:
-            raise OverBudget("budget_busy", f"{key}: {nbytes / 2**20:,.0f} MB; {self.used() / 2**20:,.0f} MB in use")
+            raise OverBudget("memory_busy", f"{key}: {nbytes / 2**20:,.0f} MB; {self.used() / 2**20:,.0f} MB in use")
 
     def _idle(self, key: Hashable) -> bool:
         return all(r.leases == 0 for r in self._residents.values() if r.key == key or r.parent == key)

@@ -3,9 +3,11 @@
 Settings arrive the way a lecturer's link brings them: as query parameters.
 """
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -491,12 +493,13 @@ def test_rag_accuracy_is_measured_through_the_queue_and_drawn(monkeypatch):
 def test_quantize_page_measures_every_scheme_and_says_who_built_it(lang):
     at = _open_link("pages/quantize.py", lang=lang)
     memory = at.dataframe[1].value  # the GGUF file's own types, then the memory per scheme
-    assert len(memory) == 6 and memory.iloc[:, 1].str.contains("torchao").sum() == 2
+    assert len(memory) == 6 and memory.iloc[:, 1].str.contains("torchao").sum() == 3  # int8 twice, int4
     assert any("Q4_1" in w.value for w in at.warning)  # the caveat on the "fp32" baseline
     behaviour = at.dataframe[3].value  # then the history arithmetic, then the next-token table
     assert behaviour.iloc[0, 1] == 0.0 and behaviour.iloc[0, 2] == 1.0  # fp32 against itself: KL 0, top-1 agreement 1
-    titles = set(_charts(at))
-    assert {"가중치 분포와 격자" in t or "and the grid" in t for t in titles} >= {True}
+    histogram = next(spec for title, spec in _charts(at).items() if "가중치 분포와 격자" in title or "and the grid" in title)
+    grid = np.frombuffer(base64.b64decode(histogram["data"][1]["x"]["bdata"]), dtype="f8")  # levels as x, x, gap
+    assert len(grid) == 3 * 16 and len(np.unique(grid[~np.isnan(grid)])) == 16  # the int4 group the page runs
     assert len(at.get("plotly_chart")) == 4  # histogram, outlier channels, error heatmap, speed
 
 

@@ -48,7 +48,7 @@ def test_a_leased_resident_is_never_dropped_while_another_thread_asks_for_room()
     threads = [threading.Thread(target=session_using_a), threading.Thread(target=session_wanting_b)]
     [thread.start() for thread in threads]
     [thread.join(60) for thread in threads]
-    assert answer == {"kind": "budget_busy"} and [r.key for r in budget.residents()] == ["a"]
+    assert answer == {"kind": "memory_busy"} and [r.key for r in budget.residents()] == ["a"]
     with budget.run():  # once the first run ended, a is idle and makes room
         budget.get_or_build("b", lambda: _tensor(60), estimate=60 * MB)
     assert [r.key for r in budget.residents()] == ["b"]
@@ -58,7 +58,7 @@ def test_a_resident_larger_than_the_budget_is_refused_with_what_to_set():
     budget = memory.Budget(50 * MB)
     with pytest.raises(memory.OverBudget) as refused:
         budget.get_or_build("huge", lambda: _tensor(10), estimate=80 * MB)
-    assert refused.value.kind == "over_budget" and "80 MB > 50 MB" in refused.value.detail
+    assert refused.value.kind == "memory_over_budget" and "80 MB > 50 MB" in refused.value.detail
     assert budget.residents() == []
 
 
