@@ -22,6 +22,7 @@ from typing import Any, Callable, Hashable
 import torch
 
 DEFAULT_BUDGET_MB = 1_700  # residents; with the app's own ~550 MB and one request's room, under Cloud's ~2.7 GB
+WAIT_SECONDS = 30.0  # no room while others are in use: wait this long for a run to end before saying so
 
 
 class OverBudget(Exception):
@@ -66,6 +67,7 @@ class Budget:
         self.dropped = 0  # residents dropped to make room since start (a small budget reloads more)
         self._residents: OrderedDict[Hashable, Resident] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
+        self._released = threading.Condition(self._lock)  # a lease ended: room may be made now
         self._builds: dict[Hashable, threading.Lock] = {}
         self._run = threading.local()  # the keys this thread's run (or job) holds leases on
 
@@ -105,16 +107,24 @@ class Budget:
             return resident.value
 
     def _make_room(self, nbytes: int, key: Hashable) -> None:
+        """Drop idle residents, least recently used first, until `nbytes` more fit; while the rest are in use, wait
+        up to WAIT_SECONDS for a run to end (two sessions on two models take turns), then say so."""
         if nbytes > self.limit:
             raise OverBudget("memory_over_budget", f"{key}: {nbytes / 2**20:,.0f} MB > {self.limit / 2**20:,.0f} MB")
-        for candidate in list(self._residents):
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            for candidate in list(self._residents):
+                if self.used() + nbytes <= self.limit:
+                    return
+                if candidate in self._residents and self._idle(candidate):
+                    self._drop(candidate)
+                    self.dropped += 1
             if self.used() + nbytes <= self.limit:
                 return
-            if candidate in self._residents and self._idle(candidate):
-                self._drop(candidate)
-                self.dropped += 1
-        if self.used() + nbytes > self.limit:
-            raise OverBudget("memory_busy", f"{key}: {nbytes / 2**20:,.0f} MB; {self.used() / 2**20:,.0f} MB in use")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OverBudget("memory_busy", f"{key}: {nbytes / 2**20:,.0f} MB; {self.used() / 2**20:,.0f} MB in use")
+            self._released.wait(left)
 
     def _idle(self, key: Hashable) -> bool:
         return all(r.leases == 0 for r in self._residents.values() if r.key == key or r.parent == key)
@@ -157,6 +167,7 @@ class Budget:
         with self._lock:
             for resident in held:  # the object itself: a key dropped by hand and built again starts at zero
                 resident.leases -= 1
+            self._released.notify_all()
 
     def _lease(self, key: Hashable) -> None:
         held = getattr(self._run, "held", None)

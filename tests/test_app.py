@@ -162,6 +162,21 @@ def test_prediction_page(lang):
     assert at.query_params["temp"] == "0.0" and at.query_params["topp"] == "0.5"
 
 
+def test_a_model_dropped_for_room_is_loaded_again_when_its_page_reruns_and_the_sidebar_shows_the_budget():
+    from explorer import memory
+
+    at = _open_link("pages/predict.py", lang="en", ptext="The capital of France is")
+    key = ("model", "smollm2-135m")
+    memory.BUDGET.drop(key)  # as when another session needed the room while this page stayed open
+    at.run()
+    _no_exception(at)
+    assert key in [resident.key for resident in memory.BUDGET.residents()]
+    bars = _charts(at)["Next-token candidates (grey: cut by top-k/top-p)"]
+    assert "Paris" in bars["data"][0]["y"][0]  # "1. ␣Paris": the same model's answer as before it was dropped
+    caption = " ".join(c.value for c in at.sidebar.caption)
+    assert "Memory budget" in caption and "smollm2-135m" in caption
+
+
 def test_prediction_page_explains_that_an_encoder_cannot_predict():
     at = _open("pages/predict.py", lang="en", model="minilm-l6")
     assert any("needs a decoder" in i.value for i in at.info)

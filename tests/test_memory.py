@@ -1,6 +1,7 @@
 """The memory budget: least recently used idle residents make room, leased ones never go, too large is refused."""
 
 import threading
+import time
 
 import pytest
 import torch
@@ -26,7 +27,8 @@ def test_the_least_recently_used_idle_resident_makes_room():
     assert budget.used() == 90 * MB
 
 
-def test_a_leased_resident_is_never_dropped_while_another_thread_asks_for_room():
+def test_a_leased_resident_is_never_dropped_while_another_thread_asks_for_room(monkeypatch):
+    monkeypatch.setattr(memory, "WAIT_SECONDS", 0.5)
     budget = memory.Budget(100 * MB)
     leased, asked, answer = threading.Event(), threading.Event(), {}
 
@@ -62,7 +64,29 @@ def test_a_resident_larger_than_the_budget_is_refused_with_what_to_set():
     assert budget.residents() == []
 
 
-def test_a_copy_goes_with_its_model_and_a_lease_taken_for_a_job_holds_both():
+def test_a_session_waits_for_another_run_to_end_then_takes_the_room():
+    budget = memory.Budget(100 * MB)
+    leased, order = threading.Event(), []
+
+    def first_session():
+        with budget.run():
+            budget.get_or_build("gemma", lambda: _tensor(60))
+            leased.set()
+            time.sleep(0.5)  # its page still drawing
+            order.append("first run ended")
+
+    thread = threading.Thread(target=first_session)
+    thread.start()
+    leased.wait(30)
+    with budget.run():
+        budget.get_or_build("smollm", lambda: _tensor(60), estimate=60 * MB)  # waits, then drops gemma
+        order.append("second got its model")
+    thread.join(30)
+    assert order == ["first run ended", "second got its model"] and [r.key for r in budget.residents()] == ["smollm"]
+
+
+def test_a_copy_goes_with_its_model_and_a_lease_taken_for_a_job_holds_both(monkeypatch):
+    monkeypatch.setattr(memory, "WAIT_SECONDS", 0.5)
     budget = memory.Budget(100 * MB)
     budget.get_or_build(("model", "m"), lambda: _tensor(40))
     budget.get_or_build(("quantized", "m", "int8"), lambda: _tensor(20), parent=("model", "m"))
