@@ -52,47 +52,53 @@ def _switch_to_hub_model(hub_id: str) -> None:
             keep_value("model", hub_id)
 
 
-with st.sidebar:
-    sidebar()
-    loaded = current_model()
-    if loaded is not None:
-        info = loaded.info
-        st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
-    residents = memory.BUDGET.residents()  # whoever deploys the app sees where the memory goes
-    st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,
-                  residents=", ".join(f"{memory.label(r.key)} {r.nbytes / 2**20:,.0f} MB" for r in residents)
-                  or tr("memory_none")))
+def shell() -> None:
+    """The sidebar, then the chosen page."""
+    with st.sidebar:
+        sidebar()
+        loaded = current_model()
+        if loaded is not None:
+            info = loaded.info
+            st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
+        residents = memory.BUDGET.residents()  # whoever deploys the app sees where the memory goes
+        st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,
+                      residents=", ".join(f"{memory.label(r.key)} {r.nbytes / 2**20:,.0f} MB" for r in residents)
+                      or tr("memory_none")))
 
-if setting("present"):
-    st.html(PRESENTER_CSS)
+    if setting("present"):
+        st.html(PRESENTER_CSS)
 
-navigation = st.navigation({
-    "": [st.Page("pages/home.py", title=tr("nav_home"), icon=":material/home:", url_path="home", default=True)],
-    tr("section_built"): [
-        st.Page("pages/tokens.py", title=tr("nav_tokens"), icon=":material/segment:", url_path="tokens"),
-        st.Page("pages/embeddings.py", title=tr("nav_embeddings"), icon=":material/scatter_plot:", url_path="embeddings"),
-        st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
-        st.Page("pages/attention.py", title=tr("nav_attention"), icon=":material/visibility:", url_path="attention"),
-        st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),
-        st.Page("pages/recurrent.py", title=tr("nav_recurrent"), icon=":material/compare_arrows:", url_path="recurrent"),
-    ],
-    tr("section_used"): [
-        st.Page("pages/transfer.py", title=tr("nav_transfer"), icon=":material/school:", url_path="transfer"),
-        st.Page("pages/finetune.py", title=tr("nav_finetune"), icon=":material/tune:", url_path="finetune"),
-        st.Page("pages/rag.py", title=tr("nav_rag"), icon=":material/travel_explore:", url_path="rag"),
-        st.Page("pages/quantize.py", title=tr("nav_quantize"), icon=":material/compress:", url_path="quantize"),
-    ],
-    tr("section_lab"): [
-        st.Page("pages/lab.py", title=tr("nav_lab"), icon=":material/science:", url_path="lab"),
-    ],
-    tr("section_lessons"): [
-        st.Page("pages/lessons.py", title=tr("nav_lessons"), icon=":material/co_present:", url_path="lessons"),
-    ],
-}, expanded=True)  # 13 pages: folded after 10 by default, which hid the lessons from a lecturer
-started = time.perf_counter()
-try:
+    navigation = st.navigation({
+        "": [st.Page("pages/home.py", title=tr("nav_home"), icon=":material/home:", url_path="home", default=True)],
+        tr("section_built"): [
+            st.Page("pages/tokens.py", title=tr("nav_tokens"), icon=":material/segment:", url_path="tokens"),
+            st.Page("pages/embeddings.py", title=tr("nav_embeddings"), icon=":material/scatter_plot:", url_path="embeddings"),
+            st.Page("pages/inside.py", title=tr("nav_inside"), icon=":material/neurology:", url_path="inside"),
+            st.Page("pages/attention.py", title=tr("nav_attention"), icon=":material/visibility:", url_path="attention"),
+            st.Page("pages/predict.py", title=tr("nav_predict"), icon=":material/keyboard_double_arrow_right:", url_path="predict"),
+            st.Page("pages/recurrent.py", title=tr("nav_recurrent"), icon=":material/compare_arrows:", url_path="recurrent"),
+        ],
+        tr("section_used"): [
+            st.Page("pages/transfer.py", title=tr("nav_transfer"), icon=":material/school:", url_path="transfer"),
+            st.Page("pages/finetune.py", title=tr("nav_finetune"), icon=":material/tune:", url_path="finetune"),
+            st.Page("pages/rag.py", title=tr("nav_rag"), icon=":material/travel_explore:", url_path="rag"),
+            st.Page("pages/quantize.py", title=tr("nav_quantize"), icon=":material/compress:", url_path="quantize"),
+        ],
+        tr("section_lab"): [
+            st.Page("pages/lab.py", title=tr("nav_lab"), icon=":material/science:", url_path="lab"),
+        ],
+        tr("section_lessons"): [
+            st.Page("pages/lessons.py", title=tr("nav_lessons"), icon=":material/co_present:", url_path="lessons"),
+        ],
+    }, expanded=True)  # 13 pages: folded after 10 by default, which hid the lessons from a lecturer
     with app_shell_run():
         navigation.run()
+
+
+started = time.perf_counter()
+try:
+    with memory.BUDGET.run():  # the models and copies this run uses (the sidebar's too) stay resident until it ends
+        shell()
 finally:
     if time.perf_counter() - started > HEAVY_SECONDS:  # a run that computed: hand freed memory back to the system
         process.release_freed_memory()

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
 from explorer import architecture, capture_attention
@@ -355,7 +356,7 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
     try:
         try:
             model, tokenizer = _from_folder(folder, config, torch_dtype, torch_device)
-        except Exception:  # noqa: BLE001 - a damaged converted cache (cut short, overwritten): convert it again
+        except (OSError, ValueError, SafetensorError):  # a damaged converted cache (cut short, overwritten)
             if source != "cache":
                 raise
             shutil.rmtree(folder, ignore_errors=True)
@@ -374,11 +375,15 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
     return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started, parts)
 
 
+_LOADING = threading.Lock()  # measured: two from_pretrained at once in one process leave meta tensors behind
+
+
 def _from_folder(folder, config, dtype: torch.dtype, device: torch.device):
-    model = _auto_class(config).from_pretrained(folder, dtype=dtype, use_safetensors=True,
-                                                attn_implementation=capture_attention.NAME)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model.to(device).eval(), tokenizer
+    with _LOADING:
+        model = _auto_class(config).from_pretrained(folder, dtype=dtype, use_safetensors=True,
+                                                    attn_implementation=capture_attention.NAME)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        return model.to(device).eval(), tokenizer
 
 
 def _describe(key, config, model, source, device, dtype) -> ModelInfo:

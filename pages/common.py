@@ -33,8 +33,7 @@ def app_shell_run():
     _shell.active, _shell.params = True, ()
     rerun = False
     try:
-        with memory.BUDGET.run():  # the models and copies this run uses stay resident until it ends
-            yield
+        yield
     except RerunException:
         rerun = True
         raise

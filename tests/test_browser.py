@@ -60,10 +60,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _serve(**settings):
+    """A streamlit server of the app on a free port, with `settings` added to its environment; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(ROOT / ".cache")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(ROOT / ".cache"), **settings}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -83,6 +83,11 @@ def server():
     yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from _serve()
 
 
 @pytest.fixture(scope="module")
@@ -409,3 +414,29 @@ def test_the_handout_opens_offline_with_every_figure(server, browser, tmp_path):
     assert "어텐션 패턴 읽기" in offline.locator("h2").first.inner_text()
     offline.screenshot(path=str(ARTIFACTS / "lesson-handout-offline-ko.png"), full_page=False)
     context.close()
+
+
+def test_two_sessions_on_two_models_under_a_small_budget_each_get_their_own_models_answer(browser):
+    """Gemma (1,023 MB) and SmolLM2 (513 MB) do not fit a 1,300 MB budget together: the sessions take turns, each
+    model dropped for the other while no page uses it, and each page shows its own model's prediction."""
+    small = _serve(EXPLORER_MEMORY_BUDGET_MB="1300")
+    url = next(small)
+    try:
+        gemma = browser.new_page(viewport={"width": 1400, "height": 2200})
+        smollm = browser.new_page(viewport={"width": 1400, "height": 2200})
+        gemma.goto(f"{url}/predict?lang=ko&model=gemma3-270m&ptext=나는 오늘 아침에")
+        smollm.goto(f"{url}/predict?lang=en&model=smollm2-135m&ptext=The capital of France is")
+        for page in (gemma, smollm):
+            page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=240_000)
+            _wait_until_done(page)
+            _assert_no_exception(page)
+        bars = [page.locator(".js-plotly-plot").first.inner_text() for page in (gemma, smollm)]
+        assert "일어나" in bars[0] and "Paris" not in bars[0]  # Gemma's Korean candidates
+        assert "Paris" in bars[1]  # SmolLM2's
+        caption = smollm.locator('[data-testid="stSidebar"]').inner_text()
+        assert "/ 1,300 MB" in caption
+        gemma.screenshot(path=str(ARTIFACTS / "two-models-small-budget-gemma-ko.png"), full_page=True)
+        _finish(smollm, "two-models-small-budget-smollm-en.png")
+        gemma.close()
+    finally:
+        next(small, None)  # stops the server

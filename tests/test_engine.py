@@ -345,3 +345,34 @@ def test_pooled_pattern_is_the_block_average_of_the_full_pattern(which, request)
     np.testing.assert_allclose(result["blocks.1.attn.pooled"], expected, atol=1e-3)
     column_counts = np.bincount(bins, minlength=8)  # (8,) keys per column bin
     np.testing.assert_allclose((result["blocks.1.attn.pooled"] * column_counts).sum(-1), 1.0, atol=1e-3)  # rows keep mass 1
+
+
+def test_two_models_loaded_at_once_are_both_whole():
+    """Two sessions asking for two models at the same moment (transformers' loading is not thread-safe: measured, it
+    left SmolLM2's lm_head on the meta device)."""
+    import threading
+
+    found = {}
+    threads = [threading.Thread(target=lambda key=key: found.__setitem__(key, models.load(key, device="cpu")))
+               for key in (models.SMOLLM2, models.MINILM)]
+    [thread.start() for thread in threads]
+    [thread.join(120) for thread in threads]
+    assert set(found) == {models.SMOLLM2, models.MINILM}
+    for loaded in found.values():
+        assert not any(p.is_meta for p in loaded.model.parameters()) and loaded.info.source in ("cache", "package")
+
+
+def test_a_damaged_converted_cache_is_converted_again(tmp_path, monkeypatch):
+    import shutil
+
+    from explorer import prediction
+
+    converted = models.converted_folder(models.SMOLLM2)  # the suite's own, copied into this test's cache
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    shutil.copytree(converted, models.converted_folder(models.SMOLLM2))
+    weights = models.converted_folder(models.SMOLLM2) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # cut short, as by a full disk
+    loaded = models.load(models.SMOLLM2, device="cpu")
+    assert loaded.info.source == "package" and weights.stat().st_size > 500_000_000  # converted again from the GGUF
+    added, _ = prediction.generate(loaded, "The capital of France is", 2)
+    assert loaded.tokenizer.decode(added).strip().startswith("Paris")
