@@ -13,6 +13,7 @@ from functools import lru_cache
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -224,15 +225,43 @@ def _set_module(root: torch.nn.Module, dotted: str, replacement: torch.nn.Module
 
 # ---------------------------------------------------------------- measurements
 
-def relative_errors(loaded: LoadedModel, copies: list[QuantizedModel]) -> tuple[list[str], np.ndarray]:
-    """||W − W_copy|| / ||W|| for every block matrix of each copy the page runs: names, (copies, matrices)."""
+def one_at_a_time(loaded: LoadedModel, schemes: list[Scheme], measure: Callable[[QuantizedModel], Any]) -> list:
+    """measure(copy) for each scheme's copy, each held only while it is measured: tables over every scheme keep
+    their numbers, and the budget may drop one copy to make room for the next (Gemma's six do not fit at once)."""
+    found = []
+    for scheme in schemes:
+        with memory.BUDGET.run():
+            found.append(measure(quantized(loaded, scheme)))
+    return found
+
+
+@dataclass(frozen=True)
+class Facts:
+    """A copy's size and provenance, without the copy."""
+    scheme: str
+    library: str
+    matrix_bytes: int
+    matrix_parameters: int
+    other_bytes: int
+    packed_bytes: int
+    seconds: float
+
+
+def facts(loaded: LoadedModel, schemes: list[Scheme]) -> list[Facts]:
+    return one_at_a_time(loaded, schemes, lambda c: Facts(c.scheme.key, c.library, c.matrix_bytes, c.matrix_parameters,
+                                                           c.other_bytes, c.packed_bytes, c.seconds))
+
+
+def relative_errors(loaded: LoadedModel, schemes: list[Scheme]) -> tuple[list[str], np.ndarray]:
+    """||W − W_copy|| / ||W|| for every block matrix of each scheme's copy (the ones the page runs): names,
+    (schemes, matrices)."""
     originals = block_matrices(loaded.model, loaded.parts.blocks)
-    errors = np.zeros((len(copies), len(originals)))
-    for row, copy in enumerate(copies):
-        for column, (_, module) in enumerate(block_matrices(copy.loaded.model, copy.loaded.parts.blocks)):
-            weight = matrix_weight(originals[column][1]).float()  # (out, in)
-            errors[row, column] = float((weight - dequantized(module)).norm() / weight.norm())
-    return [name for name, _ in originals], errors
+
+    def errors_of(copy: QuantizedModel) -> list[float]:
+        return [float((matrix_weight(original).float() - dequantized(module)).norm() / matrix_weight(original).norm())
+                for (_, original), (_, module) in zip(originals, block_matrices(copy.loaded.model, copy.loaded.parts.blocks))]
+
+    return [name for name, _ in originals], np.array(one_at_a_time(loaded, schemes, errors_of))
 
 
 @dataclass
@@ -288,21 +317,28 @@ class Behaviour:
     cosine: float | None = None  # encoders: sentence vector against the loaded model's
 
 
-def behaviour(loaded: LoadedModel, copies: list[QuantizedModel], text: str, tokens: int, reference_text: str,
+def behaviour(loaded: LoadedModel, schemes: list[Scheme], text: str, tokens: int, reference_text: str,
               reference_tokens: int) -> list[Behaviour]:
-    """Each copy on the learner's text (its first `tokens` tokens): a decoder's next-token KL and top-1 agreement,
-    perplexity on `reference_text` and a greedy continuation; an encoder's sentence-vector cosine."""
+    """Each scheme's copy on the learner's text (its first `tokens` tokens): a decoder's next-token KL and top-1
+    agreement, perplexity on `reference_text` and a greedy continuation; an encoder's sentence-vector cosine."""
     if loaded.info.family != "decoder":
         reference = embeddings.sentence_embeddings(loaded, [text])[0]  # (d,) unit vector
-        return [Behaviour(c.scheme.key, cosine=float(embeddings.sentence_embeddings(c.loaded, [text])[0] @ reference))
-                for c in copies]
-    found = []
-    for copy, compared in zip(copies, compare(loaded, [c.loaded for c in copies], text, tokens)):
+        return one_at_a_time(loaded, schemes, lambda c: Behaviour(
+            c.scheme.key, cosine=float(embeddings.sentence_embeddings(c.loaded, [text])[0] @ reference)))
+
+    def measured(copy: QuantizedModel) -> Behaviour:
+        compared = compare(loaded, [copy.loaded], text, tokens)[0]  # the reference's states come from the cache
         continuation, _ = prediction.generate(copy.loaded, text, 10, max_tokens=tokens)
-        found.append(Behaviour(copy.scheme.key, compared.kl, compared.top1,
-                               perplexity(copy.loaded, reference_text, reference_tokens),
-                               copy.loaded.tokenizer.decode(continuation).rstrip("\ufffd")))  # a cut syllable
-    return found
+        return Behaviour(copy.scheme.key, compared.kl, compared.top1,
+                         perplexity(copy.loaded, reference_text, reference_tokens),
+                         copy.loaded.tokenizer.decode(continuation).rstrip("\ufffd"))  # a cut syllable
+
+    return one_at_a_time(loaded, schemes, measured)
+
+
+def speeds(loaded: LoadedModel, schemes: list[Scheme]) -> list[float]:
+    """Seconds per 64-token forward of each scheme's copy."""
+    return one_at_a_time(loaded, schemes, lambda copy: seconds_per_forward(copy.loaded))
 
 
 def seconds_per_forward(loaded: LoadedModel, tokens: int = 64, repeats: int = 3) -> float:

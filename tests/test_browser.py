@@ -308,7 +308,7 @@ def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
 
 
 def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(server, browser):
-    first = _open(browser, f"{server}/finetune?lang=ko&lsteps=30", 3400)
+    first = _open(browser, f"{server}/finetune?lang=ko&lsteps=15", 3400)  # 15 steps teach "Juno" (test_adapting)
     second = _open(browser, f"{server}/finetune?lang=en&lsteps=3&lrank=4", 3400)
     first.get_by_role("button", name="학습 시작").click()
     first.locator(".st-key-training_lora").get_by_text("단계 · 손실").wait_for(timeout=60_000)  # progress, live
@@ -379,11 +379,13 @@ def test_presenter_mode_moves_with_arrow_keys_and_a_clicker_and_the_url_follows(
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
-def test_presenter_screenshots_of_every_lessons_first_and_middle_step(server, browser, lang):
+def test_presenter_screenshots_of_every_lessons_first_or_middle_step(server, browser, lang):
+    """Every lesson in presenter mode: its first step in Korean, its middle one in English (every step of every
+    lesson runs in both languages under AppTest)."""
     from explorer import lessons
 
     for lesson in lessons.load_all()[0]:
-        for step in (1, (len(lesson.steps) + 1) // 2):
+        for step in (1,) if lang == "ko" else ((len(lesson.steps) + 1) // 2,):
             page = _open(browser, f"{server}/lessons?lang={lang}&lesson={lesson.id}&step={step}&present=1", 1000)
             page.locator('[data-testid="stSidebar"]').wait_for(state="hidden", timeout=60_000)  # presenter mode drawn
             page.locator(".st-key-lesson_view").wait_for(timeout=60_000)

@@ -46,7 +46,7 @@ def test_torchao_int4_copy_takes_16_levels_per_group_drawn_by_its_grid(minilm, s
     parameters, groups = copy.matrix_parameters, copy.matrix_parameters // 32
     assert copy.matrix_bytes == parameters + groups * (4 + 1)  # int8-held codes, float32 scale, int8 zero point
     assert copy.packed_bytes == parameters // 2 + 2 * groups * (1 if symmetric else 2)
-    errors = quantize.relative_errors(minilm, [copy])[1]  # the heatmap describes this copy
+    errors = quantize.relative_errors(minilm, [scheme])[1]  # the heatmap describes this copy
     assert errors.shape == (1, len(quantize.block_matrices(minilm.model, minilm.parts.blocks)))
     assert errors[0, 0] == pytest.approx(float((weight - original).norm() / original.norm()), rel=1e-5)
 
@@ -70,10 +70,9 @@ def test_copies_share_everything_but_the_matrices_and_leave_the_model_unchanged(
 
 def test_a_dropped_copy_rebuilt_gives_the_same_numbers(minilm):
     scheme = quantize.Scheme("int8_tensor")
-    first = quantize.behaviour(minilm, [quantize.quantized(minilm, scheme)], TEXT, 64, TEXT, 64)
+    first = quantize.behaviour(minilm, [scheme], TEXT, 64, TEXT, 64)
     memory.BUDGET.drop(quantize.copy_key(minilm, scheme))
-    rebuilt = quantize.quantized(minilm, scheme)
-    assert quantize.behaviour(minilm, [rebuilt], TEXT, 64, TEXT, 64) == first
+    assert quantize.behaviour(minilm, [scheme], TEXT, 64, TEXT, 64) == first  # built again from the same weights
 
 
 def test_kl_is_zero_for_fp32_and_grows_from_bf16_to_int8_to_int4(smollm):

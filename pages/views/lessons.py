@@ -66,9 +66,8 @@ def _quantize(loaded: LoadedModel, part: str) -> None:
     if part == "memory":
         quantize.caveat(loaded)
     group, symmetric = quantize.controls()
-    copies = quantize.built(loaded, quantize.schemes(group, symmetric))
-    {"memory": quantize.memory, "weights": lambda c: quantize.weights(loaded, c),
-     "behaviour": lambda c: quantize.behaviour(loaded, c)}[part](copies)
+    {"memory": quantize.memory, "weights": quantize.weights,
+     "behaviour": quantize.behaviour}[part](loaded, quantize.schemes(group, symmetric))
 
 
 def _rag(*shown: str) -> Callable[[LoadedModel], None]:

@@ -52,25 +52,22 @@ def caveat(loaded: LoadedModel) -> None:
         st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
-def built(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> dict[str, quantize.QuantizedModel]:
-    """The copies the page runs, by scheme key: built once per process and scheme by the engine."""
-    copies = {}
-    for scheme in chosen:
-        copy = compute(quantize.quantized, loaded, scheme)
-        if copy is not None:
-            copies[scheme.key] = copy
-    return copies
+@st.cache_data(show_spinner=False, max_entries=16)
+def _facts(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...]) -> list[quantize.Facts]:
+    return quantize.facts(_loaded, list(chosen))
 
 
-def memory(copies: dict[str, quantize.QuantizedModel]) -> None:
-    """Bytes per parameter and size of each copy, measured from the stored tensors, and the arithmetic for the
-    models in the history chart."""
+def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
+    """Bytes per parameter and size of each scheme's copy, measured from the stored tensors (the copies built one at
+    a time under the memory budget), and the arithmetic for the models in the history chart."""
     st.subheader(tr("quant_memory_title"))
-    rows = [dict(scheme=key, library=tr(f"quant_library_{c.library}"),
+    found = compute(_facts, loaded, loaded.fingerprint, tuple(chosen))
+    if found is None:
+        return
+    rows = [dict(scheme=c.scheme, library=tr(f"quant_library_{c.library}"),
                  bytes_per_parameter=round(c.matrix_bytes / c.matrix_parameters, 3),
                  matrices_mb=round(c.matrix_bytes / 2**20, 1), packed_mb=round(c.packed_bytes / 2**20, 1),
-                 rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2))
-            for key, c in copies.items()]
+                 rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2)) for c in found]
     st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
     st.caption(tr("quant_memory_explain"))
     sizes = [(s["name"], s["parameters"]) for s in HISTORY["sizes"]]
@@ -82,26 +79,25 @@ def memory(copies: dict[str, quantize.QuantizedModel]) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _errors(_loaded, _copies, fingerprint: str, keys: tuple[str, ...]):
-    return quantize.relative_errors(_loaded, [_copies[key] for key in keys])
+def _errors(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...]):
+    return quantize.relative_errors(_loaded, list(chosen))
 
 
-def weights(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:
+def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     """A matrix's histogram with the grid of the copy the page runs over it, its channels' largest weights, and
-    every matrix's error in each copy."""
+    every matrix's error in each scheme's copy."""
     st.subheader(tr("quant_weights_title"))
     matrices = quantize.block_matrices(loaded.model, loaded.parts.blocks)
     names = [name for name, _ in matrices]
     name = st.selectbox(tr("quant_matrix"), names, key=url_state("matrix", names[0], one_of(names)))
     weight = quantize.matrix_weight(dict(matrices)[name])  # (out, in)
-    grids = [c for c in copies.values() if c.scheme.name in ("int8_tensor", "int4_group")]
-    if not grids:
+    grids = [s.name for s in chosen if s.name in ("int8_tensor", "int4_group")]
+    grid_scheme = st.radio(tr("quant_grid"), grids, horizontal=True, format_func=translated("quant_scheme_"),
+                           key=url_state("grid", "int4_group", one_of(grids)))
+    scheme = next(s for s in chosen if s.name == grid_scheme)
+    copy = compute(quantize.quantized, loaded, scheme)  # the one copy this view holds
+    if copy is None:
         return
-    grid_scheme = st.radio(tr("quant_grid"), [c.scheme.name for c in grids], horizontal=True,
-                           format_func=translated("quant_scheme_"),
-                           key=url_state("grid", "int4_group", one_of([c.scheme.name for c in grids])))
-    copy = next(c for c in grids if c.scheme.name == grid_scheme)
-    scheme = copy.scheme
     levels = quantize.grid_levels(dict(quantize.block_matrices(copy.loaded.model, copy.loaded.parts.blocks))[name], scheme)
     show_figure(figures.weight_histogram(weight.flatten().numpy(), levels, tr("quant_histogram_title", matrix=name), tr("quant_weight"),
                                          tr("quant_count"), tr("quant_levels")),
@@ -113,27 +109,27 @@ def weights(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> 
                 "outlier_channels", pd.DataFrame({"channel": range(len(channel_max)), "max_abs": channel_max}),
                 key="quant_outliers")
     st.caption(tr("quant_outliers_explain", ratio=float(channel_max.max() / np.median(channel_max))))
-    keys = tuple(copies)
-    found = compute(_errors, loaded, copies, loaded.fingerprint, keys)
+    keys = [s.key for s in chosen]
+    found = compute(_errors, loaded, loaded.fingerprint, tuple(chosen))
     if found is not None:
         matrix_names, errors = found
-        show_figure(figures.matrix_heatmap(errors, list(keys), tr("quant_error_title"), tr("quant_matrix"),
+        show_figure(figures.matrix_heatmap(errors, keys, tr("quant_error_title"), tr("quant_matrix"),
                                            tr("quant_scheme"), column_labels=matrix_names, colorscale="Viridis",
                                            symmetric=False),
-                    "quant_errors", pd.DataFrame(errors.T, columns=list(keys)).assign(matrix=matrix_names),
+                    "quant_errors", pd.DataFrame(errors.T, columns=keys).assign(matrix=matrix_names),
                     key="quant_errors")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _behaviour(_loaded, _copies, fingerprint: str, keys: tuple[str, ...], text: str) -> pd.DataFrame:
-    found = quantize.behaviour(_loaded, [_copies[key] for key in keys], text, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS)
+def _behaviour(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...], text: str) -> pd.DataFrame:
+    found = quantize.behaviour(_loaded, list(chosen), text, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS)
     return pd.DataFrame([dataclasses.asdict(row) for row in found]).dropna(axis=1, how="all")
 
 
-def behaviour(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:
+def behaviour(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     st.subheader(tr("quant_behaviour_title"))
     text = st.text_area(tr("quant_text"), key=url_state("qtext", tr("predict_sample")), height=80)
-    table = compute(_behaviour, loaded, copies, loaded.fingerprint, tuple(copies), text)
+    table = compute(_behaviour, loaded, loaded.fingerprint, tuple(chosen), text)
     if table is None:
         return
     dropped = activations.encode(loaded, text, COMPARE_TOKENS)[3]
@@ -146,16 +142,16 @@ def behaviour(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _speed(_copies, fingerprint: str, keys: tuple[str, ...]) -> list[float]:
-    return [quantize.seconds_per_forward(_copies[key].loaded) for key in keys]
+def _speed(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...]) -> list[float]:
+    return quantize.speeds(_loaded, list(chosen))
 
 
-def speed(loaded: LoadedModel, copies: dict[str, quantize.QuantizedModel]) -> None:
+def speed(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     st.subheader(tr("quant_speed_title"))
-    seconds = compute(_speed, copies, loaded.fingerprint, tuple(copies))
+    seconds = compute(_speed, loaded, loaded.fingerprint, tuple(chosen))
     if seconds is None:
         return
-    keys = list(copies)
+    keys = [s.key for s in chosen]
     show_figure(figures.before_after_bars(keys, [s * 1000 for s in seconds], None, tr("quant_speed_figure"),
                                           tr("quant_ms"), "", tr("quant_ms")),
                 "quant_speed", pd.DataFrame({"scheme": keys, "seconds_per_forward": seconds}), key="quant_speed")
