@@ -228,11 +228,13 @@ def _set_module(root: torch.nn.Module, dotted: str, replacement: torch.nn.Module
 def one_at_a_time(loaded: LoadedModel, schemes: list[Scheme], measure: Callable[[QuantizedModel], Any]) -> list:
     """measure(copy) for each scheme's copy, each held only while it is measured: tables over every scheme keep
     their numbers, and the budget may drop one copy to make room for the next (Gemma's six do not fit at once)."""
-    found = []
-    for scheme in schemes:
+    resident = {r.key for r in memory.BUDGET.residents()}
+    order = sorted(range(len(schemes)), key=lambda i: copy_key(loaded, schemes[i]) not in resident)  # kept ones first:
+    found = {}  # in a fixed order the least recently used copy is always the next one needed (measured: 17 rebuilds)
+    for index in order:
         with memory.BUDGET.run():
-            found.append(measure(quantized(loaded, scheme)))
-    return found
+            found[index] = measure(quantized(loaded, schemes[index]))
+    return [found[index] for index in range(len(schemes))]
 
 
 @dataclass(frozen=True)
