@@ -1,12 +1,15 @@
-"""One Streamlit process under hard input: memory and time per page, and warm reruns (issue 11).
+"""One Streamlit process under hard input, on each of the three bundled models: memory and time per page, the
+memory budget's reloads, warm reruns, and Gemma's load and conversion times (issues 11, 23).
 
     python3 bench/bench_memory.py
+    EXPLORER_MEMORY_BUDGET_MB=1500 python3 bench/bench_memory.py     # a smaller budget: slower, more reloads
 
 Every page runs under AppTest in this process, as the one server process on Streamlit Cloud runs every visitor's
-page. For each page and each text, (a) 3,000 Hangul syllables of one repeated sentence and (b) a 4,000-character
+page. For each model, page and text, (a) 3,000 Hangul syllables of one repeated sentence and (b) a 4,000-character
 mixed Korean/English text, it prints the extra resident memory (peak during the run minus before it) and the time
-to the first view. Then, on each page's default text, the whole-page rerun time when nothing new must be computed
-(best of 3), and last the process's peak resident memory after all of it.
+to the first view. Then the resident memory at rest after the walk (freed memory handed back), the peak, the
+budget's residents and how many it dropped to make room, and last Gemma's load from the converted cache and a
+first conversion of its GGUF.
 """
 
 import gc
@@ -28,6 +31,7 @@ if _models.exists():
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from explorer import memory as budget, models, process  # noqa: E402
 from measure import PeakMemory, best_warm_rerun  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -43,6 +47,8 @@ PAGES = {  # page file (and its address) -> the key of its main text input (None
     "rag": ("pages/rag.py", "rag_documents"),
     "rag lesson": ("pages/lessons.py?lesson=rag&step=5", "rag_documents"),  # the earlier stages, in their tab
 }
+MODELS = (models.SMOLLM2, models.GEMMA3, models.MINILM)
+SKIPPED = {(models.GEMMA3, "embeddings")}  # its 262,144-token vocabulary map is built live today (issue 24 ships it)
 SENTENCE = "고양이가 창가에 앉아 따뜻한 햇볕을 쬐며 조용히 잠을 잔다"
 
 
@@ -75,44 +81,67 @@ def open_page(page: str, **query) -> AppTest:
     return at
 
 
+def at_rest(memory: PeakMemory) -> float:
+    """Resident GB once every visitor has left and freed memory is handed back."""
+    gc.collect()
+    process.release_freed_memory()
+    return memory.process.memory_info().rss / 2**30
+
+
 def main() -> None:
     memory = PeakMemory()
     started = time.perf_counter()
-    for page, _ in PAGES.values():  # load both models and warm every page once, as a running server would be
-        open_page(page)
-        open_page(page, model="minilm-l6")
-    print(f"warm-up (models loaded, every page once): {time.perf_counter() - started:.1f} s, "
-          f"peak {memory.lifetime_peak / 2**30:.2f} GB, resident after {memory.reset() / 2**30:.2f} GB")
-    memory.lifetime_peak = memory.peak
+    for model in MODELS:  # every model and every page once, as a running server would have been visited
+        for name, (page, _) in PAGES.items():
+            if (model, name) not in SKIPPED:
+                open_page(page, model=model)
+    print(f"warm-up (every page once on each model): {time.perf_counter() - started:.1f} s, "
+          f"peak {memory.lifetime_peak / 2**30:.2f} GB, at rest after {at_rest(memory):.2f} GB, "
+          f"budget {budget.BUDGET.limit / 2**20:,.0f} MB, reloads so far {budget.BUDGET.dropped}", flush=True)
 
     print("\nhard input: extra resident memory (peak - before) and time to first view, on one shared process")
     worst = {}
-    for label, text in TEXTS.items():
-        hangul = sum("가" <= c <= "힣" for c in text)
-        print(f"  text {label} ({len(text):,} characters, {hangul:,} Hangul syllables)")
-        for name, (page, key) in PAGES.items():
-            if key is None:
-                continue
-            at = open_page(page)
-            before = memory.reset()
-            started = time.perf_counter()
-            at.text_area(key=key).set_value(text).run()
-            seconds = time.perf_counter() - started
-            assert not at.exception, [e.value for e in at.exception]
-            del at  # the visitor leaves: their session's state goes, as a closed tab's does on the server
-            gc.collect()
-            extra = (memory.peak - before) / 2**20
-            worst[name] = max(worst.get(name, 0), extra)
-            resting = memory.process.memory_info().rss / 2**30
-            print(f"    {name:<11} +{extra:6.0f} MB   {seconds:6.2f} s   (resident after: {resting:.2f} GB)")
+    for model in MODELS:
+        for label, text in TEXTS.items():
+            hangul = sum("가" <= c <= "힣" for c in text)
+            print(f"  {model}, text {label} ({len(text):,} characters, {hangul:,} Hangul syllables)", flush=True)
+            for name, (page, key) in PAGES.items():
+                if key is None or (model, name) in SKIPPED:
+                    continue
+                at = open_page(page, model=model)
+                before = memory.reset()
+                started = time.perf_counter()
+                at.text_area(key=key).set_value(text).run()
+                seconds = time.perf_counter() - started
+                assert not at.exception, [e.value for e in at.exception]
+                del at  # the visitor leaves: their session's state goes, as a closed tab's does on the server
+                gc.collect()
+                extra = (memory.peak - before) / 2**20
+                worst[model, name] = max(worst.get((model, name), 0), extra)
+                resting = memory.process.memory_info().rss / 2**30
+                print(f"    {name:<11} +{extra:6.0f} MB   {seconds:6.2f} s   (resident after: {resting:.2f} GB)", flush=True)
 
-    print("\nwarm rerun of the whole page (default text, nothing new to compute), best of 3")
+    print("\nwarm rerun of the whole page (default text, SmolLM2, nothing new to compute), best of 3")
     for name, (page, _) in PAGES.items():
-        print(f"    {name:<11} {best_warm_rerun(open_page(page)):.2f} s")
+        print(f"    {name:<11} {best_warm_rerun(open_page(page)):.2f} s", flush=True)
 
-    print(f"\nworst extra memory on any page: {max(worst.values()):.0f} MB ({max(worst, key=worst.get)})")
-    print(f"process peak resident memory after warm-up, through all pages and both texts: "
-          f"{memory.lifetime_peak / 2**30:.2f} GB")
+    place = max(worst, key=worst.get)
+    print(f"\nworst extra memory on any page: {worst[place]:.0f} MB ({place[1]} on {place[0]})")
+    print(f"process peak resident memory, warm-up and the whole walk: {memory.lifetime_peak / 2**30:.2f} GB")
+    print(f"at rest after the walk: {at_rest(memory):.2f} GB")
+    print(f"budget {budget.BUDGET.limit / 2**20:,.0f} MB; residents now: "
+          + ", ".join(f"{budget.label(r.key)} {r.nbytes / 2**20:,.0f} MB" for r in budget.BUDGET.residents()))
+    print(f"residents dropped to make room (reloads): {budget.BUDGET.dropped}")
+
+    budget.BUDGET.drop(("model", models.GEMMA3))
+    gc.collect()
+    started = time.perf_counter()
+    models.load(models.GEMMA3)
+    print(f"\nGemma 3 270M from the converted cache: {time.perf_counter() - started:.1f} s")
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        models.convert_gguf(models.GEMMA3, Path(scratch) / "gemma3")
+        print(f"Gemma 3 270M first conversion (join, dequantize, save): {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":
