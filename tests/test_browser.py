@@ -315,7 +315,7 @@ def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(se
     second.get_by_role("button", name="Start training").click()
     queued = second.locator(".st-key-training_lora").get_by_text("Queued")
     queued.wait_for(timeout=30_000)
-    assert "Trainings ahead of yours: 1" in queued.inner_text()
+    assert "Ahead of yours: 1" in queued.inner_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     first.screenshot(path=str(ARTIFACTS / "finetune-lora-training-ko.png"), full_page=True)
     second.screenshot(path=str(ARTIFACTS / "finetune-lora-queued-en.png"), full_page=True)

@@ -16,6 +16,11 @@ MEASUREMENTS = {"rag_eval": "rag_eval_progress", "lab_heads": "lab_progress", "l
                 "lab_patch_heads": "lab_progress", "lab_layers": "lab_progress"}  # kind -> progress text (no loss)
 
 
+def _noun(kind: str) -> str:
+    """What the panel calls it: a measurement is no training."""
+    return "job" if kind in MEASUREMENTS else "training"
+
+
 def _job_key(kind: str) -> str:
     return f"job_{kind}"
 
@@ -42,7 +47,7 @@ def panel(kind: str, on_done: Callable[[jobs.Job], None]) -> None:
     if job.status == "done":
         on_done(job)
     elif job.status == "cancelled":
-        st.info(tr("training_cancelled", step=job.step, total=job.total_steps))
+        st.info(tr(f"{_noun(kind)}_cancelled", step=job.step, total=job.total_steps))
     else:
         show_error(jobs.TrainingError(job.error, job.detail))
 
@@ -56,7 +61,7 @@ def _progress(kind: str) -> None:
         if job.finished:
             st.rerun(scope="app")  # the page draws the results
         if job.status == "queued":
-            st.info(tr("training_queued", ahead=jobs.QUEUE.ahead(job)), icon="⏳")
+            st.info(tr(f"{_noun(kind)}_queued", ahead=jobs.QUEUE.ahead(job)), icon="⏳")
         elif job.step == 0:
             st.progress(0.0, text=tr("job_starting"))
         elif kind in MEASUREMENTS:  # its own curves (say, accuracy so far) fill its text; no loss
@@ -67,7 +72,7 @@ def _progress(kind: str) -> None:
             st.progress(min(1.0, job.step / max(1, job.total_steps)),
                         text=tr("training_progress", step=job.step, total=job.total_steps, loss=job.losses[-1]))
             st.plotly_chart(loss_figure(job.losses, height=300), key=f"live_loss_{kind}", config={"displaylogo": False})
-        st.button(tr("training_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
+        st.button(tr(f"{_noun(kind)}_cancel"), key=f"cancel_{kind}", on_click=job.cancel)
 
 
 def loss_figure(losses: list[float], height: int = 420):
