@@ -438,8 +438,15 @@ def test_a_training_can_be_cancelled_and_the_inputs_stay():
     at = _open_link("pages/finetune.py", lang="en", lsteps="90")
     at.button(key="start_lora").click().run()
     job = at.session_state["job_lora"]
+    from explorer import memory
+
+    def leases() -> int:
+        return next(r.leases for r in memory.BUDGET.residents() if r.key == ("model", "smollm2-135m"))
+
+    assert leases() == 1  # the page's run has ended; the queued training still holds its model against drops
     at.button(key="cancel_lora").click().run()
     assert job.wait(60) and job.status == "cancelled"
+    assert leases() == 0
     at.run()
     _no_exception(at)
     assert any("cancelled" in info.value for info in at.info)

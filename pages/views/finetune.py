@@ -71,8 +71,7 @@ def lora(loaded: LoadedModel) -> None:
     def work(job: jobs.Job) -> adapting.Adapter:
         return adapting.train_lora(loaded, examples, settings, job)
 
-    st.button(tr("training_start"), key="start_lora", type="primary", disabled=refused,
-              on_click=jobs_view.start, args=("lora", settings.steps, work))
+    jobs_view.start_button(tr("training_start"), "lora", settings.steps, work, type="primary", disabled=refused)
     jobs_view.panel("lora", lambda job: st.session_state.__setitem__("lora_adapter", job.result))
     adapter = st.session_state.get("lora_adapter")
     if adapter is not None and adapter.base_fingerprint == loaded.fingerprint:
@@ -206,8 +205,7 @@ def preference(loaded: LoadedModel) -> None:
     def work(job: jobs.Job) -> tuple[adapting.Adapter, dict]:
         return adapting.train_dpo(loaded, list(pairs), settings, job), job.extra
 
-    st.button(tr("training_start"), key="start_dpo", type="primary", on_click=jobs_view.start,
-              args=("dpo", settings.steps, work, pairs))
+    jobs_view.start_button(tr("training_start"), "dpo", settings.steps, work, pairs, type="primary")
     # the pairs it was trained on, even if the table was edited while it trained
     jobs_view.panel("dpo", lambda job: st.session_state.__setitem__("dpo_result", (job.inputs, *job.result)))
     result = st.session_state.get("dpo_result")

@@ -8,7 +8,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, jobs
+from explorer import figures, jobs, memory
 from pages.common import show_error, tr
 
 POLL_SECONDS = 1.0
@@ -25,13 +25,21 @@ def _job_key(kind: str) -> str:
     return f"job_{kind}"
 
 
-def start(kind: str, total_steps: int, work: Callable[[jobs.Job], object], inputs=None) -> None:
-    """Queue `work` for this session (one job per kind at a time); the panel shows it from the next run on. `inputs`
-    (hashable) is what the work was built from: `on_done` gets it back with the job, whatever the page shows then."""
+def start_button(label: str, kind: str, total_steps: int, work: Callable[[jobs.Job], object], inputs=None,
+                 container=st, **button) -> None:
+    """A button that queues `work` for this session. `inputs` (hashable) is what the work was built from: `on_done`
+    gets it back with the job, whatever the page shows then. The models this run holds stay resident until the job
+    ends (the click's callback runs before the next run holds anything, so they are named now)."""
+    container.button(label, key=f"start_{kind}", on_click=_start,
+                     args=(kind, total_steps, work, inputs, memory.BUDGET.held()), **button)
+
+
+def _start(kind: str, total_steps: int, work, inputs, uses: tuple) -> None:
+    """One job per kind at a time for this session; the panel shows it from the next run on."""
     running = st.session_state.get(_job_key(kind))
     if running is not None and not running.finished:
         running.cancel()  # a new request replaces this session's previous one
-    st.session_state[_job_key(kind)] = jobs.QUEUE.submit(kind, total_steps, work, inputs)
+    st.session_state[_job_key(kind)] = jobs.QUEUE.submit(kind, total_steps, work, inputs, leases=uses)
 
 
 def panel(kind: str, on_done: Callable[[jobs.Job], None]) -> None:

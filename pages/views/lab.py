@@ -31,7 +31,7 @@ def _sweep(kind: str, key: tuple, total: int, run, draw) -> None:
             return run(lambda done, total_rows: job.report(done))
 
         start = st.empty()
-        start.button(tr("lab_run_sweep"), key=f"start_{kind}", on_click=jobs_view.start, args=(kind, total, work, key))
+        jobs_view.start_button(tr("lab_run_sweep"), kind, total, work, key, container=start)
         jobs_view.panel(kind, lambda job: SWEEPS.put(job.inputs, job.result))
         found = SWEEPS.get(key)
         if found is not None:

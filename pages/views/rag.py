@@ -259,8 +259,7 @@ def accuracy(encoder: LoadedModel, decoder: LoadedModel) -> None:
             return rag.evaluate(decoder, encoder, index, questions, job=job)
 
         steps = len(questions) * len(rag.METHODS) * 3
-        st.button(tr("rag_measure"), key="start_rag_eval", on_click=jobs_view.start,
-                  args=("rag_eval", steps, work, key))
+        jobs_view.start_button(tr("rag_measure"), "rag_eval", steps, work, key)
         jobs_view.panel("rag_eval", lambda job: EVALUATIONS.put(job.inputs, job.result))  # the models it ran on
         rows = EVALUATIONS.get(key)
         if rows is None:

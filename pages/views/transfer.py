@@ -69,8 +69,8 @@ def encoder_fine_tune() -> None:
     def work(job: jobs.Job) -> transfer.FineTune:
         return transfer.fine_tune_encoder(loaded, language, int(per_class), int(epochs), job=job)
 
-    st.button(tr("training_start"), key="start_encoder", type="primary",
-              on_click=jobs_view.start, args=("encoder", transfer.fine_tune_steps(int(per_class), int(epochs)), work))
+    jobs_view.start_button(tr("training_start"), "encoder", transfer.fine_tune_steps(int(per_class), int(epochs)), work,
+                           type="primary")
     jobs_view.panel("encoder", lambda job: st.session_state.__setitem__("encoder_result", job.result))
     result: transfer.FineTune | None = st.session_state.get("encoder_result")
     if result is not None:
