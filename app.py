@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer import memory, models, process
 from explorer.i18n import LANGUAGES, t
-from pages.common import working, HEAVY_SECONDS, app_shell_run, as_bool, current_model, keep_value, setting, tr, url_value
+from pages.common import HEAVY_SECONDS, app_shell_run, as_bool, current_model, keep_value, setting, tr, url_value
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
@@ -46,10 +46,9 @@ def sidebar() -> None:
 
 
 def _switch_to_hub_model(hub_id: str) -> None:
-    """Load first; only a model that loaded replaces the current one (a refusal is shown by current_model)."""
-    with working("loading_model", model=hub_id):
-        if current_model(hub_id) is not None:
-            keep_value("model", hub_id)
+    """Load first (current_model shows its own spinner); only a model that loaded replaces the current one."""
+    if current_model(hub_id) is not None:
+        keep_value("model", hub_id)
 
 
 def shell() -> None:

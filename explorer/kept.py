@@ -1,7 +1,7 @@
 """Results kept for every session of the process: a small, locked, bounded store, least recently used dropped first.
 
-One mechanism for what the app keeps beyond a request outside Streamlit's own caches (sweeps, answers, measurements,
-quantized copies). Sessions run on their own threads, so every read and write holds the lock. cachetools' LRUCache
+One mechanism for the small results the app keeps beyond a request outside Streamlit's own caches (sweeps, answers,
+measurements); large ones (models, quantized copies) are residents of explorer/memory.py's budget. Sessions run on their own threads, so every read and write holds the lock. cachetools' LRUCache
 would need the same lock around it; this is the whole of it.
 """
 

@@ -94,14 +94,11 @@ def tr(key: str, **values) -> str:
 
 
 # ---------------------------------------------------------------- URL state
-# Not Streamlit 1.67's bind="query-params" (tried): AppTest never sees a bound widget's URL change, so deep-link tests
-# would all move to the browser; a bound value is not re-checked when its range changes (layer 29 stays 29 on a
-# 6-layer model, no error, and the view indexes past the end); and the model key may be a hub id outside the options.
+# Not bind="query-params" (tried): AppTest never sees its URL change, and a bound value outlives its range (layer 29).
 
 def url_value(name: str, default, cast=str):
     """The value kept for `name`: from the URL the first time, then whatever the page last set. Either way it passes
-    `cast` as a link's text would, or falls back to `default`: a value kept by another page, or by a model with more
-    layers, is no more trusted than a hand-edited link (out of a widget's range, the widget would raise)."""
+    `cast` as a link's text would (a value kept by another page or model is no more trusted), or is `default`."""
     keep = "_keep_" + name
     raw = _encode(st.session_state[keep]) if keep in st.session_state else st.query_params.get(name)
     st.session_state[keep] = _accepted(raw, default, cast)
@@ -127,12 +124,9 @@ def url_state(name: str, default, cast=str) -> str:
     value = url_value(name, default, cast)
     if name in st.session_state:
         value = _accepted(_encode(st.session_state[name]), default, cast)
-    if st.session_state.get(name, _UNSET) != value:
+    if name not in st.session_state or st.session_state[name] != value:
         st.session_state[name] = value
     return name
-
-
-_UNSET = object()
 
 
 def publish_url(*names: str) -> None:
@@ -187,11 +181,8 @@ def _load(key_or_id: str) -> models.LoadedModel:
 
 
 def loading_message(key: str) -> str:
-    """What the spinner says while `key` loads: a first conversion takes tens of seconds, a reload after the model
-    was dropped for room takes a few."""
-    if models.needs_conversion(key):
-        return tr("converting_model", model=key)
-    return tr("loading_model", model=key)
+    """The spinner's words while `key` loads: a first conversion takes a minute, a (re)load a few seconds."""
+    return tr("converting_model" if models.needs_conversion(key) else "loading_model", model=key)
 
 
 def current_model(key: str | None = None) -> models.LoadedModel | None:
