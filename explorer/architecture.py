@@ -22,10 +22,16 @@ class Architecture:
     embed: nn.Module  # token ids -> (seq, d)
     position_kind: str  # one of POSITION_KINDS
     position_table: nn.Embedding | None  # learned positions (BERT `position_embeddings`, GPT-2 `wpe`)
-    rotary: nn.Module | None  # the module holding `inv_freq` (Llama, Qwen2)
+    rotary_bases: dict[str, torch.Tensor]  # layer type -> (head_dim / 2,) inverse frequencies: one entry "" for
+    #   Llama and Qwen2; Gemma 3 keeps two ("sliding_attention" base 10,000, "full_attention" base 1,000,000)
     blocks: tuple[nn.Module, ...]  # one per layer, in order
     attention: tuple[nn.Module, ...]  # each block's self-attention
     mlp: tuple[nn.Module | None, ...]  # each block's feed-forward (None where the family splits it, as BERT does)
+    writes: tuple[tuple[nn.Module, nn.Module | None], ...]  # per block, the modules whose outputs are added to the
+    #   residual stream, (attention's, MLP's): the attention and MLP themselves (Llama, GPT-2), or the norms after
+    #   them (Gemma's post-norms)
+    layer_types: tuple[str, ...]  # per block: its rotary_bases key ("" where one base serves every layer)
+    windows: tuple[int | None, ...]  # per block: its sliding window (Gemma 3: 512 on five layers of six), else None
     final_norm: nn.Module | None  # between the last block and the unembedding (Llama `norm`, GPT-2 `ln_f`; BERT none)
     unembed: nn.Module | None  # hidden state -> vocabulary logits (decoders only)
     logit_softcap: float | None  # Gemma 2's final tanh cap on the logits (config.final_logit_softcapping), else None
@@ -51,11 +57,12 @@ class Architecture:
         for start in range(0, len(final_states), chunk):
             yield start, torch.log_softmax(self.logits(final_states[start:start + chunk]).float(), dim=-1)
 
-    def query_projection(self, layer: int) -> tuple[nn.Module, nn.Module] | None:
-        """(input norm, query projection) of a block with a separate query matrix (Llama, Qwen2); else None."""
+    def query_projection(self, layer: int) -> tuple[nn.Module, nn.Module, nn.Module | None] | None:
+        """(input norm, query projection, per-head query norm or None) of a block with a separate query matrix
+        (Llama, Qwen2; Gemma 3 also normalises each head's query, `q_norm`); else None."""
         block, attention = self.blocks[layer], self.attention[layer]
         norm, query = getattr(block, "input_layernorm", None), getattr(attention, "q_proj", None)
-        return (norm, query) if norm is not None and query is not None else None
+        return (norm, query, getattr(attention, "q_norm", None)) if norm is not None and query is not None else None
 
 
 def find(model: nn.Module) -> Architecture:
@@ -66,17 +73,26 @@ def find(model: nn.Module) -> Architecture:
     query_heads = getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 0)
     hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
     rotary = _first(base, ("rotary_emb",))
+    bases = {name.removesuffix("inv_freq").rstrip("_"): buffer.detach().float()
+             for name, buffer in (rotary.named_buffers() if rotary is not None else ())
+             if name.endswith("inv_freq") and "original" not in name}  # (head_dim / 2,) each
+    attention = tuple(_first(block, ("self_attn", "attn", "attention", "self_attention")) for block in blocks)
+    mlp = tuple(_first(block, ("mlp", "feed_forward", "ffn")) for block in blocks)
+    types = tuple(getattr(config, "layer_types", None) or [""] * len(blocks))
     table = _first(base, ("embeddings.position_embeddings", "wpe", "embed_positions"))
     table = table if isinstance(table, nn.Embedding) else None
     unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return Architecture(
         embed=model.get_input_embeddings(),
-        position_kind="rotary" if rotary is not None and hasattr(rotary, "inv_freq") else "learned" if table is not None else "none",
+        position_kind="rotary" if bases else "learned" if table is not None else "none",
         position_table=table,
-        rotary=rotary if rotary is not None and hasattr(rotary, "inv_freq") else None,
+        rotary_bases=bases,
         blocks=tuple(blocks),
-        attention=tuple(_first(block, ("self_attn", "attn", "attention", "self_attention")) for block in blocks),
-        mlp=tuple(_first(block, ("mlp", "feed_forward", "ffn")) for block in blocks),
+        attention=attention,
+        mlp=mlp,
+        writes=tuple(_residual_writes(*parts) for parts in zip(blocks, attention, mlp)),
+        layer_types=tuple(kind if kind in bases else "" for kind in types),
+        windows=tuple(getattr(module, "sliding_window", None) for module in attention),
         final_norm=_first(base, ("norm", "ln_f", "final_layer_norm", "final_layernorm")),
         unembed=unembed if isinstance(unembed, nn.Module) else None,
         logit_softcap=getattr(config, "final_logit_softcapping", None) or None,
@@ -95,6 +111,17 @@ def _blocks(base: nn.Module, config) -> list[nn.Module]:
     raise ValueError(f"no list of {count} blocks in {type(base).__name__}")
 
 
+def _residual_writes(block: nn.Module, attention: nn.Module, mlp: nn.Module | None) -> tuple:
+    """What a block adds to the residual stream. Gemma normalises each output before adding it: a block with both
+    `post_attention_layernorm` and `post_feedforward_layernorm` adds those norms' outputs. (Llama has a
+    `post_attention_layernorm` too, but it is the MLP's input norm: the pair is what tells the layouts apart.)"""
+    after_mlp = getattr(block, "post_feedforward_layernorm", None)
+    after_attention = getattr(block, "post_attention_layernorm", None)
+    if after_mlp is not None and after_attention is not None:
+        return after_attention, after_mlp
+    return attention, mlp
+
+
 def _first(module: nn.Module, paths: tuple[str, ...]) -> nn.Module | None:
     for path in paths:
         found = module
@@ -110,6 +137,43 @@ def _first(module: nn.Module, paths: tuple[str, ...]) -> nn.Module | None:
 def matrix_weight(module: nn.Module) -> torch.Tensor:
     """(out, in) float32 weight of a Linear, or of GPT-2's Conv1D (which stores it transposed)."""
     return (module.weight.t() if isinstance(module, Conv1D) else module.weight).detach().float()
+
+
+@dataclass(frozen=True)
+class FrozenNorm:
+    """A norm with its divisor held at the value it takes for one input: a linear map, so a sum of parts splits into
+    the parts' images exactly (the bias, added once, is kept apart)."""
+
+    centred: bool  # LayerNorm subtracts the mean first; RMSNorm does not
+    scale: float  # 1 / RMS (or standard deviation) of the input it was frozen at
+    gain: torch.Tensor  # (d,) what the rescaled vector is multiplied by
+    bias: torch.Tensor  # (d,) added after (zeros for RMSNorm)
+
+    def __call__(self, part: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., d)
+        part = part.float()
+        return ((part - part.mean(-1, keepdim=True)) if self.centred else part) * self.scale * self.gain
+
+
+@torch.inference_mode()
+def norm_gain_and_bias(norm: nn.Module, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gain, bias), each (d,), read by running the norm itself: on zeros (its bias) and on ±1 (mean 0, RMS 1), so
+    Llama's w, Gemma's 1 + w and LayerNorm's (w, b) all come out without naming a family's convention."""
+    parameter = next(norm.parameters())
+    signs = torch.ones(width, device=parameter.device, dtype=parameter.dtype)
+    signs[1::2] = -1  # (d,)
+    bias = norm(torch.zeros_like(signs)).float()
+    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 0.0)) or 0.0)
+    return (norm(signs).float() - bias) * signs.float() * (1 + eps) ** 0.5, bias
+
+
+def frozen_norm(norm: nn.Module, input_state: torch.Tensor) -> FrozenNorm:
+    """The norm as a linear map at `input_state` (d,): norm(x) == frozen(x) + bias for x = input_state."""
+    state = input_state.float()
+    centred = isinstance(norm, nn.LayerNorm)
+    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+    spread = (state - state.mean()) if centred else state
+    gain, bias = norm_gain_and_bias(norm, len(state))
+    return FrozenNorm(centred, float(1 / torch.sqrt(spread.pow(2).mean() + eps)), gain, bias)
 
 
 def unembed_states(architecture: Architecture, states: torch.Tensor) -> torch.Tensor:

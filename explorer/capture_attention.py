@@ -62,10 +62,15 @@ def _repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
     return states[:, :, None].expand(batch, kv_heads, groups, seq, dim).reshape(batch, kv_heads * groups, seq, dim)
 
 
-def capture_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+def capture_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, softcap=None,
+                              sliding_window=None, **kwargs):
+    """Every argument transformers passes is honoured: `softcap` (Gemma 2's tanh cap on the scores) and
+    `sliding_window` (keys at least that far behind the query are hidden; transformers' mask usually carries the
+    window already, this also covers a call without a mask)."""
     request: CaptureRequest | None = getattr(_current, "request", None)
     if request is None or not request.active:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      softcap=softcap, sliding_window=sliding_window, **kwargs)
     layer = int(module.layer_idx)
     batch, heads, seq, dim = query.shape  # batch is 1 for captures
     key = _repeat_kv(key, heads // key.shape[1])  # (1, heads, seq_k, dim)
@@ -84,7 +89,9 @@ def capture_attention_forward(module, query, key, value, attention_mask, scaling
         key_stop = stop if causal else seq_k  # keys after the last query of this block are masked anyway
         scores = torch.matmul(query[:, :, start:stop], key[:, :, :key_stop].transpose(2, 3)).float()
         # scores: (1, heads, block, key_stop)
-        scores = _apply_mask(scores, attention_mask, causal, start, stop, key_stop)
+        if softcap:
+            scores = torch.tanh(scores / softcap) * softcap
+        scores = _apply_mask(scores, attention_mask, causal, start, stop, key_stop, sliding_window)
         best_scores, best_keys = scores.max(dim=-1)  # (1, heads, block)
         probs = torch.softmax(scores, dim=-1)  # (1, heads, block, key_stop)
         output[:, :, start:stop] = torch.matmul(probs.to(value.dtype), value[:, :, :key_stop])
@@ -123,8 +130,13 @@ def capture_attention_forward(module, query, key, value, attention_mask, scaling
 MASKED = -1e30  # finite, so that 0 * score stays 0 in the entropy sum
 
 
-def _apply_mask(scores, attention_mask, causal: bool, start: int, stop: int, key_stop: int) -> torch.Tensor:
+def _apply_mask(scores, attention_mask, causal: bool, start: int, stop: int, key_stop: int,
+                window: int | None = None) -> torch.Tensor:
     # scores: (1, heads, block, key_stop); the mask is boolean (True = may attend), additive, or None
+    if window and attention_mask is None:
+        queries = torch.arange(start, stop, device=scores.device)[:, None]  # (block, 1)
+        keys = torch.arange(key_stop, device=scores.device)[None, :]  # (1, key_stop)
+        scores.masked_fill_(queries - keys >= window, MASKED)
     if attention_mask is not None:
         block_mask = attention_mask[:, :, start:stop, :key_stop]
         if block_mask.dtype == torch.bool:

@@ -158,13 +158,33 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     return unit @ unit.T  # (n, n)
 
 
-def rotary_angles(loaded: models.LoadedModel, positions: int) -> np.ndarray:
+@dataclass(frozen=True)
+class RotaryBase:
+    layer_type: str  # the key in Architecture.rotary_bases ("" where one base serves every layer)
+    base: float  # θ in inverse frequency_i = θ^(-2i / head_dim): 10,000 for most models
+    layers: list[int]  # the layers that turn their queries and keys with it
+
+
+def rotary_bases(loaded: models.LoadedModel) -> list[RotaryBase]:
+    """Each rotary base the model uses and its layers (Gemma 3: 10,000 on the sliding-window layers, 1,000,000 on the
+    full ones), read from the inverse frequencies its rotary module holds."""
+    parts = loaded.parts
+    found = []
+    for layer_type, inverse in parts.rotary_bases.items():
+        base = float(torch.exp(-torch.log(inverse[1]) * len(inverse))) if len(inverse) > 1 else float("nan")
+        layers = [i for i, kind in enumerate(parts.layer_types) if kind == layer_type]
+        found.append(RotaryBase(layer_type, float(f"{base:.3g}"), layers))  # 999,999.9 in float32 is 1,000,000
+    return sorted(found, key=lambda b: b.layers[0] if b.layers else 0)
+
+
+def rotary_angles(loaded: models.LoadedModel, positions: int, layer_type: str | None = None) -> np.ndarray:
     """The angle each query/key pair is turned by at each position: (positions, head_dim / 2), from the model's own
-    rotary module (position × inverse frequency)."""
-    rotary = loaded.parts.rotary
-    if rotary is None:
+    rotary module (position × inverse frequency); `layer_type` picks one of several bases (default: layer 0's)."""
+    parts = loaded.parts
+    if not parts.rotary_bases:
         raise activations.CaptureError("not_available", "rotary positions")
-    return (np.arange(positions)[:, None] * rotary.inv_freq.float().cpu().numpy()[None, :]).astype(np.float32)
+    inverse = parts.rotary_bases[parts.layer_types[0] if layer_type is None else layer_type]
+    return (np.arange(positions)[:, None] * inverse.cpu().numpy()[None, :]).astype(np.float32)
 
 
 def rotate(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
@@ -179,18 +199,21 @@ def rotate(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def first_layer_queries(loaded: models.LoadedModel, text: str, head: int = 0) -> tuple[np.ndarray, list[str]]:
-    """Layer 0's query vectors for one head before rotation: (seq, head_dim), and the token labels."""
+    """Layer 0's query vectors for one head before rotation (after Gemma's per-head `q_norm`, as attention sees them):
+    (seq, head_dim), and the token labels."""
     projection = loaded.parts.query_projection(0)
     if projection is None:
         raise activations.CaptureError("not_available", "a separate query projection")
-    norm, query = projection
+    norm, query, head_norm = projection
     result = activations.capture(loaded, text, ["blocks.0.resid_pre"], max_tokens=64)
     parameter = next(loaded.model.parameters())
     states = torch.as_tensor(result["blocks.0.resid_pre"], device=parameter.device, dtype=parameter.dtype)  # (seq, d)
     head_dim = loaded.parts.head_dim
     with loaded.lock, torch.inference_mode():
-        queries = query(norm(states))  # (seq, heads * head_dim)
-    return queries[:, head * head_dim:(head + 1) * head_dim].float().cpu().numpy(), token_labels(result)
+        queries = query(norm(states))[:, head * head_dim:(head + 1) * head_dim]  # (seq, head_dim)
+        if head_norm is not None:
+            queries = head_norm(queries)
+    return queries.float().cpu().numpy(), token_labels(result)
 
 
 @dataclass
@@ -204,13 +227,14 @@ class RotaryView:
 
 def rotary_view(loaded: models.LoadedModel, text: str, positions: int = 12) -> RotaryView:
     queries, labels = first_layer_queries(loaded, text)  # (seq, head_dim)
+    first = 1 if len(labels) > 1 and labels[0] in loaded.tokenizer.all_special_tokens else 0  # Gemma's <bos>: not a word
     shown = min(positions, len(queries))
-    same = np.repeat(queries[:1], shown, axis=0)  # (shown, head_dim): one query at positions 0..shown-1
+    same = np.repeat(queries[first:first + 1], shown, axis=0)  # (shown, head_dim): one query at positions 0..shown-1
     rotated = rotate(same, rotary_angles(loaded, shown))  # (shown, head_dim)
     half = rotated.shape[1] // 2
     pair_ids = list(dict.fromkeys([0, min(4, half - 1), half // 2]))  # fast, faster-middle, slow; no repeats
     pairs = np.stack([np.stack([rotated[:, i], rotated[:, i + half]], axis=-1) for i in pair_ids])  # (3, shown, 2)
-    return RotaryView(pairs, pair_ids, labels[0])
+    return RotaryView(pairs, pair_ids, labels[first])
 
 
 # ---------------------------------------------------------------- projections

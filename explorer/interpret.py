@@ -13,6 +13,7 @@ model in a tracing proxy; a few hooks on the modules `architecture.find` already
 
 from __future__ import annotations
 
+import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import torch
 from transformers.pytorch_utils import Conv1D
 
 from explorer.activations import CaptureError, chosen_log_probs, encode
-from explorer.architecture import matrix_weight
+from explorer.architecture import frozen_norm, matrix_weight, norm_gain_and_bias
 from explorer.models import LoadedModel, device_of
 from explorer.prediction import generate_ids, softmax
 
@@ -150,50 +151,57 @@ class Attribution:
 def attribute(loaded: LoadedModel, ids: list[int], target: int) -> Attribution:
     """How much each layer's attention and MLP output (and each head) pushes the target's logit at the last position.
 
-    The residual stream before the final norm is the sum embed + Σ (attn_i + mlp_i). The final norm divides it by one
-    number (its RMS; for LayerNorm, after subtracting the mean) and multiplies by its weight g; holding that number
-    fixed at its value for the whole sum makes the norm linear, so the logit splits exactly into the components'
-    terms: logit = Σ_c (center(c) · (g ⊙ W_U[target])) / rms + constant."""
+    The residual stream before the final norm is the sum of the first block's input and what every block writes
+    into it (`Architecture.writes`: the attention and MLP outputs, or, on Gemma, the post-norms of them). The final
+    norm divides that sum by one number and multiplies by its gain; holding the number fixed (`frozen_norm`) makes it
+    linear, so the logit splits exactly into the components' terms. A head's share goes through the same frozen
+    maps (Gemma's post-attention norm, frozen at the layer's attention output). A final softcap (cap · tanh(x / cap))
+    is linearised the same way, at the model's own logit: every term is scaled by one factor."""
     parts = loaded.parts
     seen: dict[str, torch.Tensor] = {}
-    forward = []
-    pre = [(parts.final_norm, lambda m, a, k: seen.__setitem__("final", _first_input(a, k)[0, -1])),
-           (parts.blocks[0], lambda m, a, k: seen.__setitem__("embed", _first_input(a, k)[0, -1]))]  # tokens (+ positions)
-    for layer in range(parts.layers):
-        forward.append((parts.attention[layer], lambda m, a, out, i=layer: seen.__setitem__(f"attn {i}", _hidden(out)[0, -1])))
-        forward.append((parts.mlp[layer], lambda m, a, out, i=layer: seen.__setitem__(f"mlp {i}", _hidden(out)[0, -1])))
-        pre.append((output_projection(parts.attention[layer]),
-                    lambda m, a, k, i=layer: seen.__setitem__(f"z {i}", _first_input(a, k)[0, -1])))
-    logits = last_logits(loaded, [ids], forward, pre)[0]
-    norm, unembed = parts.final_norm, parts.unembed
-    final = seen["final"].float()  # (d,)
-    layer_norm = isinstance(norm, torch.nn.LayerNorm)
-    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-    centred = final - final.mean() if layer_norm else final
-    scale = float(1 / torch.sqrt(centred.pow(2).mean() + eps))
-    direction = unembed.weight[target].float() * norm.weight.float()  # (d,)
-    constant = float(norm.bias.float() @ unembed.weight[target].float()) if getattr(norm, "bias", None) is not None else 0.0
-    if getattr(unembed, "bias", None) is not None:
-        constant += float(unembed.bias[target])
 
-    def push(vector: torch.Tensor) -> float:
-        vector = vector.float()
-        return float(((vector - vector.mean()) if layer_norm else vector) @ direction) * scale
+    def keep(name: str, pick):
+        return lambda module, *arguments: seen.__setitem__(name, pick(*arguments)[0, -1])
+
+    pre = [(parts.final_norm, keep("final", _first_input)), (parts.blocks[0], keep("embed", _first_input))]
+    forward = []
+    for layer in range(parts.layers):
+        attention_write, mlp_write = parts.writes[layer]
+        forward.append((attention_write, keep(f"attn {layer}", lambda args, output: _hidden(output))))
+        forward.append((mlp_write, keep(f"mlp {layer}", lambda args, output: _hidden(output))))
+        if attention_write is not parts.attention[layer]:  # a post-norm: its input is the attention's own output
+            pre.append((attention_write, keep(f"attn out {layer}", _first_input)))
+        pre.append((output_projection(parts.attention[layer]), keep(f"z {layer}", _first_input)))
+    logits = last_logits(loaded, [ids], forward, pre)[0]
+    final = frozen_norm(parts.final_norm, seen["final"])
+    row = parts.unembed.weight[target].float()  # (d,)
+    constant = float(final.bias @ row)
+    if getattr(parts.unembed, "bias", None) is not None:
+        constant += float(parts.unembed.bias[target])
+
+    def push(vector: torch.Tensor) -> float:  # (d,) in the residual stream -> its term in the target's logit
+        return float(final(vector) @ row)
 
     components = ["embed"] + [f"{kind} {i}" for i in range(parts.layers) for kind in ("attn", "mlp")]
     contributions = np.array([push(seen[name]) for name in components])
     heads = np.zeros((parts.layers, parts.query_heads))
     head_constant = np.zeros(parts.layers)
     for layer in range(parts.layers):
+        attention_write = parts.writes[layer][0]
+        after = (frozen_norm(attention_write, seen[f"attn out {layer}"]) if f"attn out {layer}" in seen
+                 else lambda vector: vector)  # what the attention's output becomes in the residual stream
         projection = output_projection(parts.attention[layer])
         weight = matrix_weight(projection)  # (d, heads × head_dim)
         z = seen[f"z {layer}"].float().reshape(parts.query_heads, -1)  # (heads, head_dim)
         per_head = torch.einsum("dhk,hk->hd", weight.reshape(weight.shape[0], parts.query_heads, -1), z)  # (heads, d)
-        heads[layer] = [push(vector) for vector in per_head]
+        heads[layer] = [push(after(vector)) for vector in per_head]
         if getattr(projection, "bias", None) is not None:
-            head_constant[layer] = push(projection.bias)
-    return Attribution(target, float(logits[target]), float(softmax(logits)[target]), components, contributions,
-                       constant, heads, head_constant, scale)
+            head_constant[layer] = push(after(projection.bias.float()))
+    raw = float(contributions.sum() + constant)
+    cap = parts.logit_softcap
+    factor = math.tanh(raw / cap) * cap / raw if cap and abs(raw) > 1e-9 else 1.0
+    return Attribution(target, float(logits[target]), float(softmax(logits)[target]), components, contributions * factor,
+                       constant * factor, heads * factor, head_constant * factor, final.scale)
 
 
 # ---------------------------------------------------------------- ablation
@@ -214,7 +222,8 @@ def _ablation_hooks(loaded: LoadedModel, rows: list[Ablation | None]) -> tuple[l
         mine = [(r, a) for r, a in enumerate(rows) if a is not None and a.layer == layer]
         if not mine:
             continue
-        for part, module in (("layer", parts.blocks[layer]), ("attn", parts.attention[layer]), ("mlp", parts.mlp[layer])):
+        attention_write, mlp_write = parts.writes[layer]  # what the part adds to the residual stream
+        for part, module in (("layer", parts.blocks[layer]), ("attn", attention_write), ("mlp", mlp_write)):
             chosen = [(r, a.mode) for r, a in mine if a.part == part]
             if chosen:
                 forward.append((module, _ablate_output(chosen, part == "layer")))
@@ -441,7 +450,8 @@ def direction_vocabulary(loaded: LoadedModel, direction: np.ndarray, count: int 
     """The ids (and scores) of the `count` tokens at each end, most along the direction first: the tokens whose unembedding (through the final norm's weight) points most along the direction, and most
     against it."""
     parts = loaded.parts
-    scores = parts.unembed.weight.float() @ (torch.as_tensor(direction).float() * parts.final_norm.weight.float())  # (vocab,)
+    gain, _ = norm_gain_and_bias(parts.final_norm, len(direction))  # (d,): w, or Gemma's 1 + w
+    scores = parts.unembed.weight.float() @ (torch.as_tensor(direction).float() * gain)  # (vocab,)
     order = torch.argsort(scores, descending=True)
     ends = torch.cat([order[:count], order[-count:]])  # (2 × count,)
     return [int(i) for i in ends], scores[ends].numpy()

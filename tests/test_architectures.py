@@ -1,4 +1,4 @@
-"""Other architectures: tiny random GPT-2, BERT, Llama and Qwen2 models built offline from their configs, saved as
+"""Other architectures: tiny random GPT-2, BERT, Llama, Qwen2 and Gemma 3 models built offline from their configs, saved as
 local folders and loaded like any model a user names. The engine and every model page must work on each, through
 `explorer.architecture`, never by reading one family's attribute names."""
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
-from transformers import (AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig,
-                          LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+from transformers import (AutoTokenizer, BertConfig, BertModel, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from explorer import activations, adapting, embeddings, models, prediction
+from explorer import activations, adapting, embeddings, interpret, models, prediction
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXT = "The cat sat on the mat. 고양이가 앉았다."
@@ -24,7 +24,14 @@ TINY = {  # name -> (config, model class, the bundled model whose tokenizer it b
                                         bos_token_id=1, eos_token_id=2, **SMALL), LlamaForCausalLM, models.SMOLLM2, "rotary"),
     "qwen2": (lambda vocab: Qwen2Config(vocab_size=vocab, num_key_value_heads=2, bos_token_id=1, eos_token_id=2,
                                         **SMALL), Qwen2ForCausalLM, models.SMOLLM2, "rotary"),
+    # Gemma 3's layout: post-norms, (1 + w) norms, q/k norms, scaled embeddings, a sliding window (4) shorter than
+    # TEXT next to a full layer, two rotary bases, and a final softcap so the logits path is exercised
+    "gemma3": (lambda vocab: Gemma3TextConfig(vocab_size=vocab, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                                              layer_types=["sliding_attention", "full_attention"],
+                                              final_logit_softcapping=3.0, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                                              **SMALL), Gemma3ForCausalLM, models.SMOLLM2, "rotary"),
 }
+DECODERS = [name for name in TINY if name != "bert"]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +41,10 @@ def tiny_folders(tmp_path_factory) -> dict[str, str]:
         tokenizer = AutoTokenizer.from_pretrained(models.bundled_folder(borrowed))
         torch.manual_seed(0)
         model = model_class(make_config(len(tokenizer)))
+        with torch.no_grad():  # norms start at 1 (or Gemma's w = 0): move them, so that w and 1 + w differ
+            for parameter_name, parameter in model.named_parameters():
+                if "norm" in parameter_name and parameter_name.endswith("weight"):
+                    parameter.add_(torch.randn_like(parameter) * 0.3)
         folder = tmp_path_factory.mktemp(f"tiny-{name}")
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
@@ -78,14 +89,17 @@ def test_capture_on_every_family(tiny, name):
     assert result["final"].shape == (seq, loaded.info.hidden_size)
 
 
-@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen2"])
+@pytest.mark.parametrize("name", DECODERS)
 def test_logit_lens_and_generation_on_every_decoder(tiny, name):
     loaded = tiny[name]
     reading = prediction.read_text(loaded, TEXT)
     assert reading.lens_ids.shape[0] == 2
     assert int(reading.lens_ids[-1, -1]) == int(reading.next_logits.argmax())  # the last layer's lens is the model
-    added, _ = prediction.generate(loaded, TEXT, steps=4)
     ids = torch.as_tensor(activations.encode(loaded, TEXT)[0])[None]
+    with torch.inference_mode():
+        own = loaded.model(ids).logits[0, -1]  # (vocab,) with the family's softcap
+    np.testing.assert_allclose(reading.next_logits, own.numpy(), atol=1e-4)
+    added, _ = prediction.generate(loaded, TEXT, steps=4)
     with torch.inference_mode():
         reference = loaded.model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)[0, ids.shape[1]:]
     assert added == reference.tolist()
@@ -99,6 +113,8 @@ def test_positions_on_every_family(tiny, name):
         with pytest.raises(activations.CaptureError):
             embeddings.rotary_angles(loaded, 8)
     else:
+        bases = embeddings.rotary_bases(loaded)
+        assert sorted(b.base for b in bases) == ([10_000, 1_000_000] if name == "gemma3" else [10_000])
         view = embeddings.rotary_view(loaded, TEXT)
         radii = np.linalg.norm(view.pairs, axis=-1)  # (3, n): a rotation keeps each pair on its circle
         np.testing.assert_allclose(radii, np.broadcast_to(radii[:, :1], radii.shape), rtol=1e-4)
@@ -108,7 +124,8 @@ def test_positions_on_every_family(tiny, name):
 
 PAGES = [("pages/inside.py", {}), ("pages/attention.py", {"layer": 1}), ("pages/embeddings.py", {"vmethod": "pca"}),
          ("pages/predict.py", {}), ("pages/tokens.py", {"tks": ["whitespace", "hub"]}),
-         ("pages/finetune.py", {"part": "chat"}), ("pages/finetune.py", {"part": "dpo"})]
+         ("pages/finetune.py", {"part": "chat"}), ("pages/finetune.py", {"part": "dpo"}), ("pages/lab.py", {}),
+         ("pages/quantize.py", {}), ("pages/rag.py", {})]
 
 
 @pytest.mark.parametrize("page, settings", PAGES)
@@ -122,13 +139,42 @@ def test_every_model_page_runs_on_every_family(tiny_folders, name, page, setting
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["_keep_model"] == tiny_folders[name]  # the tiny model itself, not a fallback
-    if page in ("pages/predict.py", "pages/finetune.py") and name == "bert":
-        assert any("decoder" in info.value for info in at.info)  # an encoder cannot predict: said in a sentence
+    if page in ("pages/predict.py", "pages/finetune.py", "pages/lab.py", "pages/rag.py") and name == "bert":
+        assert any("decoder" in info.value for info in [*at.info, *at.warning, *at.error]), [i.value for i in at.info]
+        # an encoder cannot predict: said in a sentence
     elif page not in ("pages/tokens.py", "pages/finetune.py") or settings.get("part") == "dpo":
         assert at.get("plotly_chart")
 
 
-@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen2"])
+@pytest.mark.parametrize("name", DECODERS)
+def test_attribution_sums_to_the_models_own_logit_on_every_decoder(tiny, name):
+    """Gemma adds the post-norms of its attention and MLP outputs, scales with 1 + w and caps the logits; the
+    components must still add up to the logit the model computes, and the heads to their layer's attention term."""
+    loaded = tiny[name]
+    ids = interpret.prompt_ids(loaded, TEXT)
+    target = interpret.target_id(loaded, ids, "")
+    found = interpret.attribute(loaded, ids, target)
+    assert abs(found.total - found.logit) <= 1e-3 * max(1.0, abs(found.logit)), (found.total, found.logit)
+    attention_terms = found.contributions[1::2]  # (layers,): "attn 0", "attn 1", …
+    np.testing.assert_allclose(found.heads.sum(1) + found.head_constant, attention_terms, atol=1e-4)
+    ablated = interpret.ablate(loaded, ids, target, interpret.Ablation("mlp", 1))
+    assert ablated.target_after != pytest.approx(ablated.target_before)  # the MLP's write is what is removed
+
+
+def test_capture_equals_eager_attention_past_the_sliding_window(tiny_folders):
+    eager = Gemma3ForCausalLM.from_pretrained(tiny_folders["gemma3"], attn_implementation="eager").eval()
+    loaded = models.load(tiny_folders["gemma3"], device="cpu", dtype="float32")
+    result = activations.run_capture(loaded, TEXT, ["blocks.0.attn.pattern", "blocks.1.attn.pattern"])
+    with torch.inference_mode():
+        reference = eager(torch.as_tensor(result.token_ids)[None], output_attentions=True).attentions
+    assert len(result.token_ids) > 4 * 2 and loaded.parts.windows == (4, None)
+    for layer in (0, 1):
+        np.testing.assert_allclose(result[f"blocks.{layer}.attn.pattern"].astype(np.float32), reference[layer][0].numpy(),
+                                   atol=2e-3)
+    assert np.allclose(np.tril(result["blocks.0.attn.pattern"].astype(np.float32), -4), 0)  # the band a learner sees
+
+
+@pytest.mark.parametrize("name", DECODERS)
 def test_lora_and_dpo_on_every_decoder_family(tiny, name):
     """PEFT picks each family's own target modules (c_attn for GPT-2, q_proj and v_proj for Llama and Qwen2)."""
     loaded = tiny[name]

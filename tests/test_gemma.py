@@ -54,3 +54,17 @@ def test_gemma_writes_korean_greedily_as_measured(gemma):
     with torch.inference_mode():
         reference = gemma.model.generate(ids, max_new_tokens=4, do_sample=False)[0, ids.shape[1]:]
     assert added == reference.tolist()  # transformers' own generate
+
+
+def test_attribution_adds_up_to_paris_and_both_rotary_bases_are_read(gemma):
+    """The issue's measurement: the components summed to -1.03 against a logit of 18.27 before Gemma's post-norms and
+    (1 + w) gains were asked of the architecture."""
+    from explorer import embeddings, interpret
+
+    ids = interpret.prompt_ids(gemma, "The capital of France is")
+    target = interpret.target_id(gemma, ids, "Paris")
+    found = interpret.attribute(gemma, ids, target)
+    assert gemma.tokenizer.decode([target]) == " Paris"
+    assert found.total == pytest.approx(found.logit, rel=1e-3)
+    bases = {base.base: base.layers for base in embeddings.rotary_bases(gemma)}
+    assert bases == {10_000: [i for i in range(18) if i % 6 != 5], 1_000_000: [5, 11, 17]}

@@ -38,6 +38,10 @@ def _vocabulary_figure(_coordinates, _kinds, _labels, model_key: str, fingerprin
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
+def _layer_list(layers: list[int]) -> str:
+    return ", ".join(map(str, layers)) if len(layers) <= 6 else f"{layers[0]}, {layers[1]}, … {layers[-1]}"
+
+
 def _table_figure(name: str, _values, rows: int, title: str, x_label: str, y_label: str, fingerprint: str):
     """A heatmap that depends only on the model and the language (position tables), built once."""
     return figures.matrix_heatmap(_values(), [str(i) for i in range(rows)], title, x_label, y_label,
@@ -93,17 +97,23 @@ def text_to_vectors(loaded):
             st.caption(tr("emb_learned_explain"))
         elif position_kind == "rotary" and loaded.parts.query_projection(0) is not None:
             turned = embeddings.rotary_view(loaded, text)
-            left, right = st.columns(2)
-            with left:
+            bases = embeddings.rotary_bases(loaded)
+            columns = st.columns(1 + len(bases))
+            with columns[0]:
                 show_figure(figures.rotary_circles(turned.pairs, list(range(turned.pairs.shape[1])),
                                                    [tr("emb_pair", i=i) for i in turned.pair_ids],
                                                    tr("emb_rotary_title", token=visible(turned.token))),
                             "rotary_pairs", key="rotary")
-            with right:
-                show_figure(_table_figure("rotary_angles", lambda: np.cos(embeddings.rotary_angles(loaded, 64)), 64,
-                                          tr("emb_rotary_angles"), tr("emb_pair_axis"), tr("position"), loaded.fingerprint),
-                            "rotary_angles", key="rotary_angles")
-            st.caption(tr("emb_rotary_explain"))
+            for column, base in zip(columns[1:], bases):
+                with column:
+                    show_figure(_table_figure("rotary_angles", lambda b=base: np.cos(embeddings.rotary_angles(loaded, 64, b.layer_type)),
+                                              64, tr("emb_rotary_angles", base=f"{base.base:,}"), tr("emb_pair_axis"),
+                                              tr("position"), loaded.fingerprint),
+                                "rotary_angles", key=f"rotary_angles_{base.layer_type}")
+            st.caption(tr("emb_rotary_explain", model=loaded.info.key))
+            if len(bases) > 1:
+                st.caption(tr("emb_rotary_bases", model=loaded.info.key, bases=", ".join(
+                    tr("emb_rotary_base", base=f"{b.base:,}", count=len(b.layers), layers=_layer_list(b.layers)) for b in bases)))
         else:
             st.info(tr("emb_positions_not_shown", kind=tr(f"position_kind_{position_kind}")))
         show_figure(figures.matrix_heatmap(result["blocks.0.resid_pre"], token_rows, tr("emb_first_layer_input"), tr("dimension"), tr("token")),
