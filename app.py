@@ -6,7 +6,8 @@ import streamlit as st
 
 from explorer import memory, models, process
 from explorer.i18n import LANGUAGES, t
-from pages.common import HEAVY_SECONDS, app_shell_run, as_bool, current_model, keep_value, setting, tr, url_value
+from pages.common import (HEAVY_SECONDS, app_shell_run, as_bool, current_model, default_model, keep_value, setting, tr,
+                          url_value)
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
@@ -28,7 +29,7 @@ def sidebar() -> None:
     keep_value("lang", language)
     st.subheader(tr("sidebar_model"))
     choices = list(models.BUNDLED)
-    chosen = url_value("model", models.SMOLLM2)
+    chosen = url_value("model", default_model())
     bundled = st.selectbox(tr("sidebar_bundled"), choices, index=choices.index(chosen) if chosen in choices else None,
                            placeholder=tr("sidebar_hub_in_use"), format_func=lambda k: models.BUNDLED[k].hub_id.split("/")[-1])
     if bundled and bundled != chosen:

@@ -288,15 +288,25 @@ def template_view(loaded: LoadedModel, request: str) -> TemplateView:
     return TemplateView(ids, tokenize.from_hf(loaded.tokenizer, text), text)
 
 
-def answer_stop_ids(tokenizer) -> set[int]:
-    """The ids that end the assistant's turn."""
-    return {tokenizer.eos_token_id} - {None}
+END_OF_TURN = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")  # Gemma, ChatML (SmolLM2, Qwen), Llama 3, Phi
+
+
+def answer_stop_ids(loaded: LoadedModel) -> set[int]:
+    """The ids that end an answer: the tokenizer's end of text, every end id of the model's generation config, and
+    an end-of-turn marker the vocabulary has as one special token (Gemma's base model keeps `<end_of_turn>`, id 106,
+    though its converted generation config names only `<eos>`)."""
+    tokenizer = loaded.tokenizer
+    configured = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    ids = {tokenizer.eos_token_id, *(configured if isinstance(configured, (list, tuple)) else [configured])}
+    special = set(tokenizer.all_special_tokens) | {str(t) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+    ids |= {tokenizer.convert_tokens_to_ids(marker) for marker in END_OF_TURN if marker in special}
+    return ids - {None, getattr(tokenizer, "unk_token_id", None)}
 
 
 def answer(loaded: LoadedModel, ids: list[int], steps: int = 48, end_of_turn: bool = True) -> str:
     """Greedy continuation of `ids`: until the end-of-turn token (left out), or with `end_of_turn=False` for
     `steps` tokens whatever comes, special tokens written out (a raw prompt's answer often writes the template)."""
-    stop = answer_stop_ids(loaded.tokenizer) if end_of_turn else set()
+    stop = answer_stop_ids(loaded) if end_of_turn else set()
     added, _ = prediction.generate_ids(loaded, ids[-prediction.MAX_TOKENS:], steps, stop_ids=stop)
     return loaded.tokenizer.decode([i for i in added if i not in stop])
 

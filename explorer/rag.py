@@ -29,6 +29,7 @@ DOCUMENTS = Path(__file__).resolve().parent.parent / "assets" / "rag" / "documen
 MAX_DOCUMENT_CHARS = 200_000  # more is refused with a message (the text stays in its box)
 MAX_CHUNKS = 2_000
 MAX_QUESTION_CHARS = 1_000
+HANGUL = re.compile("[\uac00-\ud7a3]")
 RRF_K = 60  # the constant of Cormack et al. (2009): 1 / (60 + rank)
 METHODS = ("bm25", "dense", "fused")
 CONTENT_TAGS = ("NN", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")  # morphemes that carry meaning; no particles/endings
@@ -190,10 +191,11 @@ def retrieve(index: Index, encoder: LoadedModel, question: str) -> Retrieval:
 
 @dataclass
 class Prompt:
-    ids: list[int]  # what the model reads: apply_chat_template's own ids
-    text: str  # the same, as the template writes it
+    ids: list[int]  # what the model reads: apply_chat_template's own ids, or the completion prompt's
+    text: str  # the same, as the template (or the completion prompt) writes it
     passage_spans: list[tuple[int, int]]  # token positions [start, end) of each passage in `ids`
     tokens: tokenize.Tokenization = field(repr=False)  # ids placed on the text, for drawing
+    completion: bool = False  # a base model's "Document: … Question: … Answer:" prompt: the answer is one line
 
 
 def prompt_content(question: str, passages: list[str]) -> str:
@@ -205,12 +207,32 @@ def prompt_content(question: str, passages: list[str]) -> str:
     return f"{INSTRUCTION_MANY}\n\n{listed}\n\nQuestion: {question}\nAnswer briefly."
 
 
+# A base model has no chat template: it continues a document. Measured on Gemma 3 270M (base): this layout, in the
+# question's language, answers from the passage (" 1.8미터", " 6시 15분"); the answer is the line after "답:".
+COMPLETION_LABELS = {"ko": ("문서", "질문", "답"), "en": ("Document", "Question", "Answer")}
+
+
+def completion_text(question: str, passages: list[str]) -> str:
+    """'Document: …\nQuestion: …\nAnswer:' (numbered documents when there are several), in the question's language."""
+    document, asked, answer = COMPLETION_LABELS["ko" if HANGUL.search(question) else "en"]
+    listed = [f"{document}: {passages[0]}"] if len(passages) == 1 else [
+        f"{document} {number}: {text}" for number, text in enumerate(passages, start=1)]
+    return "\n".join([*listed, f"{asked}: {question}", f"{answer}:"])
+
+
 def build_prompt(loaded: LoadedModel, question: str, passages: list[str]) -> Prompt:
+    """The chat prompt (the model's own template) or, for a base model without one, the completion prompt."""
     tokenizer = loaded.tokenizer
-    content = prompt_content(question, passages)
-    ids = chat_ids(tokenizer, content)
-    text = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=False)
+    completion = not getattr(tokenizer, "chat_template", None)
+    if completion:
+        text = completion_text(question, passages)
+        ids = list(tokenizer(text)["input_ids"])  # with the tokenizer's own <bos>
+        text = tokenizer.decode(ids)  # the same ids written out, special tokens included, as the chat path shows them
+    else:
+        content = prompt_content(question, passages)
+        ids = chat_ids(tokenizer, content)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                             tokenize=False)
     tokens = tokenize.from_hf(tokenizer, text)
     spans, searched_from = [], 0
     for passage in passages:
@@ -218,19 +240,25 @@ def build_prompt(loaded: LoadedModel, question: str, passages: list[str]) -> Pro
         searched_from = begin + len(passage)
         inside = [i for i, t in enumerate(tokens.tokens) if t.start < searched_from and t.end > begin]
         spans.append((inside[0], inside[-1] + 1))
-    return Prompt(ids, text, spans, tokens)
+    return Prompt(ids, text, spans, tokens, completion)
 
 
 def stream_answer(loaded: LoadedModel, prompt: Prompt, steps: int = ANSWER_TOKENS):
-    """Greedy answer token by token: yields each new id until the end of the turn."""
-    stop = answer_stop_ids(loaded.tokenizer)
+    """Greedy answer token by token: yields each new id until the end of the turn (for a completion prompt, also at
+    the end of the answer's line: a base model goes on writing the next question)."""
+    stop = answer_stop_ids(loaded)
     if len(prompt.ids) > CONTEXT_BUDGET:
         raise RagError("over_budget", f"{len(prompt.ids):,} > {CONTEXT_BUDGET:,}")
-    yield from prediction.stream_ids(loaded, prompt.ids, steps, stop_ids=stop)
+    written: list[int] = []
+    for token_id in prediction.stream_ids(loaded, prompt.ids, steps, stop_ids=stop):
+        if prompt.completion and "\n" in loaded.tokenizer.decode([token_id]) and loaded.tokenizer.decode(written).strip():
+            return
+        written.append(token_id)
+        yield token_id
 
 
 def answer_text(loaded: LoadedModel, answer_ids: list[int]) -> str:
-    stop = answer_stop_ids(loaded.tokenizer)
+    stop = answer_stop_ids(loaded)
     return loaded.tokenizer.decode([i for i in answer_ids if i not in stop]).strip()
 
 

@@ -197,16 +197,21 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
         except (models.ModelError, memory.OverBudget) as error:
             show_error(error)
             return None
-    key = setting("model", models.SMOLLM2)
+    key = setting("model", default_model())
     try:
         with st.spinner(loading_message(key)):
             return _load(key)
     except (models.ModelError, memory.OverBudget) as error:
         show_error(error)
-        if key == models.SMOLLM2:
+        if key == default_model():
             return None
-        keep_value("model", models.SMOLLM2)
+        keep_value("model", default_model())
         return current_model()
+
+
+def default_model() -> str:
+    """The bundled decoder a learner starts on: one that writes Korean when the app is in Korean."""
+    return models.DEFAULT_MODEL[lang()]
 
 
 def require_model(decoder: bool = False) -> models.LoadedModel:

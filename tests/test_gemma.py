@@ -68,3 +68,20 @@ def test_attribution_adds_up_to_paris_and_both_rotary_bases_are_read(gemma):
     assert found.total == pytest.approx(found.logit, rel=1e-3)
     bases = {base.base: base.layers for base in embeddings.rotary_bases(gemma)}
     assert bases == {10_000: [i for i in range(18) if i % 6 != 5], 1_000_000: [5, 11, 17]}
+
+
+def test_a_base_model_answers_a_korean_rag_question_from_a_completion_prompt(gemma, minilm):
+    """No chat template: "문서: …\n질문: …\n답:" as tokens, the answer is the line after it, taken from the passage."""
+    from explorer import adapting, rag
+
+    index = rag.build_index(minilm, rag.chunk(rag.paragraphs(rag.bundled_text("ko"))))
+    question = "새별섬의 인구는 몇 명인가요?"
+    passages = [index.chunks[i].text for i in rag.retrieve(index, minilm, question).top("bm25", 1)]
+    prompt = rag.build_prompt(gemma, question, passages)
+    assert prompt.completion and prompt.text.startswith("<bos>문서: ") and prompt.text.endswith("\n질문: " + question + "\n답:")
+    assert prompt.ids == gemma.tokenizer(prompt.text[len("<bos>"):])["input_ids"]
+    start, end = prompt.passage_spans[0]
+    assert gemma.tokenizer.decode(prompt.ids[start:end]).strip().startswith(passages[0][:10])
+    answer = rag.answer_text(gemma, list(rag.stream_answer(gemma, prompt)))
+    assert "1,430" in answer and "\n" not in answer and "질문" not in answer
+    assert {1, 106} <= adapting.answer_stop_ids(gemma)  # <eos> and <end_of_turn>

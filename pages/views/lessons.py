@@ -13,7 +13,7 @@ from streamlit_shortcuts import add_shortcuts
 
 from explorer import lessons, models
 from explorer.models import LoadedModel
-from pages.common import bounded, collecting_figures, compute, current_model, lang, one_of, setting, tr, url_state
+from pages.common import bounded, collecting_figures, compute, current_model, default_model, lang, one_of, setting, tr, url_state
 from pages.views import (attention, embeddings, finetune, history, inside, lab, predict, quantize, rag, recurrent,
                          tokens, transfer)
 
@@ -21,11 +21,11 @@ PARAMS = ("lesson", "step")
 
 
 def _decoder() -> LoadedModel | None:
-    """The model a decoder view needs: the sidebar's when it is one, else the bundled SmolLM2."""
+    """The model a decoder view needs: the sidebar's when it is one, else the language's default decoder."""
     loaded = current_model()
     if loaded is not None and loaded.info.family == "decoder":
         return loaded
-    return current_model(models.SMOLLM2)
+    return current_model(default_model())
 
 
 def _model() -> LoadedModel | None:
