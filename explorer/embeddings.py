@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from explorer import activations, models
-from explorer.labels import is_byte_level, token_labels
+from explorer.labels import piece_style, token_labels
 
 TOKEN_KINDS = ("hangul", "latin_word", "continuation", "digits", "punctuation", "special", "byte_piece", "other")
 METHODS = ("umap", "pca", "tsne")
@@ -80,9 +80,25 @@ def token_kind(label: str, special: bool, wordpiece: bool) -> str:
     return "other"
 
 
+SCRIPTS = ("all", "hangul", "latin", "other")  # the map's filter
+SCRIPT_OF_KIND = {"hangul": "hangul", "latin_word": "latin", "continuation": "latin"}  # every other kind: "other"
+MAP_POINTS = 50_000  # points sent to the browser: SmolLM2's 49,152 are ~2.6 MB; Gemma's 262,144 would be ~14 MB
+
+
+def map_ids(kinds: np.ndarray, script: str = "all", limit: int = MAP_POINTS) -> np.ndarray:
+    """The token ids the map draws: those of one script (all: every kind), at most `limit`, lowest ids first (a
+    BPE vocabulary numbers its pieces in the order it learned them, so the commonest pieces come first)."""
+    if script == "all":
+        chosen = np.arange(len(kinds))
+    else:
+        scripts = np.array([SCRIPT_OF_KIND.get(kind, "other") for kind in kinds])
+        chosen = np.flatnonzero(scripts == script)
+    return chosen[:limit]
+
+
 def token_kinds(tokenizer, labels: list[str]) -> np.ndarray:
     special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-    wordpiece = not is_byte_level(tokenizer)
+    wordpiece = piece_style(tokenizer) == "wordpiece"
     return np.array([token_kind(label, i in special, wordpiece) for i, label in enumerate(labels)])
 
 
@@ -107,7 +123,7 @@ def neighbour_ids(unit_matrix: np.ndarray | UnitRows, ids: list[int], k: int = 1
 
 def word_pieces(tokenizer, word: str) -> list[int]:
     """The ids a word becomes on its own (byte-level models: with the space that starts a word mid-sentence)."""
-    text = " " + word.strip() if is_byte_level(tokenizer) else word.strip()
+    text = " " + word.strip() if piece_style(tokenizer) != "wordpiece" else word.strip()
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 

@@ -302,14 +302,16 @@ def matrix_heatmap(values: np.ndarray, row_labels: list[str], title: str, x_labe
 
 
 def vocabulary_map(coordinates: np.ndarray, kinds: np.ndarray, labels: list[str], kind_names: dict[str, str],
-                   highlight: list[int], title: str) -> go.Figure:
-    """Every token as a WebGL point coloured by kind; `highlight` ids drawn large with their labels on top."""
+                   highlight: list[int], title: str, shown: np.ndarray | None = None) -> go.Figure:
+    """The tokens `shown` (default: every one) as WebGL points coloured by kind; `highlight` ids drawn large with
+    their labels on top."""
     three_d = coordinates.shape[1] == 3
     scatter = go.Scatter3d if three_d else go.Scattergl
-    ids = np.arange(len(labels))
+    ids = np.arange(len(labels)) if shown is None else np.asarray(shown)
+    kinds = kinds[ids]
     traces = []
     for kind, name in kind_names.items():
-        chosen = ids[kinds == kind]
+        chosen = ids[kinds == kind]  # token ids of this kind among those shown
         if not len(chosen):
             continue
         axes = {axis: coordinates[chosen, i] for i, axis in enumerate("xyz"[:coordinates.shape[1]])}

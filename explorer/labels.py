@@ -1,8 +1,9 @@
 """How tokens are shown, in one place: byte pieces, special tokens, whitespace and invisible characters.
 
-Byte-level vocabularies (GPT-2, SmolLM2) store bytes as stand-in letters ('Ġ' for a space, 'ì' for 0xEC); a piece
-that ends inside a Hangul syllable or an emoji is shown as its bytes (0xEC 0x95) or, where the text is known, as the
-whole character it belongs to; never as the stand-ins or as U+FFFD.
+Byte-level vocabularies (GPT-2, SmolLM2) store bytes as stand-in letters ('Ġ' for a space, 'ì' for 0xEC);
+SentencePiece vocabularies (Gemma) write a space as '▁' and fall back to single bytes written '<0xEC>'. Either way a
+piece that ends inside a Hangul syllable or an emoji is shown as its bytes (0xEC 0x95) or, where the text is known,
+as the whole character it belongs to; never as the stand-ins or as U+FFFD.
 """
 
 from __future__ import annotations
@@ -34,6 +35,24 @@ def piece_bytes(piece: str) -> bytes | None:
     if piece and all(char in table for char in piece):
         return bytes(table[char] for char in piece)
     return None
+
+
+BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def sentencepiece_bytes(piece: str) -> bytes:
+    """The bytes behind a SentencePiece entry: '<0xEC>' is one byte, '▁서울' is ' 서울' in UTF-8."""
+    fallback = BYTE_FALLBACK.fullmatch(piece)
+    return bytes([int(fallback.group(1), 16)]) if fallback else piece.replace("▁", " ").encode("utf-8")
+
+
+def raw_bytes(tokenizer, piece: str) -> bytes | None:
+    """The bytes a vocabulary entry stands for, for byte-level and SentencePiece vocabularies; None for WordPiece
+    (its '##' pieces and NFD jamo are not the text's bytes) and for added tokens of a byte-level one."""
+    style = piece_style(tokenizer)
+    if style == "byte_level":
+        return piece_bytes(piece)
+    return sentencepiece_bytes(piece) if style == "sentencepiece" else None
 
 
 def readable_bytes(data: bytes) -> str:
@@ -73,9 +92,18 @@ def byte_labels(text: str, limit: int | None = None) -> list[str]:
     return labels[:limit]
 
 
-def is_byte_level(tokenizer) -> bool:
+def piece_style(tokenizer) -> str:
+    """How the vocabulary writes text, read from the tokenizer's own decoder: "byte_level" (GPT-2, SmolLM2: stand-in
+    letters), "sentencepiece" (Gemma, Llama 2: '▁' for a space, '<0xEC>' byte fallback) or "wordpiece" (BERT)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and "ByteLevel" in repr(backend.decoder)
+    decoder = repr(backend.decoder) if backend is not None else ""
+    if "ByteLevel" in decoder:
+        return "byte_level"
+    return "sentencepiece" if ("ByteFallback" in decoder or "▁" in decoder or "Metaspace" in decoder) else "wordpiece"
+
+
+def is_byte_level(tokenizer) -> bool:
+    return piece_style(tokenizer) == "byte_level"
 
 
 def token_labels(result) -> list[str]:
@@ -93,13 +121,16 @@ def token_label(tokenizer, token_id: int) -> str:
     text = tokenizer.decode([token_id])
     if "\ufffd" not in text:
         return text
-    raw = piece_bytes(tokenizer.convert_ids_to_tokens(token_id))
+    raw = raw_bytes(tokenizer, tokenizer.convert_ids_to_tokens(token_id))
     return readable_bytes(raw) if raw is not None else text
 
 
 def vocabulary_labels(tokenizer) -> list[str]:
-    """Every vocabulary entry as readable text: byte-level entries as their characters or bytes, never 'ìķ'."""
+    """Every vocabulary entry as readable text: byte-level and SentencePiece entries as their characters or bytes
+    (' 서울', '0xEC'), never 'ìķ' or '▁서울'; special tokens as they are."""
     pieces = [piece or "" for piece in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
-    if not is_byte_level(tokenizer):
+    if piece_style(tokenizer) == "wordpiece":
         return pieces
-    return [readable_bytes(raw) if (raw := piece_bytes(piece)) is not None else piece for piece in pieces]
+    special = set(tokenizer.all_special_tokens) | {str(t) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+    return [piece if piece in special else readable_bytes(raw) if (raw := raw_bytes(tokenizer, piece)) is not None
+            else piece for piece in pieces]

@@ -21,7 +21,7 @@ import torch
 
 from explorer import embeddings, prediction, process, tokenize
 from explorer.activations import CaptureError
-from explorer.adapting import answer_stop_ids, chat_ids, sequence_log_probs
+from explorer.adapting import answer_stop_ids, chat_ids, completion_prompt, sequence_log_probs
 from explorer.capture_attention import CaptureRequest, capturing
 from explorer.models import LoadedModel, device_of
 
@@ -29,7 +29,6 @@ DOCUMENTS = Path(__file__).resolve().parent.parent / "assets" / "rag" / "documen
 MAX_DOCUMENT_CHARS = 200_000  # more is refused with a message (the text stays in its box)
 MAX_CHUNKS = 2_000
 MAX_QUESTION_CHARS = 1_000
-HANGUL = re.compile("[\uac00-\ud7a3]")
 RRF_K = 60  # the constant of Cormack et al. (2009): 1 / (60 + rank)
 METHODS = ("bm25", "dense", "fused")
 CONTENT_TAGS = ("NN", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")  # morphemes that carry meaning; no particles/endings
@@ -207,25 +206,12 @@ def prompt_content(question: str, passages: list[str]) -> str:
     return f"{INSTRUCTION_MANY}\n\n{listed}\n\nQuestion: {question}\nAnswer briefly."
 
 
-# A base model has no chat template: it continues a document. Measured on Gemma 3 270M (base): this layout, in the
-# question's language, answers from the passage (" 1.8미터", " 6시 15분"); the answer is the line after "답:".
-COMPLETION_LABELS = {"ko": ("문서", "질문", "답"), "en": ("Document", "Question", "Answer")}
-
-
-def completion_text(question: str, passages: list[str]) -> str:
-    """'Document: …\nQuestion: …\nAnswer:' (numbered documents when there are several), in the question's language."""
-    document, asked, answer = COMPLETION_LABELS["ko" if HANGUL.search(question) else "en"]
-    listed = [f"{document}: {passages[0]}"] if len(passages) == 1 else [
-        f"{document} {number}: {text}" for number, text in enumerate(passages, start=1)]
-    return "\n".join([*listed, f"{asked}: {question}", f"{answer}:"])
-
-
 def build_prompt(loaded: LoadedModel, question: str, passages: list[str]) -> Prompt:
     """The chat prompt (the model's own template) or, for a base model without one, the completion prompt."""
     tokenizer = loaded.tokenizer
     completion = not getattr(tokenizer, "chat_template", None)
     if completion:
-        text = completion_text(question, passages)
+        text = completion_prompt(question, passages)
         ids = list(tokenizer(text)["input_ids"])  # with the tokenizer's own <bos>
         text = tokenizer.decode(ids)  # the same ids written out, special tokens included, as the chat path shows them
     else:

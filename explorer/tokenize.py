@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from explorer import models
-from explorer.labels import is_byte_level, piece_bytes, readable_bytes
+from explorer.labels import piece_bytes, piece_style, raw_bytes, readable_bytes
 
-KINDS = ("whitespace", "characters", "wordpiece", "byte_bpe", "cl100k", "morphemes")
+KINDS = ("whitespace", "characters", "wordpiece", "byte_bpe", "sentencepiece", "cl100k", "morphemes")
+BUNDLED_KINDS = {"wordpiece": models.MINILM, "byte_bpe": models.SMOLLM2, "sentencepiece": models.GEMMA3}
 MAX_TEXT_CHARS = 20_000  # longer text is cut here (and the page says so): beyond it the chips are unreadable anyway
 MAX_CORPUS_BYTES = 2_000_000
 MAX_MERGES = 5_000
@@ -104,10 +105,8 @@ def tokenize_with(kind: str, text: str, special: bool = False) -> Tokenization:
     if kind == "characters":
         tokens = [Token(char, ord(char), i, i + 1) for i, char in enumerate(text)]
         return Tokenization(kind, text, tokens, "".join(t.piece for t in tokens), vocab_size=0x110000)
-    if kind == "wordpiece":
-        return from_hf(bundled_tokenizer(models.MINILM), text, special, kind)
-    if kind == "byte_bpe":
-        return from_hf(bundled_tokenizer(models.SMOLLM2), text, special, kind)
+    if kind in BUNDLED_KINDS:
+        return from_hf(bundled_tokenizer(BUNDLED_KINDS[kind]), text, special, kind)
     if kind == "cl100k":
         return _cl100k(text)
     if kind == "morphemes":
@@ -180,7 +179,7 @@ def from_hf(tokenizer, text: str, special: bool = False, kind: str = "hub") -> T
     pieces = tokenizer.convert_ids_to_tokens(ids)
     added = [bool(mask) and start == end for mask, (start, end) in
              zip(encoding["special_tokens_mask"], encoding["offset_mapping"])]
-    byte_level = is_byte_level(tokenizer)
+    style = piece_style(tokenizer)
     special_ids = set(tokenizer.all_special_ids)
     tokens, content_raw = [], []
     for token_id, piece, (start, end), is_added in zip(ids, pieces, encoding["offset_mapping"], added):
@@ -188,27 +187,20 @@ def from_hf(tokenizer, text: str, special: bool = False, kind: str = "hub") -> T
             position = len(text) if tokens else 0
             tokens.append(Token(piece, token_id, position, position, special=True))
             continue
-        raw = _raw_piece(piece, text[start:end], byte_level)
+        raw = (raw_bytes(tokenizer, piece) or piece.encode("utf-8")) if style != "wordpiece" else b""
         content_raw.append(raw)
-        label = readable_bytes(raw) if byte_level or piece.startswith("<0x") else piece.replace("▁", " ")
+        label = readable_bytes(raw) if style != "wordpiece" else piece
         tokens.append(Token(label, token_id, start, end, raw, special=token_id in special_ids,
                             unknown=token_id == tokenizer.unk_token_id and tokenizer.unk_token_id is not None))
-    if byte_level and b"".join(content_raw) == text.encode("utf-8"):
+    exact_bytes = style != "wordpiece" and b"".join(content_raw) == text.encode("utf-8")
+    if exact_bytes:
         content = [token for token in tokens if not token.added]
         for token, (start, end) in zip(content, spans_from_bytes(text, content_raw)):
             token.start, token.end = start, end  # exact spans from the bytes, not the tokenizer's rounded offsets
     content_ids = [t.id for t in tokens if not t.added]
     decoded = tokenizer.decode(content_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     return Tokenization(kind, text, tokens, decoded, _lossy_reasons(tokenizer, text, decoded, tokens),
-                        len(tokenizer), byte_level)
-
-
-def _raw_piece(piece: str, covered: str, byte_level: bool) -> bytes:
-    if byte_level:
-        return piece_bytes(piece) or piece.encode("utf-8")
-    if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", piece):  # SentencePiece byte fallback
-        return bytes([int(piece[3:5], 16)])
-    return b""
+                        len(tokenizer), exact_bytes)
 
 
 def _lossy_reasons(tokenizer, text: str, decoded: str, tokens: list[Token]) -> tuple[str, ...]:
@@ -241,8 +233,8 @@ def pipeline(tokenizer, text: str) -> list[PipelineStep]:
     """Run a fast tokenizer's own components one after the other, keeping what each one produced."""
     backend = tokenizer.backend_tokenizer
     text = text[:MAX_TEXT_CHARS]
-    readable = (lambda piece: readable_bytes(piece_bytes(piece) or piece.encode())) if is_byte_level(tokenizer) \
-        else (lambda piece: piece)
+    readable = (lambda piece: readable_bytes(raw_bytes(tokenizer, piece) or piece.encode())) \
+        if piece_style(tokenizer) != "wordpiece" else (lambda piece: piece)
     normalized = backend.normalizer.normalize_str(text) if backend.normalizer else text
     words = backend.pre_tokenizer.pre_tokenize_str(normalized) if backend.pre_tokenizer else [(normalized, (0, len(normalized)))]
     subwords = [readable(token.value) for word, _ in words for token in backend.model.tokenize(word)]

@@ -1,6 +1,8 @@
 """Layer 2: every page under AppTest, in both languages, with the interactions a learner makes.
 
-Settings arrive the way a lecturer's link brings them: as query parameters.
+Settings arrive the way a lecturer's link brings them: as query parameters. A test that names no model runs on
+SmolLM2 (what these tests measure is its behaviour); the language's own default model has its tests (Korean opens
+on Gemma 3) in test_default_model_follows_the_language and tests/test_gemma.py.
 """
 
 import base64
@@ -19,7 +21,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 def _open(page: str | None = None, **query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query)
+    at.query_params.update({"model": "smollm2-135m", **query})
     at.run()
     if page:
         at.switch_page(page).run()
@@ -30,7 +32,7 @@ def _open(page: str | None = None, **query) -> AppTest:
 def _open_link(page: str, **query) -> AppTest:
     """A deep link straight to `page` (its own settings in the address), as a lecturer prepares before class."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query)
+    at.query_params.update({"model": "smollm2-135m", **query})
     at.switch_page(page).run()
     _no_exception(at)
     return at

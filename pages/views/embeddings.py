@@ -30,11 +30,13 @@ def _projection(_loaded, fingerprint: str, method: str, dims: int) -> np.ndarray
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _vocabulary_figure(_coordinates, _kinds, _labels, model_key: str, fingerprint: str, method: str, dims: int,
-                       highlight: tuple[int, ...], language: str):
-    """49,152 WebGL points take plotly ~0.3 s to validate: built once per projection, highlight and language."""
+                       highlight: tuple[int, ...], language: str, script: str):
+    """49,152 WebGL points take plotly ~0.3 s to validate: built once per projection, highlight, language and script."""
     kind_names = {kind: t(f"kind_{kind}", language) for kind in embeddings.TOKEN_KINDS}
-    return figures.vocabulary_map(_coordinates, _kinds, _labels, kind_names, list(highlight),
-                                  t("emb_map_title", language, n=len(_labels), model=model_key))
+    shown = embeddings.map_ids(_kinds, script)
+    title = t("emb_map_title", language, n=len(_labels), model=model_key) if len(shown) == len(_labels) else \
+        t("emb_map_title_part", language, shown=len(shown), n=len(_labels), model=model_key)
+    return figures.vocabulary_map(_coordinates, _kinds, _labels, kind_names, list(highlight), title, shown)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -130,10 +132,12 @@ def vocabulary(loaded, result):
     unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
     label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
     st.header(tr("emb_map"))
-    left, middle, right = st.columns([2, 1, 3])
+    left, middle, script_column, right = st.columns([2, 1, 3, 3])
     method = left.radio(tr("emb_method"), ["umap", "pca"], horizontal=True, key=url_state("vmethod", "umap", one_of(("umap", "pca"))),
                         format_func=translated("method_"))
     dims = middle.radio(tr("emb_dims"), [2, 3], horizontal=True, key=url_state("vdims", 2, one_of((2, 3), int)))
+    script = script_column.radio(tr("emb_script"), embeddings.SCRIPTS, horizontal=True, format_func=translated("script_"),
+                                 key=url_state("vscript", "all", one_of(embeddings.SCRIPTS)))
     find = right.text_input(tr("emb_find"), key=url_state("find", ""), placeholder="king, 한국, ##ing")
     with working("emb_projecting"):
         coordinates = _projection(loaded, loaded.fingerprint, method, dims)
@@ -146,7 +150,7 @@ def vocabulary(loaded, result):
     highlight = found or ([int(i) for i in result.token_ids[:40]] if result is not None else [])
     kind_names = {kind: tr(f"kind_{kind}") for kind in embeddings.TOKEN_KINDS}
     event = st.plotly_chart(_vocabulary_figure(coordinates, kinds, labels, key, loaded.fingerprint, method, dims,
-                                              tuple(highlight), lang()),
+                                              tuple(highlight), lang(), script),
                             key="vocab_map", on_select="rerun", selection_mode=("points",),
                             config={"displaylogo": False, "toImageButtonOptions": {"filename": "vocabulary_map"}})
     st.caption(tr("emb_map_explain"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import adapting, figures, jobs
+from explorer import adapting, figures, jobs, models
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, lang, one_of, show_error, show_figure, tr, translated, url_state
+from pages.common import (bounded, compute, current_model, lang, one_of, show_error, show_figure, tr, translated,
+                          url_state)
 from pages.views import jobs as jobs_view
 
 PARTS = ("lora", "chat", "dpo")
@@ -136,9 +137,15 @@ def _answers(_loaded, fingerprint: str, request: str) -> tuple[adapting.Template
 
 
 def chat_template(loaded: LoadedModel) -> None:
-    """The same request raw and wrapped in the chat template: the template's tokens and both answers."""
+    """The same request raw and wrapped in the chat template: the template's tokens and both answers. A base model
+    has no template: said in a sentence, and shown on the bundled instruction-tuned model instead."""
     st.subheader(tr("chat_title"))
     st.write(tr("chat_intro"))
+    if not getattr(loaded.tokenizer, "chat_template", None):
+        st.info(tr("chat_no_template", model=loaded.info.key, instruct=models.SMOLLM2))
+        loaded = current_model(models.SMOLLM2)
+        if loaded is None:
+            return
     request = st.text_input(tr("chat_request"), key=url_state("chatq", tr("chat_sample")))
     result = compute(_answers, loaded, loaded.fingerprint, request)
     if result is None:
@@ -172,7 +179,7 @@ def _margins(_loaded, fingerprint: str, pairs: tuple[adapting.PreferencePair, ..
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _dpo_answers(_loaded, _adapter, fingerprint: str, digest: str, prompt: str) -> tuple[str, str]:
-    ids = adapting.chat_ids(_loaded.tokenizer, prompt)
+    ids = adapting.request_ids(_loaded.tokenizer, prompt)
     return adapting.answer(_loaded, ids, 32), adapting.answer(_adapted(_loaded, _adapter, fingerprint, digest), ids, 32)
 
 

@@ -77,7 +77,7 @@ def _show_row(kind: str, title: str, result: tokenize.Tokenization) -> None:
 
 def _embedding_link(kind: str):
     """Chips of a bundled model's tokenizer open that token on the embeddings page (its neighbours, its place on the map)."""
-    model = {"wordpiece": models.MINILM, "byte_bpe": models.SMOLLM2}.get(kind)
+    model = tokenize.BUNDLED_KINDS.get(kind)
     if model is None:
         return None
     return lambda token: None if token.special or token.piece.startswith(("0x", "⟨")) else \
