@@ -9,6 +9,7 @@ and next-token numbers all describe the copies it runs.
 from __future__ import annotations
 
 import logging
+import math
 from functools import lru_cache
 import threading
 import time
@@ -96,7 +97,7 @@ def grid_levels(module: torch.nn.Module, scheme: Scheme) -> np.ndarray:
     if scheme.name == "int8_tensor":
         return float(stored.scale.flatten()[0]) * np.arange(low, high + 1)
     row, column = divmod(int(dequantized(module).abs().argmax()), stored.shape[1])
-    group = column // scheme.group_size
+    group = column // (stored.shape[1] // stored.scale.shape[1])  # this matrix's own group size (see group_for)
     zero = int(stored.zero_point[row, group]) if stored.zero_point is not None else 0
     return float(stored.scale[row, group]) * (np.arange(low, high + 1) - zero)
 
@@ -190,6 +191,12 @@ def _stored_bytes(weight: torch.Tensor) -> int:
                if t is not None)  # torchao: codes, scales, zero points
 
 
+def group_for(width: int, group_size: int) -> int:
+    """The group a matrix of `width` input columns is quantized in: the chosen size, or where it does not divide the
+    width, the largest size that divides both (every width fits; 16, 32 and 64 divide each bundled model's)."""
+    return math.gcd(width, group_size)
+
+
 def _torchao(blocks: list[torch.nn.Module], scheme: Scheme) -> None:
     """Replace every Linear weight in the (view's) blocks by torchao's weight-only tensor: int8 with one scale per
     row or per tensor, or int4 with a scale (and, asymmetric, a zero point) per group."""
@@ -197,17 +204,21 @@ def _torchao(blocks: list[torch.nn.Module], scheme: Scheme) -> None:
     from torchao.quantization import (Int8WeightOnlyConfig, IntxWeightOnlyConfig, MappingType, PerGroup, PerRow,
                                       PerTensor, quantize_)
 
-    if scheme.name == "int4_group":
-        config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(scheme.group_size),
-                                      mapping_type=MappingType.SYMMETRIC if scheme.symmetric else MappingType.ASYMMETRIC)
-    else:
-        config = Int8WeightOnlyConfig(granularity=PerRow() if scheme.name == "int8_channel" else PerTensor(),
-                                      set_inductor_config=False)  # leave torch's global compiler settings alone
+    def int4(group: int):
+        return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(group),
+                                    mapping_type=MappingType.SYMMETRIC if scheme.symmetric else MappingType.ASYMMETRIC)
+
+    int8 = Int8WeightOnlyConfig(granularity=PerRow() if scheme.name == "int8_channel" else PerTensor(),
+                                set_inductor_config=False)  # leave torch's global compiler settings alone
     for block in blocks:
-        if scheme.name == "int4_group" and any(matrix_weight(m).shape[1] % scheme.group_size
-                                               for _, m in block_matrices(block, [block])):
-            raise CaptureError("not_available", f"int4 groups of {scheme.group_size} in this model's widths")
-        quantize_(block, config)
+        if scheme.name != "int4_group":
+            quantize_(block, int8)
+        else:
+            by_group: dict[int, set[int]] = {}
+            for _, module in block_matrices(block, [block]):
+                by_group.setdefault(group_for(matrix_weight(module).shape[1], scheme.group_size), set()).add(id(module))
+            for group, members in by_group.items():
+                quantize_(block, int4(group), filter_fn=lambda module, name, members=members: id(module) in members)
         process.release_freed_memory()  # its float temporaries: else the heap grows ~17 MB a block before any trim
 
 

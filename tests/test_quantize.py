@@ -103,3 +103,24 @@ def test_the_gguf_file_declares_q4_1_blocks_of_32():
     rows = {row["type"]: row for row in quantize.gguf_types()}
     assert rows["Q4_1"]["tensors"] == 210 and rows["Q4_1"]["block_size"] == 32
     assert rows["Q4_1"]["bits_per_weight"] == 5.0  # 32 codes of 4 bits + an fp16 scale and minimum per block
+
+
+def test_int4_groups_fit_a_width_the_chosen_size_does_not_divide(tmp_path):
+    """A hub model of width 40 (and 72 in its MLP): groups of 32 become groups of 8 there, and the copy still runs."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from explorer import models
+
+    tokenizer = AutoTokenizer.from_pretrained(models.bundled_folder(models.SMOLLM2))
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=40, intermediate_size=72, num_hidden_layers=1,
+                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = models.load(str(tmp_path), device="cpu", dtype="float32")
+    scheme = quantize.Scheme("int4_group", 32)
+    copy = quantize.quantized(loaded, scheme)
+    for _, module in quantize.block_matrices(copy.loaded.model, copy.loaded.parts.blocks):
+        width = module.weight.shape[1]
+        assert width // module.weight.scale.shape[1] == quantize.group_for(width, 32) == 8
+        assert len(quantize.grid_levels(module, scheme)) == 16
+    assert np.isfinite(activations.run_capture(copy.loaded, TEXT, ["next_logits"])["next_logits"]).all()
