@@ -40,7 +40,11 @@ def main() -> None:
 
     started = time.perf_counter()
     topics = transfer.load_topics()
-    vectors = {language: embeddings.sentence_embeddings(minilm, topics.texts[language]) for language in transfer.LANGUAGES}
+    gemma = models.load(models.GEMMA3)
+    vectors = {"pretrained": {language: embeddings.sentence_embeddings(minilm, topics.texts[language])
+                              for language in transfer.LANGUAGES},
+               "decoder": {language: embeddings.decoder_sentence_vectors(gemma, topics.texts[language])
+                           for language in transfer.LANGUAGES}}
     rows = transfer.learning_curves(vectors, topics)
     figures.lines({f"{r['language']} {r['method']}": ([r["examples"]], [r["accuracy"]]) for r in rows}, "", "", "",
                   log_x=True)

@@ -26,8 +26,8 @@ def _logits(model, tokenizer, text: str) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def topic_vectors(minilm):
     topics = transfer.load_topics()
-    return topics, {language: embeddings.sentence_embeddings(minilm, topics.texts[language])
-                    for language in transfer.LANGUAGES}
+    return topics, {"pretrained": {language: embeddings.sentence_embeddings(minilm, topics.texts[language])
+                                   for language in transfer.LANGUAGES}}
 
 
 def test_the_bundled_topic_set_is_balanced_and_translated():

@@ -380,7 +380,7 @@ def _train(at: AppTest, button: str, result: str, seconds: float = 240) -> AppTe
 def test_transfer_page_draws_the_learning_curves_and_fine_tunes_the_encoder(lang, title):
     at = _open_link("pages/transfer.py", lang=lang, ftn="2", ftep="1")
     curves = _charts(at)[title]
-    assert len(curves["data"]) == 4 and curves["layout"]["yaxis"]["tickformat"] == ".0%"
+    assert len(curves["data"]) == 6 and curves["layout"]["yaxis"]["tickformat"] == ".0%"  # 3 features x 2 languages
     _train(at, "start_encoder", "encoder_result")
     titles = set(_charts(at))
     assert {"미세조정 전 문장 지도", "미세조정 후 문장 지도"} <= titles if lang == "ko" else \

@@ -13,24 +13,31 @@ from pages.views import jobs as jobs_view
 PARAMS = ("ftlang", "ftn", "ftep")
 
 
+KOREAN_DECODER = models.DEFAULT_MODEL["ko"]  # pretrained on Korean: its hidden states show transfer working there
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
-def _curves(_loaded, fingerprint: str) -> list[dict]:
+def _curves(_encoder, _decoder, fingerprints: tuple[str, str]) -> list[dict]:
     topics = transfer.load_topics()
-    vectors = {language: embeddings.sentence_embeddings(_loaded, topics.texts[language])
-               for language in transfer.LANGUAGES}
+    vectors = {"pretrained": {language: embeddings.sentence_embeddings(_encoder, topics.texts[language])
+                              for language in transfer.LANGUAGES},
+               "decoder": {language: embeddings.decoder_sentence_vectors(_decoder, topics.texts[language])
+                           for language in transfer.LANGUAGES}}
     return transfer.learning_curves(vectors, topics)
 
 
 def _series_name(language: str, method: str) -> str:
-    return f"{tr('transfer_' + method)} · {tr('korean' if language == 'ko' else 'english')}"
+    return f"{tr('transfer_' + method, model=KOREAN_DECODER)} · {tr('korean' if language == 'ko' else 'english')}"
 
 
 def learning_curves() -> None:
     """Accuracy against the number of labelled examples, MiniLM vectors vs TF-IDF, English and Korean."""
     st.subheader(tr("transfer_curves_title"))
     st.write(tr("transfer_curves_intro"))
-    loaded = current_model(models.MINILM)
-    rows = compute(_curves, loaded, loaded.fingerprint) if loaded is not None else None
+    encoder, decoder = current_model(models.MINILM), current_model(KOREAN_DECODER)
+    if encoder is None or decoder is None:
+        return
+    rows = compute(_curves, encoder, decoder, (encoder.fingerprint, decoder.fingerprint))
     if rows is None:
         return
     series = {}
@@ -49,6 +56,8 @@ def learning_curves() -> None:
     at = {(r["language"], r["method"]): r["accuracy"] for r in rows if r["per_class"] == 16}
     st.write(tr("transfer_curves_reading", en_pre=at["en", "pretrained"], en_tfidf=at["en", "tfidf"],
                 ko_pre=at["ko", "pretrained"], ko_tfidf=at["ko", "tfidf"]))
+    st.write(tr("transfer_curves_decoder", model=decoder.info.key, layer=decoder.info.layers // 3,
+                ko_decoder=at["ko", "decoder"], en_decoder=at["en", "decoder"]))
     st.caption(tr("transfer_curves_method", test=transfer.TEST_PER_CLASS))
 
 
