@@ -257,7 +257,8 @@ def test_tokenization_page_in_both_languages(lang, heading):
     names = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len([n for n in names if "Kiwi" in n or "cl100k" in n or "WordPiece" in n]) == 3
     assert len(at.get("plotly_chart")) == 2  # the merge curve and the Korean / English cost
-    assert at.query_params["tks"] == ",".join(("whitespace", "characters", "wordpiece", "byte_bpe", "cl100k", "morphemes"))
+    assert at.query_params["tks"] == ",".join(("whitespace", "characters", "wordpiece", "byte_bpe", "sentencepiece",
+                                               "cl100k", "morphemes"))  # seven side by side, Gemma's among them
 
 
 def test_tokenization_page_switches_tokenizers_and_walks_the_merges():
@@ -480,7 +481,8 @@ def test_rag_page_answers_from_the_learners_own_documents(lang, question, expect
         html = " ".join(element.proto.body for element in at.get("html"))
         assert expected in html or any(expected in m.value for m in at.markdown)
     else:
-        assert any("SmolLM2" in info.value for info in at.info)  # said plainly
+        assert any("smollm2-135m" in info.value and "gemma3-270m" in info.value for info in at.info)  # said plainly,
+        # offering the model that writes Korean
     shares = _charts(at)["답 토큰의 어텐션 중 각 청크로 간 몫" if lang == "ko" else "Share of the answer tokens' attention on each chunk"]
     values = [y for trace in shares["data"] for y in trace["y"]]  # one bar per retrieved chunk
     assert values and all(0 <= y <= 1 for y in values) and sum(values) <= 1 + 1e-6  # shares of one attention mass
