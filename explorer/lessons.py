@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from explorer import activations, prediction, tokenize
 from explorer.capture_attention import HEAD_STATS
 from explorer.labels import token_label, visible
+from explorer.models import BUNDLED
 
 LESSONS = Path(__file__).resolve().parent.parent / "assets" / "lessons"
 QUESTION_KINDS = ("choice", "number", "text")
@@ -63,6 +64,14 @@ class Step(BaseModel):
     view: str = Field(min_length=1)
     params: dict[str, str | int | float | bool | list[str]] = {}
     question: Question | None = None
+    model: str | None = None  # a bundled model the step needs (Korean next tokens: Gemma; a chat template: SmolLM2)
+
+    @field_validator("model")
+    @classmethod
+    def _bundled(cls, model: str | None) -> str | None:
+        if model is not None and model not in BUNDLED:
+            raise ValueError(f"not a bundled model: {model!r} (one of {', '.join(BUNDLED)})")
+        return model
 
 
 class Lesson(BaseModel):

@@ -99,3 +99,53 @@ def test_gemmas_hidden_states_carry_transfer_learning_into_korean(gemma):
     at = {(r["language"], r["method"], r["per_class"]): r["accuracy"] for r in rows}
     print({key: round(value, 2) for key, value in at.items() if key[2] == 16})
     assert at["ko", "decoder", 16] > at["ko", "tfidf", 16]
+
+
+# ---------------------------------------------------------------- the pages, in Korean, on the default model
+
+def _korean_app(page: str, **query):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=300)
+    at.query_params.update({"lang": "ko", **query})  # no model named: the language's default
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_default_model_follows_the_language():
+    assert _korean_app("pages/home.py").session_state["_keep_model"] == models.GEMMA3
+    assert _korean_app("pages/home.py", lang="en").session_state["_keep_model"] == models.SMOLLM2
+
+
+KOREAN_PAGES = [("pages/predict.py", {"ptext": "대한민국의 수도는"}), ("pages/attention.py", {"layer": "5"}),
+                ("pages/embeddings.py", {"vscript": "hangul"}), ("pages/lab.py", {"lprompt": "대한민국의 수도는"}),
+                ("pages/rag.py", {"q": "새별섬의 인구는 몇 명인가요?"}), ("pages/inside.py", {}),
+                ("pages/finetune.py", {"part": "dpo"}), ("pages/quantize.py", {})]
+
+
+@pytest.mark.parametrize("page, query", KOREAN_PAGES)
+def test_every_model_page_draws_on_gemma_in_korean(page, query):
+    at = _korean_app(page, **query)
+    assert at.session_state["_keep_model"] == models.GEMMA3
+    assert at.get("plotly_chart"), page
+    if page == "pages/rag.py":
+        written = [element.proto.body for element in at.get("html")] + [m.value for m in at.markdown]
+        assert any("1,430" in text for text in written)  # answered from the passage
+        assert at.session_state["method"] == "bm25"  # Korean retrieves with BM25 by default
+
+
+def test_a_lesson_step_pins_the_model_it_needs():
+    """The sidebar holds SmolLM2, but the Korean next-token step runs on Gemma, and its question is answered by Gemma."""
+    at = _korean_app("pages/lessons.py", lang="en", model=models.SMOLLM2, lesson="next-token", step="2")
+    assert any(models.GEMMA3 in caption.value for caption in at.caption)
+    at.text_input(key="guess_next-token_2").set_value("서울").run()
+    at.button(key="reveal_next-token_2").click().run()
+    from explorer import lessons
+
+    expected = lessons.live_answer("next_token", models.load(models.GEMMA3, device="cpu", dtype="float32"),
+                                   {"text": "대한민국의 수도는"})
+    assert any(expected in m.value for m in [*at.markdown, *at.success, *at.info]), expected
+    assert at.session_state["_keep_model"] == models.SMOLLM2  # the learner's own choice is left alone

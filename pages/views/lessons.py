@@ -20,8 +20,15 @@ from pages.views import (attention, embeddings, finetune, history, inside, lab, 
 PARAMS = ("lesson", "step")
 
 
+def _pinned() -> str | None:
+    """The bundled model the current step names (a Korean next-token step needs Gemma), else None."""
+    return st.session_state.get("lesson_model")
+
+
 def _decoder() -> LoadedModel | None:
-    """The model a decoder view needs: the sidebar's when it is one, else the language's default decoder."""
+    """The model a decoder view needs: the step's own, the sidebar's when it is one, else the language's default."""
+    if _pinned():
+        return current_model(_pinned())
     loaded = current_model()
     if loaded is not None and loaded.info.family == "decoder":
         return loaded
@@ -29,7 +36,7 @@ def _decoder() -> LoadedModel | None:
 
 
 def _model() -> LoadedModel | None:
-    return current_model()
+    return current_model(_pinned()) if _pinned() else current_model()
 
 
 def _with(model: Callable[[], LoadedModel | None], draw: Callable[[LoadedModel], None]) -> Callable[[], None]:
@@ -195,7 +202,10 @@ def show_step(lesson: lessons.Lesson, step: int) -> list:
     language = lang()
     current = lesson.steps[step - 1]
     _apply_settings(lesson, step)
+    st.session_state["lesson_model"] = current.model
     st.header(getattr(current.title, language))
+    if current.model:
+        st.caption(tr("lesson_model", model=current.model))
     with st.container(key="lesson_narrative"):
         st.markdown(getattr(current.narrative, language))
     if current.question is not None:
@@ -223,7 +233,7 @@ def question(lesson: lessons.Lesson, step: int, asked: lessons.Question) -> None
         if not revealed:
             return
         reads = lessons.ANSWERS[asked.answer][0]
-        loaded = {"decoder": _decoder, "model": current_model}.get(reads, lambda: None)()
+        loaded = {"decoder": _decoder, "model": _model}.get(reads, lambda: None)()
         answer = compute(_answer, loaded, loaded.fingerprint if loaded else "", asked.answer,
                          json.dumps(asked.args, sort_keys=True))
         if answer is None:
