@@ -146,6 +146,7 @@ def test_a_lesson_step_pins_the_model_it_needs():
     from explorer import lessons
 
     expected = lessons.live_answer("next_token", models.load(models.GEMMA3, device="cpu", dtype="float32"),
-                                   {"text": "대한민국의 수도는"})
+                                   {"text": "질문: 대한민국의 수도는?\n답:"})
+    assert expected == "␣서울"
     assert any(expected in m.value for m in [*at.markdown, *at.success, *at.info]), expected
     assert at.session_state["_keep_model"] == models.SMOLLM2  # the learner's own choice is left alone
