@@ -33,6 +33,17 @@ def vocabulary_matrix(loaded: models.LoadedModel) -> np.ndarray:
     return loaded.model.get_input_embeddings().weight.detach().float().cpu().numpy()
 
 
+@torch.inference_mode()
+def input_scale(loaded: models.LoadedModel) -> float:
+    """What the embedding module multiplies a table row by on its way into the model: 1 for most, √640 ≈ 25.3 for
+    Gemma 3 (its `embed_scale`), measured on one token rather than read from a family's attribute."""
+    embed = loaded.parts.embed
+    weight = embed.weight  # (vocab, d)
+    token = int(torch.argmax(weight.detach().float().norm(dim=-1)[:1000]))  # a row that is not zero (not padding)
+    row = embed(torch.tensor([[token]], device=weight.device))[0, 0].float()  # (d,)
+    return float(row.norm() / weight[token].float().norm())
+
+
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)  # (n, d)
 

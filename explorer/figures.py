@@ -125,8 +125,9 @@ def _escape(text: str) -> str:
 
 def attention_heatmap(weights: np.ndarray, query_labels: list[str], key_labels: list[str], title: str,
                       query_label: str, key_label: str, zmax: float | None = None,
-                      highlight_row: int | None = None) -> go.Figure:
-    """weights: (queries, keys), rows = the token that looks, columns = the token looked at; `highlight_row` framed."""
+                      highlight_row: int | None = None, window: int | None = None) -> go.Figure:
+    """weights: (queries, keys), rows = the token that looks, columns = the token looked at; `highlight_row` framed;
+    a sliding `window` drawn as the dashed diagonal below which a query sees nothing (keys `window` or more behind)."""
     fig = go.Figure(go.Heatmap(
         z=np.round(weights, 4), x=list(range(len(key_labels))), y=list(range(len(query_labels))),
         colorscale="Blues", zmin=0, zmax=zmax, customdata=[[f"{q} → {k}" for k in key_labels] for q in query_labels],
@@ -137,6 +138,9 @@ def attention_heatmap(weights: np.ndarray, query_labels: list[str], key_labels: 
     if highlight_row is not None and 0 <= highlight_row < len(query_labels):
         fig.add_shape(type="rect", x0=-0.5, x1=len(key_labels) - 0.5, y0=highlight_row - 0.5, y1=highlight_row + 0.5,
                       line=dict(color="#e4572e", width=3))
+    if window is not None and window < len(query_labels):  # query q sees keys k with q - k < window
+        fig.add_shape(type="line", x0=-0.5, y0=window - 0.5, x1=len(query_labels) - window - 0.5,
+                      y1=len(query_labels) - 0.5, line=dict(color="#e4572e", width=2, dash="dash"))
     return _layout(fig, title, height=max(420, 14 * len(query_labels) + 200))
 
 

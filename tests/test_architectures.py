@@ -65,6 +65,7 @@ def test_parts_are_found_for_every_family(tiny, name):
     assert parts.position_kind == TINY[name][3]
     assert (parts.unembed is not None) == (loaded.info.family == "decoder")
     assert (parts.final_norm is None) == (name == "bert")  # BERT normalises inside each block, not after the last
+    assert embeddings.input_scale(loaded) == pytest.approx(8.0 if name == "gemma3" else 1.0, rel=1e-3)  # Gemma: × √64
 
 
 @pytest.mark.parametrize("name", list(TINY))

@@ -62,6 +62,11 @@ def inputs(loaded: LoadedModel) -> Shown | None:
                            key=url_state("head", "mean", one_of(head_options, lambda v: v if v == "mean" else int(v))))
     if info.kv_heads < info.query_heads:
         st.caption(tr("gqa_note", q=info.query_heads, kv=info.kv_heads, group=group))
+    windows = loaded.parts.windows
+    if any(windows):  # Gemma 3: five sliding-window layers of every six
+        sliding = sum(1 for w in windows if w)
+        st.caption(tr("sliding_layer" if windows[layer] else "full_layer", layer=layer, window=windows[layer] or 0,
+                      sliding=sliding, full=len(windows) - sliding))
     shown = compute(_view, loaded, loaded.fingerprint, text, layer)
     if shown is None:
         return None
@@ -82,8 +87,10 @@ def one_head(loaded: LoadedModel, chosen_view: Shown) -> None:
     if shown.overview is not None:  # long enough that an overview says more than the tokens themselves
         st.info(tr("long_text_note", n=seq))
         overview = shown.overview.mean(0) if head == "mean" else shown.overview[int(head)]  # (bins, bins)
+        window = loaded.parts.windows[layer]
         show_figure(figures.attention_heatmap(overview, shown.bin_labels, shown.bin_labels,
-                                              tr("overview_title", bins=len(shown.bin_labels)), tr("query"), tr("key")),
+                                              tr("overview_title", bins=len(shown.bin_labels)), tr("query"), tr("key"),
+                                              window=window * len(shown.bin_labels) / seq if window else None),
                     f"attention_overview_L{layer}", key="overview")
     stop = min(seq, start + WINDOW)
     window_labels = labels[start:stop]
@@ -96,7 +103,8 @@ def one_head(loaded: LoadedModel, chosen_view: Shown) -> None:
     show_figure(
         figures.attention_heatmap(attention.window(chosen, start, WINDOW).astype(np.float32), window_labels, window_labels,
                                   tr("one_head_title", layer=layer, head=head_label(head)), tr("query"), tr("key"),
-                                  highlight_row=None if focus is None else focus - start),
+                                  highlight_row=None if focus is None else focus - start,
+                                  window=loaded.parts.windows[layer]),
         f"attention_L{layer}_H{head}",
         _long_table(attention.window(chosen, start, WINDOW).astype(np.float32), window_labels, start),
         key="one_head",

@@ -85,6 +85,9 @@ def text_to_vectors(loaded):
         st.caption(tr("emb_steps", n=len(token_rows), d=result["embed"].shape[1]))
         show_figure(figures.matrix_heatmap(result["embed"], token_rows, tr("emb_token_rows"), tr("dimension"), tr("token")),
                     "token_embeddings", pd.DataFrame(result["embed"], index=token_rows).reset_index(), key="embed_rows")
+        scale = embeddings.input_scale(loaded)
+        if abs(scale - 1) > 1e-3:  # Gemma: rows × √d on the way in
+            st.caption(tr("emb_input_scale", model=loaded.info.key, scale=scale, d=loaded.info.hidden_size))
         if "pos_embed" in names:
             positions = embeddings.learned_positions(loaded, 128)
             left, right = st.columns(2)
