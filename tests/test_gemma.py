@@ -120,7 +120,7 @@ def test_the_default_model_follows_the_language():
     assert _korean_app("pages/home.py", lang="en").session_state["_keep_model"] == models.SMOLLM2
 
 
-KOREAN_PAGES = [("pages/predict.py", {"ptext": "대한민국의 수도는"}), ("pages/attention.py", {"layer": "5"}),
+KOREAN_PAGES = [("pages/predict.py", {"ptext": "대한민국의 수도는", "vs": models.SMOLLM2}), ("pages/attention.py", {"layer": "5"}),
                 ("pages/embeddings.py", {"vscript": "hangul"}), ("pages/lab.py", {"lprompt": "대한민국의 수도는"}),
                 ("pages/rag.py", {"q": "새별섬의 인구는 몇 명인가요?"}), ("pages/inside.py", {}),
                 ("pages/finetune.py", {"part": "dpo"}), ("pages/quantize.py", {})]
@@ -131,6 +131,10 @@ def test_every_model_page_draws_on_gemma_in_korean(page, query):
     at = _korean_app(page, **query)
     assert at.session_state["_keep_model"] == models.GEMMA3
     assert at.get("plotly_chart"), page
+    if page == "pages/predict.py":  # both models' bars, side by side: Gemma offers ' 서울', SmolLM2 byte pieces
+        side = [chart for chart in at.get("plotly_chart") if '"text":"gemma3-270m"' in chart.proto.spec
+                or '"text":"smollm2-135m"' in chart.proto.spec]
+        assert len(side) == 2 and "서울" in side[0].proto.spec
     if page == "pages/rag.py":
         written = [element.proto.body for element in at.get("html")] + [m.value for m in at.markdown]
         assert any("1,430" in text for text in written)  # answered from the passage

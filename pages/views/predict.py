@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, prediction
+from explorer import figures, models, prediction
 from explorer.labels import token_label, visible
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, show_figure, tr, url_state
+from pages.common import bounded, compute, current_model, one_of, show_figure, tr, translated, url_state
 
 CANDIDATES, LENS_POSITIONS, COMPARE_STEPS = 20, 16, 12
-PARAMS = ("ptext", "temp", "topk", "topp", "seed")
+PARAMS = ("ptext", "temp", "topk", "topp", "seed", "vs")
+DECODERS = [key for key, bundled in models.BUNDLED.items() if bundled.family == "decoder"]
+SIDE_CANDIDATES = 10
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -154,3 +156,32 @@ def surprise(read: Reading) -> None:
         st.html(figures.surprisal_html(prediction.character_groups(read.text, read.reading.offsets[1:], read.reading.bits),
                                        tr("bits")))
     st.write(tr("surprise_explain"))
+
+
+def side_by_side(loaded: LoadedModel, read: Reading) -> None:
+    """The same text read by a second bundled decoder: both next-token distributions and both surprisals, side by
+    side (SmolLM2 after a Korean sentence offers byte pieces; Gemma offers Korean words)."""
+    st.subheader(tr("predict_side_title"))
+    others = ["none", *[key for key in DECODERS if key != loaded.info.key]]
+    chosen = st.radio(tr("predict_side_with"), others, horizontal=True, format_func=translated("predict_side_"),
+                      key=url_state("vs", "none", one_of(others)))  # none by default: a second model costs memory
+    if chosen == "none":
+        return
+    second = current_model(chosen)
+    second_reading = compute(_reading, second, second.fingerprint, read.text) if second is not None else None
+    if second_reading is None:
+        return
+    for column, model, reading in zip(st.columns(2), (loaded, second), (read.reading, second_reading)):
+        with column:
+            probs = prediction.softmax(reading.next_logits)  # (vocab,) at temperature 1: the model's own
+            top_ids = np.argsort(-probs)[:SIDE_CANDIDATES]
+            labels = [visible(token_label(model.tokenizer, int(i))) for i in top_ids]
+            show_figure(figures.next_token_bars(labels, probs[top_ids], np.ones(len(top_ids), dtype=bool),
+                                                model.info.key, tr("probability")),
+                        f"next_token_{model.info.key}", pd.DataFrame({"token": labels, "probability": probs[top_ids]}),
+                        key=f"side_bars_{model.info.key}")
+            st.metric(tr("predict_side_tokens_perplexity", tokens=len(reading.token_ids)),
+                      f"{prediction.perplexity(reading.bits):.1f}")
+            st.html(figures.surprisal_html(prediction.character_groups(read.text, reading.offsets[1:], reading.bits),
+                                           tr("bits")))
+    st.caption(tr("predict_side_explain"))
