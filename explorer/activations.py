@@ -43,7 +43,6 @@ _PLAIN_NAMES = {"embed", "pos_embed", "final", "next_logits", "token_log_probs"}
 _DECODER_NAMES = {"next_logits", "token_log_probs"}
 DISK_ENTRY_BYTES = 16 * 2**20  # larger captures (1,024 tokens of attention) stay in memory only: safetensors copies
 # every array while writing, which put ~20 MB on the shared process's peak; recomputing one takes ~2 s
-LOG_PROB_CHUNK = 64  # positions unembedded at once: 64 x 49,152 float32 logits is 12.5 MB (256 measured 35 MB more at peak)
 
 
 class CaptureError(ValueError):
@@ -185,10 +184,11 @@ def _pick(name, output, request: CaptureRequest, parts: Architecture, input_ids,
 
 
 def chosen_log_probs(parts: Architecture, final_states: torch.Tensor, token_ids: torch.Tensor,
-                     chunk: int = LOG_PROB_CHUNK) -> torch.Tensor:
+                     chunk: int | None = None) -> torch.Tensor:
     """log p(token_ids[i + 1] | ..i) from the final (normed) states, `chunk` positions at a time: (seq - 1,).
 
-    final_states: (seq, d); token_ids: (seq,). Only (chunk, vocab) logits exist at any moment.
+    final_states: (seq, d); token_ids: (seq,). Only (chunk, vocab) logits exist at any moment (default chunk: 12.5 MB
+    of them, Architecture.positions_per_chunk; 256 SmolLM2 positions measured 35 MB more at peak).
     """
     following = token_ids[1:]  # (seq - 1,)
     pieces = [log_probs.gather(-1, following[start:start + len(log_probs), None])[:, 0]  # (chunk,)

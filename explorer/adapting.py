@@ -39,7 +39,8 @@ MAX_EXAMPLE_TOKENS = 64  # an example longer than this is refused (with its numb
 MAX_STEPS = 200
 MAX_RANK = 64
 MAX_TRAINING_TOKENS = 16_000  # steps x example tokens: ~75 s on 2 cores (bench), so no one holds the queue long
-MICRO_BATCH_TOKENS = 192  # padded tokens per forward: bounds the (tokens x vocabulary) logits a step keeps for backward
+MICRO_BATCH_LOGIT_BYTES = 192 * 49_152 * 4  # float32 logits one forward keeps for backward: 38 MB, 192 SmolLM2 tokens
+# (36 of Gemma's 262,144-entry vocabulary; a batch always holds at least one example)
 MAX_PAIRS = 8
 MAX_RESPONSE_TOKENS = 48
 PRESETS = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "presets.json"
@@ -165,7 +166,12 @@ def check_lora(tokenizer, text: str, settings: LoraSettings) -> list[list[int]]:
     return examples
 
 
-def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int = MICRO_BATCH_TOKENS):
+def micro_tokens(loaded: LoadedModel) -> int:
+    """Padded tokens per training forward, so that its logits stay within MICRO_BATCH_LOGIT_BYTES."""
+    return loaded.parts.positions_per_chunk(MICRO_BATCH_LOGIT_BYTES)
+
+
+def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int):
     """Right-padded batches (input_ids, attention_mask, labels), each at most `token_budget` padded tokens."""
     group: list[list[int]] = []
     for ids in examples + [None]:
@@ -188,7 +194,7 @@ def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job 
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
     device = device_of(model)
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    batches = [tuple(t.to(device) for t in batch) for batch in micro_batches(examples, pad_id)]
+    batches = [tuple(t.to(device) for t in batch) for batch in micro_batches(examples, pad_id, micro_tokens(loaded))]
     counted = sum(int((labels[:, 1:] != -100).sum()) for _, _, labels in batches)  # predicted tokens in all
     losses = []
     model.train()

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-POSITION_KINDS = ("learned", "rotary", "none")  # learned rows added to the input; rotated queries and keys; nothing
+POSITION_KINDS = ("learned", "rotary", "none")
+LOGIT_CHUNK_BYTES = 64 * 49_152 * 4  # float32 logits unembedded at once: 12.5 MB (64 SmolLM2 positions, 12 of Gemma's)  # learned rows added to the input; rotated queries and keys; nothing
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,19 @@ class Architecture:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
         return logits
 
-    def log_softmax_chunks(self, final_states: torch.Tensor, chunk: int):
+    @property
+    def vocabulary(self) -> int:
+        return self.unembed.weight.shape[0] if self.unembed is not None else self.embed.weight.shape[0]
+
+    def positions_per_chunk(self, budget_bytes: int = LOGIT_CHUNK_BYTES) -> int:
+        """How many positions' float32 logits fit in `budget_bytes`: chunks are sized by bytes, not positions
+        (a 262,144-entry vocabulary makes one position's logits 1 MB)."""
+        return max(1, budget_bytes // (self.vocabulary * 4))
+
+    def log_softmax_chunks(self, final_states: torch.Tensor, chunk: int | None = None):
         """(start, (chunk, vocab) float32 log-probabilities) for `chunk` positions of (seq, d) states at a time:
-        never (seq x vocab) at once (8,192 x 262,144 float32 would be 8.6 GB)."""
+        never (seq x vocab) at once (8,192 x 262,144 float32 would be 8.6 GB). Default: positions_per_chunk()."""
+        chunk = chunk or self.positions_per_chunk()
         for start in range(0, len(final_states), chunk):
             yield start, torch.log_softmax(self.logits(final_states[start:start + chunk]).float(), dim=-1)
 

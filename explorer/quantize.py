@@ -28,7 +28,6 @@ from explorer.models import LoadedModel, smollm2_gguf
 
 SCHEMES = ("fp32", "bf16", "fp16", "int8_tensor", "int8_channel", "int4_group")
 GROUP_SIZES = (16, 32, 64)  # each divides every bundled width (SmolLM2 576, 1536; MiniLM 384, 1536; Gemma 640, 2048)
-CHUNK = 64  # positions unembedded at once when comparing distributions or computing perplexity
 MAX_TOKENS = 2_048
 
 
@@ -292,15 +291,17 @@ def _final(loaded: LoadedModel, text: str, tokens: int) -> activations.Capture:
 
 def compare(reference: LoadedModel, others: list[LoadedModel], text: str, tokens: int = MAX_TOKENS) -> list[Comparison]:
     """Next-token distributions of each of `others` against `reference` over the text's first `tokens` tokens,
-    CHUNK positions at a time (never tokens × vocabulary); the reference is run and unembedded once."""
+    a chunk of positions at a time (12.5 MB of logits: never tokens × vocabulary); the reference is run and
+    unembedded once."""
     first = torch.from_numpy(_final(reference, text, tokens)["final"])  # (seq, d)
     seconds = [torch.from_numpy(_final(other, text, tokens)["final"]) for other in others]  # (seq, d) each
     parts, seq = reference.parts, len(first)
     kl_sums, same, last = [0.0] * len(others), [0] * len(others), [0.0] * len(others)
     with torch.inference_mode():
-        for start, p in parts.log_softmax_chunks(first, CHUNK):  # p: (chunk, vocab)
+        chunk = parts.positions_per_chunk()
+        for start, p in parts.log_softmax_chunks(first, chunk):  # p: (chunk, vocab)
             for index, second in enumerate(seconds):
-                q = next(parts.log_softmax_chunks(second[start:start + CHUNK], CHUNK))[1]  # (chunk, vocab)
+                q = next(parts.log_softmax_chunks(second[start:start + chunk], chunk))[1]  # (chunk, vocab)
                 kl = (p.exp() * (p - q)).sum(-1)  # (chunk,)
                 kl_sums[index] += float(kl.sum())
                 same[index] += int((p.argmax(-1) == q.argmax(-1)).sum())
@@ -309,13 +310,13 @@ def compare(reference: LoadedModel, others: list[LoadedModel], text: str, tokens
 
 
 def perplexity(loaded: LoadedModel, text: str, tokens: int = MAX_TOKENS) -> float:
-    """exp(mean negative log-likelihood) over the text's first `tokens` tokens, CHUNK positions at a time."""
+    """exp(mean negative log-likelihood) over the text's first `tokens` tokens, a chunk of positions at a time."""
     found = _final(loaded, text, tokens)
     if len(found.token_ids) < 2:
         raise CaptureError("empty_text", "perplexity needs two tokens")
     with torch.inference_mode():
         log_probs = chosen_log_probs(loaded.parts, torch.from_numpy(found["final"]),
-                                     torch.as_tensor(found.token_ids), CHUNK)  # (seq - 1,)
+                                     torch.as_tensor(found.token_ids))  # (seq - 1,)
     return float(torch.exp(-log_probs.mean()))
 
 
