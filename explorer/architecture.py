@@ -44,10 +44,16 @@ class Architecture:
     def layers(self) -> int:
         return len(self.blocks)
 
-    def logits(self, final_states: torch.Tensor) -> torch.Tensor:
+    def logits(self, final_states: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
         """Final (normed) states (..., d) -> vocabulary logits (..., vocab) as the model's own head computes them:
-        the unembedding, then the family's final scaling (Gemma 2's softcap). Every logit the engine reads is this."""
-        logits = self.unembed(final_states)
+        the unembedding, then the family's final scaling (Gemma 2's softcap). Every logit the engine reads is this.
+        `rows`: only that slice of the vocabulary, (..., len(rows)) (the head's weight read in slices)."""
+        if rows is None:
+            logits = self.unembed(final_states)
+        else:
+            bias = getattr(self.unembed, "bias", None)
+            logits = torch.nn.functional.linear(final_states, self.unembed.weight[rows],
+                                                None if bias is None else bias[rows])
         if self.logit_softcap:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
         return logits

@@ -190,7 +190,7 @@ def test_lora_and_dpo_on_every_decoder_family(tiny, name):
     assert len(dpo.losses) == 2
 
 
-def test_the_logits_the_engine_reads_carry_the_familys_final_softcap():
+def test_the_logits_the_engine_reads_carry_the_familys_final_softcap(monkeypatch):
     """Gemma 2 caps its logits with tanh; every logit the engine reads goes through Architecture.logits, so the cap is
     applied in one place."""
     from transformers import Gemma2Config, Gemma2ForCausalLM
@@ -206,7 +206,8 @@ def test_the_logits_the_engine_reads_carry_the_familys_final_softcap():
     with torch.inference_mode():
         output = model(ids, output_hidden_states=True)
         engine = parts.logits(output.hidden_states[-1][0])  # (8, vocab) from the final (normed) states
-        log_probs = activations.chosen_log_probs(parts, output.hidden_states[-1][0], ids[0], chunk=3)
+        monkeypatch.setattr(activations, "LOGIT_CHUNK_BYTES", 100 * 4 * 7)  # 100-entry vocabulary slices
+        log_probs = activations.chosen_log_probs(parts, output.hidden_states[-1][0], ids[0])
     assert parts.logit_softcap == 0.5 and float(engine.abs().max()) <= 0.5
     torch.testing.assert_close(engine, output.logits[0], atol=1e-5, rtol=1e-5)
     expected = torch.log_softmax(output.logits[0, :-1], -1).gather(-1, ids[0, 1:, None])[:, 0]

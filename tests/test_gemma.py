@@ -154,3 +154,18 @@ def test_a_lesson_step_pins_the_model_it_needs():
     assert expected == "␣서울"
     assert any(expected in m.value for m in [*at.markdown, *at.success, *at.info]), expected
     assert at.session_state["_keep_model"] == models.SMOLLM2  # the learner's own choice is left alone
+
+
+ODD = "👨‍👩‍👧 e\u0301 zero\u200bwidth \x07 <b>한국어</b> 똠방각하 "
+
+
+@pytest.mark.parametrize("page, key", [("pages/predict.py", "ptext"), ("pages/attention.py", "atext"),
+                                       ("pages/embeddings.py", "etext"), ("pages/lab.py", "lprompt"),
+                                       ("pages/inside.py", "text"), ("pages/tokens.py", "ttext")])
+def test_hard_text_on_gemma_is_shown_or_refused_plainly_and_kept(page, key):
+    at = _korean_app(page)
+    for text in (ODD, ODD * 400, ""):
+        box = next(w for w in [*at.text_area, *at.text_input] if w.key == key)
+        box.set_value(text).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.session_state[key] == text  # nothing typed is lost

@@ -54,13 +54,14 @@ def test_logit_lens_at_the_last_layer_is_the_models_own_prediction(smollm):
     np.testing.assert_allclose(top_probs[-1], torch.softmax(logits, -1).max(-1).values.numpy(), atol=1e-4)
 
 
-def test_chunked_log_probs_equal_the_unchunked_softmax(smollm):
+def test_chunked_log_probs_equal_the_unchunked_softmax(smollm, monkeypatch):
     ids = torch.as_tensor(encode(smollm, "The capital of France is Paris. 대한민국의 수도는 서울이다.")[0])
     with torch.inference_mode():
         output = smollm.model(ids[None], output_hidden_states=True)
         expected = torch.log_softmax(output.logits[0, :-1].double(), -1).gather(-1, ids[1:, None])[:, 0]  # (seq - 1,)
-        for chunk in (1, 3, 7, 256):  # chunk edges anywhere in the text give the same numbers
-            chunked = activations.chosen_log_probs(smollm.parts, output.hidden_states[-1][0], ids, chunk)
+        for rows in (1_000, 7_777, 49_152):  # vocabulary slices with edges anywhere give the same numbers
+            monkeypatch.setattr(activations, "LOGIT_CHUNK_BYTES", rows * 4 * (len(ids) - 1))
+            chunked = activations.chosen_log_probs(smollm.parts, output.hidden_states[-1][0], ids)
             np.testing.assert_allclose(chunked.numpy(), expected.numpy(), atol=1e-4)
 
 

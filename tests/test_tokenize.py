@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, models as bpe_models, pre_tokenizers
 
-from explorer import labels, tokenize as tk
+from explorer import figures, labels, tokenize as tk
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = json.loads((ROOT / "assets" / "samples.json").read_text(encoding="utf-8"))
@@ -170,3 +170,19 @@ def test_byte_labels_name_every_byte_and_the_character_it_starts():
     assert shown[:5] == [f"한{labels.BYTE_GAP}ED", "95", "9C", "␣", "a"]
     assert shown[5].startswith("·") and shown[8].startswith("🙂") and shown[-1] == "↵"
     assert labels.byte_labels(text, 2) == shown[:2]
+
+
+def test_sentencepiece_pieces_carry_their_bytes_and_a_rare_syllable_is_one_group():
+    """Gemma's '▁' is a space and '<0xEB>' one byte: the pieces concatenate to the text's bytes, and the three byte
+    pieces of the rare syllable 똠 all sit under it (shown as one syllable), never as U+FFFD or 0xEB alone."""
+    for text in TEXTS + HARD:
+        result = tk.tokenize_with("sentencepiece", text)
+        if result.byte_level:
+            assert b"".join(token.raw for token in result.content) == text.encode("utf-8"), text
+    result = tk.tokenize_with("sentencepiece", "똠방각하")
+    first = result.content[:3]
+    assert [t.raw for t in first] == [bytes([b]) for b in "똠".encode("utf-8")]
+    assert {(t.start, t.end) for t in first} == {(0, 1)}
+    assert all("\ufffd" not in t.piece and "▁" not in t.piece for t in result.content)
+    html = figures.token_row_html(result.text, result.tokens)
+    assert html.count(">똠<") == 1  # one syllable heading its three byte chips
