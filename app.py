@@ -60,10 +60,11 @@ def shell() -> None:
         if loaded is not None:
             info = loaded.info
             st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
-        residents = memory.BUDGET.residents()  # whoever deploys the app sees where the memory goes
+        groups = memory.by_model(memory.BUDGET.residents())  # whoever deploys the app sees where the memory goes
         st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,
-                      residents=", ".join(f"{memory.label(r.key)} {r.nbytes / 2**20:,.0f} MB" for r in residents)
-                      or tr("memory_none")))
+                      residents=", ".join(f"{model} {own / 2**20:,.0f} MB" + (tr("memory_copies", n=copies, mb=extra / 2**20)
+                                                                                 if copies else "")
+                                          for model, own, copies, extra in groups) or tr("memory_none")))
 
     if setting("present"):
         st.html(PRESENTER_CSS)

@@ -189,9 +189,20 @@ class Budget:
         return self._touch(key)
 
 
-def label(key: Hashable) -> str:
-    """A resident's name for the sidebar: a model's key, or a copy's model and scheme."""
-    return " · ".join(str(part) for part in key[1:]) if isinstance(key, tuple) else str(key)
+def by_model(residents: list) -> list[tuple[str, int, int, int]]:
+    """The residents grouped under the model they belong to, for the sidebar: (model, its own bytes, how many other
+    residents it has (quantized copies…), their bytes), largest first. Keys are (kind, model, …)."""
+    groups: dict[str, list[int]] = {}
+    for resident in residents:
+        key = resident.key
+        model = str(key[1]) if isinstance(key, tuple) and len(key) > 1 else str(key)
+        entry = groups.setdefault(model, [0, 0, 0])
+        if isinstance(key, tuple) and key[0] == "model":
+            entry[0] += resident.nbytes
+        else:
+            entry[1] += 1
+            entry[2] += resident.nbytes
+    return sorted(((model, *entry) for model, entry in groups.items()), key=lambda row: -(row[1] + row[3]))
 
 
 def _measure(value) -> int:

@@ -24,7 +24,7 @@ from explorer import activations, architecture, embeddings, memory, prediction, 
 from explorer.activations import CaptureError, chosen_log_probs
 from explorer.architecture import matrix_weight
 from explorer.adapting import frozen_view
-from explorer.models import LoadedModel, smollm2_gguf
+from explorer.models import GGUF_FILES, LoadedModel
 
 SCHEMES = ("fp32", "bf16", "fp16", "int8_tensor", "int8_channel", "int4_group")
 GROUP_SIZES = (16, 32, 64)  # each divides every bundled width (SmolLM2 576, 1536; MiniLM 384, 1536; Gemma 640, 2048)
@@ -366,10 +366,11 @@ def seconds_per_forward(loaded: LoadedModel, tokens: int = 64, repeats: int = 3)
     return best
 
 
-@lru_cache(maxsize=1)
-def gguf_types() -> list[dict]:
-    """The bundled SmolLM2 file's own storage: each tensor type, how many tensors, block size and bytes per block."""
-    path = smollm2_gguf()
+@lru_cache(maxsize=4)
+def gguf_types(key: str) -> list[dict]:
+    """A bundled GGUF file's own storage (SmolLM2: Q4_1; Gemma 3: Q4_K_M, a mix of Q4_K, Q5_0, Q6_K and Q8_0): each
+    tensor type, how many tensors, block size and bytes per block. Empty for a model that is not one."""
+    path = GGUF_FILES[key]() if key in GGUF_FILES else None
     try:
         from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
     except ImportError:

@@ -45,13 +45,13 @@ def app_shell_run():
 
 def page(*params: str, title: str | None = None, intro: str | None = None) -> None:
     """A page's first line: run inside app.py's shell, keep `params` (its views' URL keys) in the address, and draw
-    the strings `title` and `intro` as its heading."""
+    the strings `title` and `intro` as its heading (an intro may name the sidebar's {model})."""
     ensure_app_shell()
     _shell.params = params
     if title:
         st.title(tr(title))
     if intro:
-        st.write(tr(intro))
+        st.write(tr(intro, model=setting("model", default_model())))
 
 
 def working(key: str, **values):
@@ -190,20 +190,13 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
 
     A model that cannot be used (say, a hub id in a link opened offline) is explained and the bundled default is used.
     """
-    if key is not None:
-        try:
-            with st.spinner(loading_message(key)):
-                return _load(key)
-        except (models.ModelError, memory.OverBudget) as error:
-            show_error(error)
-            return None
-    key = setting("model", default_model())
+    chosen = key or setting("model", default_model())
     try:
-        with st.spinner(loading_message(key)):
-            return _load(key)
+        with st.spinner(loading_message(chosen)):
+            return _load(chosen)
     except (models.ModelError, memory.OverBudget) as error:
         show_error(error)
-        if key == default_model():
+        if key is not None or chosen == default_model():
             return None
         keep_value("model", default_model())
         return current_model()

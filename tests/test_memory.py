@@ -103,3 +103,9 @@ def test_sizes_count_each_storage_once(smollm):
     assert memory.tensor_bytes(smollm.model) == pytest.approx(models.estimated_bytes(models.SMOLLM2), rel=0.01)
     copy = quantize.quantized(smollm, quantize.Scheme("fp32"))
     assert copy.own_bytes == 0 and quantize.quantized(smollm, quantize.Scheme("int8_tensor")).own_bytes > 100 * MB
+
+
+def test_the_sidebar_groups_residents_under_their_model():
+    rows = [memory.Resident(("model", "gemma3-270m"), None, 1_000), memory.Resident(("quantized", "gemma3-270m", "int8", "f"), None, 300),
+            memory.Resident(("quantized", "gemma3-270m", "int4", "f"), None, 200), memory.Resident(("model", "minilm-l6"), None, 90)]
+    assert memory.by_model(rows) == [("gemma3-270m", 1_000, 2, 500), ("minilm-l6", 90, 0, 0)]

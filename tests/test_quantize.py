@@ -99,10 +99,13 @@ def test_minilm_sentence_vectors_survive_int8_per_channel(minilm):
     assert float(reference @ other) > 0.99
 
 
-def test_the_gguf_file_declares_q4_1_blocks_of_32():
-    rows = {row["type"]: row for row in quantize.gguf_types()}
+def test_the_gguf_files_declare_their_blocks():
+    rows = {row["type"]: row for row in quantize.gguf_types("smollm2-135m")}
     assert rows["Q4_1"]["tensors"] == 210 and rows["Q4_1"]["block_size"] == 32
     assert rows["Q4_1"]["bits_per_weight"] == 5.0  # 32 codes of 4 bits + an fp16 scale and minimum per block
+    gemma = {row["type"]: row["tensors"] for row in quantize.gguf_types("gemma3-270m")}
+    assert gemma == {"F32": 109, "Q5_0": 81, "Q4_K": 27, "Q8_0": 10, "Q6_K": 9}  # Q4_K_M: a mix
+    assert quantize.gguf_types("minilm-l6") == []  # true fp32
 
 
 def test_int4_groups_fit_a_width_the_chosen_size_does_not_divide(tmp_path):

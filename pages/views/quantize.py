@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import activations, figures, models, quantize
+from explorer import activations, figures, quantize
 from explorer.models import LoadedModel
 from pages.common import as_bool, compute, one_of, show_figure, tr, translated, url_state
 
@@ -42,12 +42,12 @@ def controls() -> tuple[int, bool]:
 
 
 def caveat(loaded: LoadedModel) -> None:
-    """What the bundled SmolLM2's "fp32" really is, from the GGUF file's own tensor types."""
-    if loaded.info.key != models.SMOLLM2:
+    """What a bundled GGUF model's "fp32" really is (SmolLM2, Gemma 3), from the file's own tensor types."""
+    rows = quantize.gguf_types(loaded.info.key)
+    if not rows:
         st.caption(tr("quant_true_fp32", model=loaded.info.key))
         return
-    st.warning(tr("quant_gguf_caveat"), icon="ℹ️")
-    rows = quantize.gguf_types()
+    st.warning(tr("quant_gguf_caveat", model=loaded.info.key, types=", ".join(r["type"] for r in rows)), icon="ℹ️")
     if rows:
         st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
