@@ -40,7 +40,7 @@ MAX_STEPS = 200
 MAX_RANK = 64
 MAX_TRAINING_TOKENS = 16_000  # steps x example tokens: ~75 s on 2 cores (bench), so no one holds the queue long
 MICRO_BATCH_LOGIT_BYTES = 192 * 49_152 * 4  # float32 logits one forward keeps for backward: 38 MB, 192 SmolLM2 tokens
-# (36 of Gemma's 262,144-entry vocabulary; a batch always holds at least one example)
+# (36 of Gemma's 262,144-entry vocabulary, raised to micro_tokens' floor; a batch always holds one example at least)
 MAX_PAIRS = 8
 MAX_RESPONSE_TOKENS = 48
 PRESETS = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "presets.json"
@@ -167,42 +167,55 @@ def check_lora(tokenizer, text: str, settings: LoraSettings) -> list[list[int]]:
 
 
 def micro_tokens(loaded: LoadedModel) -> int:
-    """Padded tokens per training forward, so that its logits stay within MICRO_BATCH_LOGIT_BYTES."""
-    return loaded.parts.positions_per_chunk(MICRO_BATCH_LOGIT_BYTES)
+    """Padded tokens per training forward, so that its logits stay within MICRO_BATCH_LOGIT_BYTES (at least 96: a
+    forward of fewer tokens costs nearly as much; Gemma's 96 x 262,144 float32 logits are 100 MB)."""
+    return max(96, loaded.parts.positions_per_chunk(MICRO_BATCH_LOGIT_BYTES))
 
 
-def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int):
-    """Right-padded batches (input_ids, attention_mask, labels), each at most `token_budget` padded tokens."""
-    group: list[list[int]] = []
-    for ids in examples + [None]:
-        if ids is None or (group and (len(group) + 1) * max(map(len, group + [ids])) > token_budget):
+def micro_batches(examples: list[list[int]], pad_id: int, token_budget: int, unscored: list[int] | None = None):
+    """Right-padded batches (input_ids, attention_mask, labels), each at most `token_budget` padded tokens; the first
+    `unscored[i]` tokens of example i (an SFT prompt) are in the input but not in the loss."""
+    unscored = unscored or [0] * len(examples)
+    group: list[tuple[list[int], int]] = []
+    by_length = sorted(zip(examples, unscored), key=lambda item: len(item[0]))  # alike lengths pad little
+    for item in by_length + [None]:
+        widest = max([len(g) for g, _ in group] + ([len(item[0])] if item else []), default=0)
+        if item is None or (group and (len(group) + 1) * widest > token_budget):
             if group:
-                width = max(map(len, group))
-                input_ids = torch.tensor([g + [pad_id] * (width - len(g)) for g in group])  # (b, width)
-                mask = torch.tensor([[1] * len(g) + [0] * (width - len(g)) for g in group])  # (b, width)
-                yield input_ids, mask, input_ids.masked_fill(mask == 0, -100)
+                width = max(len(g) for g, _ in group)
+                input_ids = torch.tensor([g + [pad_id] * (width - len(g)) for g, _ in group])  # (b, width)
+                mask = torch.tensor([[1] * len(g) + [0] * (width - len(g)) for g, _ in group])  # (b, width)
+                scored = torch.tensor([[0] * skip + [1] * (len(g) - skip) + [0] * (width - len(g))
+                                       for g, skip in group])  # (b, width)
+                yield input_ids, mask, input_ids.masked_fill(scored == 0, -100)
             group = []
-        if ids is not None:
-            group.append(ids)
+        if item is not None:
+            group.append(item)
 
 
 def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job | None = None) -> Adapter:
     """Next-token loss on the examples (one per line); each step sees all of them. Returns the trained adapter."""
-    examples = check_lora(loaded.tokenizer, text, settings)
+    return train_examples(loaded, check_lora(loaded.tokenizer, text, settings), settings, job)
+
+
+def train_examples(loaded: LoadedModel, examples: list[list[int]], settings: LoraSettings, job: Job | None = None,
+                   unscored: list[int] | None = None) -> Adapter:
+    """A LoRA adapter trained on token-id examples, every example each step (the loss the mean per scored token);
+    `unscored[i]` leading tokens of example i are read but not learned (an instruction before its answer)."""
     model = lora_model(loaded, lora_config(settings.rank), settings.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
     device = device_of(model)
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    batches = [tuple(t.to(device) for t in batch) for batch in micro_batches(examples, pad_id, micro_tokens(loaded))]
+    batches = [tuple(t.to(device) for t in batch)
+               for batch in micro_batches(examples, pad_id, micro_tokens(loaded), unscored)]
     counted = sum(int((labels[:, 1:] != -100).sum()) for _, _, labels in batches)  # predicted tokens in all
     losses = []
     model.train()
     for step in range(1, settings.steps + 1):
         total = 0.0
         for input_ids, mask, labels in batches:
-            share = int((labels[:, 1:] != -100).sum()) / counted  # weight so the step's loss is the mean per token
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss * share
+            loss = _scored_loss(model, input_ids, mask, labels) / counted  # the step's loss: the mean per token
             loss.backward()
             total += float(loss.detach())
         optimizer.step()
@@ -211,6 +224,16 @@ def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job 
         if job is not None:
             job.report(step, total)
     return _adapter(loaded, model, losses)
+
+
+def _scored_loss(model, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The summed next-token loss of the scored tokens, with logits made only where some row is scored: an SFT
+    instruction's positions never reach the unembedding (on Gemma, 262,144 x 640 per position, most of a step)."""
+    following = labels[:, 1:]  # (b, w - 1): position t predicts token t + 1
+    positions = (following != -100).any(0).nonzero()[:, 0]  # (k,)
+    logits = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=positions).logits  # (b, k, vocab)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), following[:, positions].flatten(),
+                                             ignore_index=-100, reduction="sum")
 
 
 def _adapter(loaded: LoadedModel, model: PeftModel, losses: list[float]) -> Adapter:

@@ -196,12 +196,27 @@ def _size_ratio(loaded, larger: str, smaller: str) -> str:
     return f"{sizes[larger] / sizes[smaller]:,.0f}"
 
 
+def _base_stops(loaded) -> str:
+    """How many held-out instructions the model answers and then ends its turn, unprompted by any training."""
+    from explorer import alignment
+
+    return str(sum(alignment.behaviour(loaded, alignment.bundled()["held_out"]).stopped))
+
+
+def _prompt_accuracy(loaded, language: str, style: str) -> str:
+    from explorer import prompting
+
+    return f"{prompting.measure(loaded, language, style).accuracy:.0%}"
+
+
 ANSWERS = {  # name -> (the model it reads: "decoder", "model" (the current one) or None, the function)
     "next_token": ("decoder", _next_token),
     "token_count": (None, _token_count),
     "previous_token_head": ("model", _previous_token_head),
     "kv_heads": ("model", _kv_heads),
     "size_ratio": (None, _size_ratio),
+    "base_stops": ("decoder", _base_stops),
+    "prompt_accuracy": ("decoder", _prompt_accuracy),
 }
 
 

@@ -1,8 +1,10 @@
-"""Fine-tuning the decoder without changing it: LoRA, the chat template that SFT taught, preference tuning (DPO)."""
+"""Adapting the decoder without changing it: LoRA, the chat template that SFT taught, preference tuning (DPO), and
+prompting, the way to steer a model without training it."""
 
 from pages.common import page, require_model
-from pages.views import finetune
+from pages.views import alignment, finetune, prompting
 
-page(*finetune.PARAMS, title="nav_finetune", intro="finetune_intro")
+page(*finetune.PARAMS, *alignment.PARAMS, *prompting.PARAMS, title="nav_finetune", intro="finetune_intro")
 loaded = require_model(decoder=True)
-{"lora": finetune.lora, "chat": finetune.chat_template, "dpo": finetune.preference}[finetune.part()](loaded)
+{"lora": finetune.lora, "chat": finetune.chat_template, "sft": alignment.sft, "reward": alignment.reward,
+ "dpo": finetune.preference, "prompt": prompting.prompting_styles}[finetune.part()](loaded)

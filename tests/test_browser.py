@@ -39,7 +39,7 @@ PAGES = [  # (url path, query, what must be visible)
     ("finetune", "lang=en&part=dpo&dpreset=brief", "Preference tuning: liking the better answer more"),
     ("rag", "lang=ko", "2. 찾기: 두 가지 방법과 그 결합"),
     ("rag", "lang=en&k=3&method=bm25", "2. Retrieval: two ways, and both fused"),
-    ("quantize", "lang=ko&grid=int8_tensor", "메모리: 파라미터 하나에 몇 바이트인가"),
+    ("quantize", "lang=ko&model=smollm2-135m&grid=int8_tensor", "메모리: 파라미터 하나에 몇 바이트인가"),
     ("quantize", "lang=en&model=minilm-l6&group=64&sym=0", "Memory: bytes per parameter"),
     ("lab", "lang=ko", "직접 로짓 기여: 어느 층이 이 토큰을 밀었나"),
     ("lab", "lang=en&tool=steer&strength=6", "Steering: add a direction to the residual stream"),
@@ -354,7 +354,7 @@ def test_rag_answers_from_documents_typed_in_the_browser(server, browser):
 
 
 def test_lab_patching_sweep_runs_in_the_browser_with_progress(server, browser):
-    page = _open(browser, f"{server}/lab?lang=ko&tool=patch", 3000)
+    page = _open(browser, f"{server}/lab?lang=ko&model=smollm2-135m&tool=patch", 3000)  # byte-level BPE
     page.get_by_role("button", name="전체 탐색 시작").click()
     page.get_by_text("층 × 위치마다 패칭했을 때 돌아온 로짓 차이의 비율").wait_for(timeout=180_000)
     _wait_until_done(page)

@@ -25,7 +25,8 @@ def test_the_bundled_course_loads_in_order_with_six_to_ten_steps_each():
     found, errors = lessons.load_all(known_views=views, known_answers=answers)
     assert errors == []
     assert [lesson.id for lesson in found] == ["tokenization", "embeddings", "rnn-to-transformer", "attention", "next-token",
-                                               "scale-and-history", "finetuning-and-rlhf", "rag", "quantization"]
+                                               "scale-and-history", "finetuning-and-rlhf", "rag", "quantization",
+                                               "gpt3-to-chatgpt"]
     for lesson in found:
         assert 6 <= len(lesson.steps) <= 10, lesson.id
         assert sum(step.question is not None for step in lesson.steps) <= 2

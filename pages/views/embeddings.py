@@ -13,7 +13,7 @@ from explorer.labels import token_labels, visible, vocabulary_labels
 from pages.common import capture_or_explain, current_model, lang, one_of, show_figure, tr, translated, url_state, working
 
 DATA = json.loads((Path(__file__).resolve().parents[2] / "assets" / "embeddings.json").read_text(encoding="utf-8"))
-PARAMS = ("etext", "vmethod", "vdims", "find", "word", "smethod", "poly", "query")
+PARAMS = ("etext", "vmethod", "vdims", "vscript", "find", "word", "smethod", "poly", "query")
 MAX_UPLOAD_BYTES = 200_000
 
 

@@ -11,7 +11,7 @@ from pages.common import (bounded, compute, current_model, lang, one_of, show_er
                           url_state)
 from pages.views import jobs as jobs_view
 
-PARTS = ("lora", "chat", "dpo")
+PARTS = ("lora", "chat", "sft", "reward", "dpo", "prompt")
 PARAMS = ("part", "lpreset", "lrank", "lsteps", "llr", "lseed", "chatq", "dpreset", "dsteps", "beta", "dseed")
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3)
@@ -32,7 +32,7 @@ def _fill_lora_preset() -> None:
     st.session_state["lora_prompts"] = "\n".join(chosen["prompts"])
 
 
-def _refused(check, *args) -> bool:
+def refused(check, *args) -> bool:
     """Run an engine check; a refusal is explained (the inputs stay as typed) and True is returned."""
     try:
         check(*args)
@@ -43,7 +43,7 @@ def _refused(check, *args) -> bool:
 
 
 def part() -> str:
-    """Which of the three parts the page shows."""
+    """Which of the parts the page shows."""
     return st.segmented_control(tr("finetune_part"), PARTS, format_func=translated("finetune_part_"), required=True,
                                 key=url_state("part", "lora", one_of(PARTS))) or "lora"
 
@@ -67,12 +67,12 @@ def lora(loaded: LoadedModel) -> None:
     rate = third.select_slider(tr("learning_rate"), LEARNING_RATES, key=url_state("llr", 2e-3, one_of(LEARNING_RATES, float)))
     seed = fourth.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("lseed", 0, bounded(int, 0, 10_000)))
     settings = adapting.LoraSettings(int(rank), int(steps), float(rate), int(seed))
-    refused = _refused(adapting.check_lora, loaded.tokenizer, examples, settings)
+    is_refused = refused(adapting.check_lora, loaded.tokenizer, examples, settings)
 
     def work(job: jobs.Job) -> adapting.Adapter:
         return adapting.train_lora(loaded, examples, settings, job)
 
-    jobs_view.start_button(tr("training_start"), "lora", settings.steps, work, type="primary", disabled=refused)
+    jobs_view.start_button(tr("training_start"), "lora", settings.steps, work, type="primary", disabled=is_refused)
     jobs_view.panel("lora", lambda job: st.session_state.__setitem__("lora_adapter", job.result))
     adapter = st.session_state.get("lora_adapter")
     if adapter is not None and adapter.base_fingerprint == loaded.fingerprint:
@@ -81,11 +81,11 @@ def lora(loaded: LoadedModel) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _compare(_loaded, _adapter, fingerprint: str, digest: str, prompt: str) -> adapting.Comparison:
-    return adapting.compare(_loaded, _adapted(_loaded, _adapter, fingerprint, digest), prompt)
+    return adapting.compare(_loaded, adapted(_loaded, _adapter, fingerprint, digest), prompt)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _adapted(_loaded, _adapter, fingerprint: str, digest: str) -> LoadedModel:
+def adapted(_loaded, _adapter, fingerprint: str, digest: str) -> LoadedModel:
     """The shared model seen through an adapter: its own small modules, the shared weights (no copy)."""
     return adapting.with_adapter(_loaded, _adapter)
 
@@ -180,7 +180,7 @@ def _margins(_loaded, fingerprint: str, pairs: tuple[adapting.PreferencePair, ..
 @st.cache_data(show_spinner=False, max_entries=32)
 def _dpo_answers(_loaded, _adapter, fingerprint: str, digest: str, prompt: str) -> tuple[str, str]:
     ids = adapting.request_ids(_loaded.tokenizer, prompt)
-    return adapting.answer(_loaded, ids, 32), adapting.answer(_adapted(_loaded, _adapter, fingerprint, digest), ids, 32)
+    return adapting.answer(_loaded, ids, 32), adapting.answer(adapted(_loaded, _adapter, fingerprint, digest), ids, 32)
 
 
 def preference(loaded: LoadedModel) -> None:
@@ -205,7 +205,7 @@ def preference(loaded: LoadedModel) -> None:
     beta = second.select_slider(tr("dpo_beta"), (0.05, 0.1, 0.2, 0.5), key=url_state("beta", 0.1, one_of((0.05, 0.1, 0.2, 0.5), float)),
                                 help=tr("dpo_beta_help"))
     seed = third.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("dseed", 0, bounded(int, 0, 10_000)))
-    if _refused(adapting.check_pairs, list(pairs)):
+    if refused(adapting.check_pairs, list(pairs)):
         return
     settings = adapting.DpoSettings(steps=int(steps), beta=float(beta), seed=int(seed))
 
@@ -235,9 +235,9 @@ def _margin_bars(before, after) -> None:
 
 
 def _preference_result(loaded: LoadedModel, pairs, adapter: adapting.Adapter, curves: dict, prompts: list[str]) -> None:
-    adapted = _adapted(loaded, adapter, loaded.fingerprint, adapter.digest)
+    tuned = adapted(loaded, adapter, loaded.fingerprint, adapter.digest)
     before = compute(_margins, loaded, loaded.fingerprint, pairs)
-    after = compute(_margins, adapted, adapted.fingerprint, pairs)
+    after = compute(_margins, tuned, tuned.fingerprint, pairs)
     if before is None or after is None:
         return
     st.success(tr("dpo_done", steps=len(adapter.losses)))

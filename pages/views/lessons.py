@@ -14,8 +14,8 @@ from streamlit_shortcuts import add_shortcuts
 from explorer import lessons, models
 from explorer.models import LoadedModel
 from pages.common import bounded, collecting_figures, compute, current_model, default_model, lang, one_of, setting, tr, url_state
-from pages.views import (attention, embeddings, finetune, history, inside, lab, predict, quantize, rag, recurrent,
-                         tokens, transfer)
+from pages.views import (alignment, attention, embeddings, finetune, history, inside, lab, predict, prompting, quantize,
+                         rag, recurrent, tokens, transfer)
 
 PARAMS = ("lesson", "step")
 
@@ -122,6 +122,9 @@ VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's 
     "finetune.lora": _with(_decoder, finetune.lora),
     "finetune.chat": _with(_decoder, finetune.chat_template),
     "finetune.dpo": _with(_decoder, finetune.preference),
+    "alignment.sft": _with(_decoder, alignment.sft),
+    "alignment.reward": _with(_decoder, alignment.reward),
+    "prompting.styles": _with(_decoder, prompting.prompting_styles),
     "rag.pipeline": _with(_decoder, _rag()),
     "rag.documents": _with(_decoder, _rag("documents")),
     "rag.retrieval": _with(_decoder, _rag("retrieval")),

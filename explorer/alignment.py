@@ -1,0 +1,244 @@
+"""From base model to assistant, live: supervised fine-tuning (SFT) on instructions, a reward model trained on
+preference pairs, and best-of-n sampling with that reward, the first step of RLHF.
+
+SFT teaches the base model a turn format: the instruction between Gemma's own turn markers (its vocabulary has
+`<start_of_turn>` and `<end_of_turn>` even in the base model, ids 105 and 106), then the answer, then
+`<end_of_turn>`. A model that has a chat template is taught its own. The loss counts the answer's tokens only.
+
+The reward model is a scalar head on the frozen model's final (normed) state at the answer's last token, trained
+with the Bradley–Terry loss −log σ(r(chosen) − r(rejected)). Hand-written rather than TRL's RewardTrainer: the
+features are computed once from the frozen model, so training is a few hundred steps of one linear layer, and TRL
+would bring a trainer, datasets and a second copy of the model to work around.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer import prediction
+from explorer.adapting import (MAX_EXAMPLES, MAX_TRAINING_TOKENS, LoraSettings, PreferencePair, TrainingError,
+                               answer_stop_ids, check_lora_settings, sequence_log_probs, train_examples)
+from explorer.jobs import Job
+from explorer.models import LoadedModel, device_of
+
+DATA = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "alignment.json"
+TURN = "<start_of_turn>user\n{instruction}<end_of_turn>\n<start_of_turn>model\n"  # Gemma's own format
+END_OF_TURN = "<end_of_turn>"
+MAX_INSTRUCTION_TOKENS = 96  # an instruction with its answer; longer is refused, naming it
+ANSWER_TOKENS = 32  # how far an answer is written when measuring whether it stops
+REWARD_STEPS = 300
+
+
+@dataclass(frozen=True)
+class Instruction:
+    instruction: str
+    answer: str
+
+
+@lru_cache(maxsize=1)
+def bundled() -> dict:
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    return {"sft": [Instruction(**row) for row in data["sft"]],
+            "held_out": [Instruction(**row) for row in data["held_out"]],
+            "preferences": [PreferencePair(**row) for row in data["preferences"]],
+            "preferences_held_out": [PreferencePair(**row) for row in data["preferences_held_out"]]}
+
+
+# ---------------------------------------------------------------- the turn format SFT teaches
+
+def turn_text(tokenizer, instruction: str) -> str:
+    """The instruction as one user turn, ready for the answer: the model's chat template, or Gemma's format."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": instruction}], add_generation_prompt=True,
+                                             tokenize=False)
+    return (tokenizer.bos_token or "") + TURN.format(instruction=instruction)
+
+
+def end_of_answer(tokenizer) -> str:
+    """What an answer ends with: the end-of-turn marker when the vocabulary has it as one token, else the end of text."""
+    marker = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    return END_OF_TURN if marker not in (None, tokenizer.unk_token_id) else (tokenizer.eos_token or "")
+
+
+def prompt_ids(tokenizer, instruction: str) -> list[int]:
+    return list(tokenizer(turn_text(tokenizer, instruction), add_special_tokens=False)["input_ids"])
+
+
+def answer_ids(tokenizer, answer: str) -> list[int]:
+    return list(tokenizer(answer + end_of_answer(tokenizer), add_special_tokens=False)["input_ids"])
+
+
+def check_sft(tokenizer, pairs: list[Instruction], settings: LoraSettings) -> tuple[list[list[int]], list[int]]:
+    """(examples, prompt lengths): each instruction and its answer as one example; refused with a reason."""
+    check_lora_settings(settings)
+    pairs = [p for p in pairs if p.instruction.strip() or p.answer.strip()]
+    if not pairs:
+        raise TrainingError("no_instructions")
+    if len(pairs) > MAX_EXAMPLES:
+        raise TrainingError("too_many_examples", f"{len(pairs)} > {MAX_EXAMPLES}")
+    examples, lengths = [], []
+    for number, pair in enumerate(pairs, start=1):
+        if not pair.instruction.strip() or not pair.answer.strip():
+            raise TrainingError("incomplete_instruction", str(number))
+        if len(pair.instruction) + len(pair.answer) > 20 * MAX_INSTRUCTION_TOKENS:  # never tokenize a huge paste
+            raise TrainingError("example_too_long", f"{number}: > {MAX_INSTRUCTION_TOKENS}")
+        prompt, answer = prompt_ids(tokenizer, pair.instruction), answer_ids(tokenizer, pair.answer)
+        if len(prompt) + len(answer) > MAX_INSTRUCTION_TOKENS:
+            raise TrainingError("example_too_long", f"{number}: {len(prompt) + len(answer)} > {MAX_INSTRUCTION_TOKENS}")
+        examples.append(prompt + answer)
+        lengths.append(len(prompt))
+    work = settings.steps * sum(map(len, examples))
+    if work > MAX_TRAINING_TOKENS:
+        raise TrainingError("too_much_training", f"{settings.steps} × {sum(map(len, examples)):,} = {work:,} > "
+                                                 f"{MAX_TRAINING_TOKENS:,}")
+    return examples, lengths
+
+
+def train_sft(loaded: LoadedModel, pairs: list[Instruction], settings: LoraSettings, job: Job | None = None):
+    """A LoRA adapter that teaches the base model to answer in turns and stop (the answer's tokens scored only)."""
+    examples, lengths = check_sft(loaded.tokenizer, pairs, settings)
+    return train_examples(loaded, examples, settings, job, unscored=lengths)
+
+
+@dataclass
+class Behaviour:
+    """How a model answers held-out instructions in the turn format."""
+
+    answers: list[str]  # greedy, up to ANSWER_TOKENS tokens, special tokens left out
+    stopped: list[bool]  # whether it ended its turn within them, as an assistant does
+    loss: float  # mean negative log-likelihood per token of the reference answers (end of turn included)
+
+    @property
+    def stop_share(self) -> float:
+        return float(np.mean(self.stopped)) if self.stopped else 0.0
+
+
+@torch.inference_mode()
+def behaviour(loaded: LoadedModel, pairs: list[Instruction], steps: int = ANSWER_TOKENS) -> Behaviour:
+    """Greedy answers to every instruction at once (transformers' `generate`, one left-padded batch), whether each
+    ended its turn, and the loss of the reference answers."""
+    tokenizer, device = loaded.tokenizer, device_of(loaded.model)
+    stop = answer_stop_ids(loaded) | {tokenizer.convert_tokens_to_ids(end_of_answer(tokenizer))}
+    prompts = [prompt_ids(tokenizer, pair.instruction) for pair in pairs]
+    width = max(map(len, prompts))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (n, width)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    with loaded.lock:
+        written = loaded.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=steps, do_sample=False,
+                                        eos_token_id=sorted(stop), pad_token_id=pad)[:, width:].tolist()
+        sequences = [(prompt, answer_ids(tokenizer, pair.answer)) for prompt, pair in zip(prompts, pairs)]
+        total = sum(float(sequence_log_probs(loaded.model, [pair])[0]) for pair in sequences)
+    answers, stopped = [], []
+    for row in written:
+        ended = next((i for i, token in enumerate(row) if token in stop), None)
+        stopped.append(ended is not None)
+        answers.append(tokenizer.decode(row[:ended], skip_special_tokens=True).strip())
+    return Behaviour(answers, stopped, -total / sum(len(answer) for _, answer in sequences))
+
+
+# ---------------------------------------------------------------- the reward model
+
+@torch.inference_mode()
+def answer_features(loaded: LoadedModel, prompts: list[str], answers: list[str]) -> np.ndarray:
+    """The frozen model's final (normed) state at each answer's last token, in the turn format: (n, d)."""
+    tokenizer, device = loaded.tokenizer, device_of(loaded.model)
+    found = []
+    with loaded.lock:
+        for prompt, answer in zip(prompts, answers):
+            ids = prompt_ids(tokenizer, prompt) + answer_ids(tokenizer, answer)[-MAX_INSTRUCTION_TOKENS:]
+            output = loaded.model(torch.as_tensor([ids], device=device), output_hidden_states=True, logits_to_keep=1)
+            found.append(output.hidden_states[-1][0, -1].float().cpu().numpy())  # (d,)
+    return np.stack(found)
+
+
+@dataclass
+class RewardModel:
+    base_fingerprint: str
+    mean: np.ndarray  # (d,) the training features' mean and spread: features are standardised first
+    spread: np.ndarray
+    weight: np.ndarray  # (d,)
+    bias: float
+    losses: list[float]
+    train_accuracy: float
+    held_out_accuracy: float  # share of held-out pairs whose chosen answer gets the higher reward
+
+    def score(self, features: np.ndarray) -> np.ndarray:  # (n, d) -> (n,)
+        return ((features - self.mean) / self.spread) @ self.weight + self.bias
+
+
+def train_reward(loaded: LoadedModel, pairs: list[PreferencePair], held_out: list[PreferencePair],
+                 steps: int = REWARD_STEPS, seed: int = 0, job: Job | None = None) -> RewardModel:
+    """Bradley–Terry on a linear head over frozen features: minimise −log σ(r(chosen) − r(rejected))."""
+    pairs = [p for p in pairs if p.prompt.strip() and p.chosen.strip() and p.rejected.strip()]
+    if len(pairs) < 2:
+        raise TrainingError("no_pairs")
+    chosen = answer_features(loaded, [p.prompt for p in pairs], [p.chosen for p in pairs])  # (n, d)
+    rejected = answer_features(loaded, [p.prompt for p in pairs], [p.rejected for p in pairs])  # (n, d)
+    both = np.concatenate([chosen, rejected])
+    mean, spread = both.mean(0), both.std(0) + 1e-4
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(both.shape[1], 1)
+    torch.nn.init.zeros_(head.weight)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-2)
+    good = torch.as_tensor((chosen - mean) / spread, dtype=torch.float32)  # (n, d)
+    bad = torch.as_tensor((rejected - mean) / spread, dtype=torch.float32)
+    losses = []
+    for step in range(1, steps + 1):
+        loss = -torch.nn.functional.logsigmoid(head(good) - head(bad)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if job is not None and step % 25 == 0:
+            job.report(step, float(loss))
+    weight, bias = head.weight.detach()[0].numpy(), float(head.bias.detach()[0])
+    model = RewardModel(loaded.fingerprint, mean, spread, weight, bias, losses, 0.0, 0.0)
+    model.train_accuracy = pair_accuracy(model, chosen, rejected)
+    if held_out:
+        model.held_out_accuracy = pair_accuracy(
+            model, answer_features(loaded, [p.prompt for p in held_out], [p.chosen for p in held_out]),
+            answer_features(loaded, [p.prompt for p in held_out], [p.rejected for p in held_out]))
+    return model
+
+
+def pair_accuracy(model: RewardModel, chosen: np.ndarray, rejected: np.ndarray) -> float:
+    return float(np.mean(model.score(chosen) > model.score(rejected)))
+
+
+def rewards(loaded: LoadedModel, model: RewardModel, prompt: str, answers: list[str]) -> np.ndarray:
+    """The reward of each answer to `prompt` (the features from the model the reward model was trained on)."""
+    if model.base_fingerprint != loaded.fingerprint:
+        raise TrainingError("adapter_other_model")
+    return model.score(answer_features(loaded, [prompt] * len(answers), answers))
+
+
+# ---------------------------------------------------------------- best-of-n
+
+@dataclass
+class Candidates:
+    answers: list[str]
+    rewards: np.ndarray  # (n,)
+
+    @property
+    def best(self) -> int:
+        return int(np.argmax(self.rewards))
+
+
+def best_of_n(policy: LoadedModel, judge: LoadedModel, model: RewardModel, instruction: str, n: int = 4,
+              temperature: float = 0.9, seed: int = 0) -> Candidates:
+    """n sampled answers from the policy (the SFT model), each scored by the reward model (on the frozen `judge`)."""
+    tokenizer = policy.tokenizer
+    stop = answer_stop_ids(policy) | {tokenizer.convert_tokens_to_ids(end_of_answer(tokenizer))}
+    prompt = prompt_ids(tokenizer, instruction)
+    answers = []
+    for index in range(n):
+        added, _ = prediction.generate_ids(policy, prompt, ANSWER_TOKENS, temperature, seed=seed + index, stop_ids=stop)
+        answers.append(tokenizer.decode([i for i in added if i not in stop], skip_special_tokens=True).strip())
+    return Candidates(answers, rewards(judge, model, instruction, answers))
