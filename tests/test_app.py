@@ -629,6 +629,8 @@ def test_every_step_of_every_lesson_runs(lesson, lang):
         _no_exception(at)
         assert at.query_params["lesson"] == lesson and at.query_params["step"] == str(step)
         assert at.header[0].value  # the step's title
+        if lesson == "gpt3-to-chatgpt":  # SFT, the template, the reward model, DPO, prompting: each drawn live
+            assert at.get("dataframe") or at.get("plotly_chart") or at.get("html"), step
         if at.button(key="lesson_next").disabled:
             break
         at.button(key="lesson_next").click().run()

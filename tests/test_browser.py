@@ -308,7 +308,7 @@ def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
 
 
 def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(server, browser):
-    first = _open(browser, f"{server}/finetune?lang=ko&lsteps=15", 3400)  # 15 steps teach "Juno" (test_adapting)
+    first = _open(browser, f"{server}/finetune?lang=ko&model=smollm2-135m&lsteps=15", 3400)  # 15 steps teach "Juno"
     second = _open(browser, f"{server}/finetune?lang=en&lsteps=3&lrank=4", 3400)
     first.get_by_role("button", name="학습 시작").click()
     first.locator(".st-key-training_lora").get_by_text("단계 · 손실").wait_for(timeout=60_000)  # progress, live

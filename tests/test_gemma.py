@@ -169,14 +169,3 @@ def test_hard_text_on_gemma_is_shown_or_refused_plainly_and_kept(page, key):
         box.set_value(text).run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.session_state[key] == text  # nothing typed is lost
-
-
-@pytest.mark.parametrize("part, container", [("sft", "sft_answers"), ("reward", "bon_candidates"),
-                                             ("prompt", "prompt_table")])
-def test_the_alignment_stages_draw_on_the_base_model(part, container):
-    at = _korean_app("pages/finetune.py", part=part)
-    assert at.session_state["_keep_model"] == models.GEMMA3
-    assert at.get("plotly_chart") or part == "sft"
-    assert at.get("dataframe"), part
-    if part == "sft":  # the turn format shown as tokens, Gemma's own markers among them
-        assert any("start_of_turn" in element.proto.body for element in at.get("html"))
