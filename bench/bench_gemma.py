@@ -8,6 +8,7 @@ projection, 50,000 points); the RAG table on the built-in questions at k = 1 for
 of default, Korean tokens per sentence, greedy Korean continuations and the rank of " Paris".
 """
 
+import copy
 import os
 import sys
 import time
@@ -42,13 +43,14 @@ def best_of(runs: int, function, *args):
 def step_and_answer(loaded) -> tuple[float, float]:
     ids = [int(i) for i in activations.encode(loaded, "서울은 한국의 수도이고, 부산은", None)[0]]
     _, past = prediction.next_token_logits(loaded, ids)
-    step = best_of(5, lambda: prediction.next_token_logits(loaded, ids + [ids[-1]], past))  # one token on the prefix
+    step = best_of(5, lambda: prediction.next_token_logits(loaded, ids + [ids[-1]], copy.deepcopy(past)))  # one token
+    # on the prefix (a fresh copy each time: the cache grows as it is used)
     answer, _ = timed(prediction.generate_ids, loaded, ids, 30)
     return step, answer
 
 
 def capture_ratio(loaded, tokens: int = 2048) -> tuple[int, float, float]:
-    ids = activations.encode(loaded, LONG * 4, tokens)[0]
+    ids = activations.encode(loaded, LONG * 10, tokens)[0]
     names = ["blocks.*.attn.head_stats", "blocks.*.resid_post", "next_logits"]
     captured = best_of(2, activations.run_capture, loaded, loaded.tokenizer.decode(ids[1:]), names, tokens)
     with torch.inference_mode():
