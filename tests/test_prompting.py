@@ -22,17 +22,17 @@ def test_the_task_keeps_its_examples_out_of_the_test_and_balances_both():
 
 @pytest.fixture(scope="module")
 def few_shot(gemma) -> dict:
-    return {order: prompting.measure(gemma, "ko", "few_shot", order) for order in prompting.ORDERS}
+    return {language: prompting.measure(gemma, language, "few_shot") for language in ("ko", "en")}
 
 
 def test_label_probabilities_are_the_models_own_and_accuracy_is_a_count(gemma, few_shot):
-    measured = few_shot["alternating"]
+    measured = few_shot["ko"]
     task = prompting.load_task()
     sentence = task.test["ko"][0]["text"]
     prompt = prompting.prompt_text(task, "ko", "few_shot", sentence)
-    assert prompt == measured.prompt and prompt.endswith(f"문장: {sentence}\n감정:") and prompt.count("감정: ") == 4
+    assert prompt == measured.prompt and prompt.endswith(f"문장: {sentence}\n평가:") and prompt.count("평가: ") == 4
     ids = [int(i) for i in activations.encode(gemma, prompt, None)[0]]
-    for column, word in enumerate(["긍정", "부정"]):
+    for column, word in enumerate(["좋음", "나쁨"]):
         answer = gemma.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
         with torch.inference_mode():
             logits = gemma.model(torch.as_tensor([ids + answer])).logits[0].double()  # (seq, vocab)
@@ -43,11 +43,11 @@ def test_label_probabilities_are_the_models_own_and_accuracy_is_a_count(gemma, f
     assert all(p == ("positive" if a >= b else "negative") for p, (a, b) in zip(measured.predicted, measured.probabilities))
 
 
-def test_few_shot_examples_gather_the_probability_onto_the_labels_and_their_order_matters(gemma, few_shot):
-    """Measured on Gemma in Korean: the two label words get 0.2 % of the mass zero-shot and 97 % few-shot; the same
-    four examples give 50 % (alternating, ending on a negative one), 83 % (positives last) and 50 % (negatives last)."""
+def test_few_shot_examples_gather_the_probability_onto_the_labels(gemma, few_shot):
+    """Measured on Gemma 3 270M (base): zero-shot, the two Korean label words get 0.1 % of the next word's mass, with
+    four examples 90 %; yet in Korean every style stays at 50-58 % (the base model answers one label for almost every
+    review), while in English few-shot reaches 100 %. (The order of the examples moves SmolLM2 in English: 100 %
+    alternating, 50 % positives last, 58 % negatives last.)"""
     zero = prompting.measure(gemma, "ko", "zero_shot")
-    orders = few_shot
-    assert all(m.probabilities.sum(1).mean() > 50 * zero.probabilities.sum(1).mean() for m in orders.values())
-    accuracies = [m.accuracy for m in orders.values()]
-    assert max(accuracies) - min(accuracies) >= 0.25  # the order alone moves a small model
+    assert few_shot["ko"].probabilities.sum(1).mean() > 50 * zero.probabilities.sum(1).mean()
+    assert few_shot["en"].accuracy >= 0.9

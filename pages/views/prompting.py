@@ -33,8 +33,7 @@ def prompting_styles(loaded: LoadedModel) -> None:
                           key=url_state("plang", lang(), one_of(tuple(languages))))
     chosen = right.selectbox(tr("prompt_shown"), VARIANTS, format_func=translated("prompt_variant_"),
                              key=url_state("pstyle", "few_shot_alternating", one_of(VARIANTS)))
-    with st.spinner(tr("prompt_measuring", n=len(VARIANTS) * len(prompting.load_task().test[language]))):
-        results = compute(_measured, loaded, loaded.fingerprint, language)
+    results = compute(_measured, loaded, loaded.fingerprint, language)
     if results is None:
         return
     names = [tr(f"prompt_variant_{_variant(m)}") for m in results]
