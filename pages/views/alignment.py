@@ -40,7 +40,7 @@ def sft(loaded: LoadedModel) -> None:
     st.html(figures.token_row_html(example, tokenize.from_hf(loaded.tokenizer, example).tokens))
     pairs = _instructions("sft_pairs", data["sft"])
     steps = st.number_input(tr("training_steps"), 1, adapting.MAX_STEPS, step=5,
-                            key=url_state("ssteps", 12, bounded(int, 1, adapting.MAX_STEPS)))
+                            key=url_state("ssteps", 8, bounded(int, 1, adapting.MAX_STEPS)))
     settings = adapting.LoraSettings(rank=8, steps=int(steps), learning_rate=2e-3)
     if refused(alignment.check_sft, loaded.tokenizer, pairs, settings):
         return
