@@ -66,6 +66,11 @@ def end_of_answer(tokenizer) -> str:
     return END_OF_TURN if marker not in (None, tokenizer.unk_token_id) else (tokenizer.eos_token or "")
 
 
+def turn_stop_ids(loaded: LoadedModel) -> set[int]:
+    """The ids that end an answer in the turn format: the model's own stop ids and the end-of-answer marker."""
+    return answer_stop_ids(loaded) | {loaded.tokenizer.convert_tokens_to_ids(end_of_answer(loaded.tokenizer))}
+
+
 def prompt_ids(tokenizer, instruction: str) -> list[int]:
     return list(tokenizer(turn_text(tokenizer, instruction), add_special_tokens=False)["input_ids"])
 
@@ -124,7 +129,7 @@ def behaviour(loaded: LoadedModel, pairs: list[Instruction], steps: int = ANSWER
     """Greedy answers to every instruction at once (transformers' `generate`, one left-padded batch), whether each
     ended its turn, and the loss of the reference answers."""
     tokenizer, device = loaded.tokenizer, device_of(loaded.model)
-    stop = answer_stop_ids(loaded) | {tokenizer.convert_tokens_to_ids(end_of_answer(tokenizer))}
+    stop = turn_stop_ids(loaded)
     prompts = [prompt_ids(tokenizer, pair.instruction) for pair in pairs]
     width = max(map(len, prompts))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -235,7 +240,7 @@ def best_of_n(policy: LoadedModel, judge: LoadedModel, model: RewardModel, instr
               temperature: float = 0.9, seed: int = 0) -> Candidates:
     """n sampled answers from the policy (the SFT model), each scored by the reward model (on the frozen `judge`)."""
     tokenizer = policy.tokenizer
-    stop = answer_stop_ids(policy) | {tokenizer.convert_tokens_to_ids(end_of_answer(tokenizer))}
+    stop = turn_stop_ids(policy)
     prompt = prompt_ids(tokenizer, instruction)
     answers = []
     for index in range(n):
