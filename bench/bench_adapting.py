@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from explorer import adapting, embeddings, figures, jobs, models, transfer  # noqa: E402
+from explorer import adapting, alignment, embeddings, figures, jobs, models, transfer  # noqa: E402
 from measure import PeakMemory  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     memory = PeakMemory()
     smollm, minilm = models.load(models.SMOLLM2), models.load(models.MINILM)
     fact = adapting.presets()["lora"]["fact"]
-    pirate = [adapting.PreferencePair(**pair) for pair in adapting.presets()["dpo"]["pirate"]["pairs"]]
+    pirate = [alignment.PreferencePair(**pair) for pair in adapting.presets()["dpo"]["pirate"]["pairs"]]
 
     started = time.perf_counter()
     topics = transfer.load_topics()
@@ -60,8 +60,8 @@ def main() -> None:
             smollm, "\n".join(fact["examples"]), adapting.LoraSettings(steps=30), job)),
         "LoRA r=8, 15 steps, 16 examples of 64 tokens (the most allowed)": ("lora", 15, lambda job: adapting.train_lora(
             smollm, "\n".join([" ".join(["word"] * 64)] * adapting.MAX_EXAMPLES), adapting.LoraSettings(steps=15), job)),
-        "DPO r=8, 12 steps, 4 pairs": ("dpo", 12, lambda job: adapting.train_dpo(
-            smollm, pirate, adapting.DpoSettings(steps=12), job)),
+        "DPO r=8, 12 steps, 4 pairs": ("dpo", 12, lambda job: alignment.train_dpo(
+            smollm, pirate, alignment.DpoSettings(steps=12), job)),
         "MiniLM fine-tune, en, 8 per topic, 4 epochs": ("encoder", 8, lambda job: transfer.fine_tune_encoder(
             minilm, "en", 8, 4, job=job)),
         "MiniLM fine-tune, ko, 32 per topic, 4 epochs": ("encoder", 32, lambda job: transfer.fine_tune_encoder(

@@ -1,4 +1,5 @@
-"""Adapting a decoder without changing it: LoRA fine-tuning with PEFT, preference tuning (DPO), the chat template.
+"""Adapting a decoder without changing it: LoRA fine-tuning with PEFT, the chat template (the alignment stages that
+build on LoRA, SFT, a reward model and DPO, are in `alignment`).
 
 Every training here works on `frozen_view(loaded)`: a module tree of its own whose parameters are the shared model's
 tensors, frozen. No weight is copied (SmolLM2's 540 MB stay once in memory) and nothing done to the view (PEFT's
@@ -41,8 +42,6 @@ MAX_RANK = 64
 MAX_TRAINING_TOKENS = 16_000  # steps x example tokens: ~75 s on 2 cores (bench), so no one holds the queue long
 MICRO_BATCH_LOGIT_BYTES = 192 * 49_152 * 4  # float32 logits one forward keeps for backward: 38 MB, 192 SmolLM2 tokens
 # (36 of Gemma's 262,144-entry vocabulary, raised to micro_tokens' floor; a batch always holds one example at least)
-MAX_PAIRS = 8
-MAX_RESPONSE_TOKENS = 48
 PRESETS = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "presets.json"
 
 
@@ -223,7 +222,7 @@ def train_examples(loaded: LoadedModel, examples: list[list[int]], settings: Lor
         losses.append(total)
         if job is not None:
             job.report(step, total)
-    return _adapter(loaded, model, losses)
+    return adapter_of(loaded, model, losses)
 
 
 def _scored_loss(model, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -236,7 +235,7 @@ def _scored_loss(model, input_ids: torch.Tensor, mask: torch.Tensor, labels: tor
                                              ignore_index=-100, reduction="sum")
 
 
-def _adapter(loaded: LoadedModel, model: PeftModel, losses: list[float]) -> Adapter:
+def adapter_of(loaded: LoadedModel, model: PeftModel, losses: list[float]) -> Adapter:
     weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in get_peft_model_state_dict(model).items()}
     trainable = sum(w.numel() for w in weights.values())
     base = next(loaded.model.parameters())
@@ -363,33 +362,6 @@ def answer(loaded: LoadedModel, ids: list[int], steps: int = 48, end_of_turn: bo
     return loaded.tokenizer.decode([i for i in added if i not in stop])
 
 
-# ---------------------------------------------------------------- preference tuning (DPO)
-
-@dataclass(frozen=True)
-class PreferencePair:
-    prompt: str
-    chosen: str
-    rejected: str
-
-
-@dataclass(frozen=True)
-class DpoSettings(LoraSettings):
-    """A LoRA adapter's settings, trained on preference pairs: fewer steps, a gentler rate, and DPO's beta."""
-    steps: int = 12
-    learning_rate: float = 1e-3
-    beta: float = 0.1
-
-
-def response_ids(tokenizer, response: str) -> list[int]:
-    end = tokenizer.eos_token_id
-    return tokenizer(response, add_special_tokens=False)["input_ids"][:MAX_RESPONSE_TOKENS] + ([end] if end is not None else [])
-
-
-def pair_ids(tokenizer, pair: PreferencePair):
-    prompt = request_ids(tokenizer, pair.prompt)
-    return prompt[-prediction.MAX_TOKENS:], response_ids(tokenizer, pair.chosen), response_ids(tokenizer, pair.rejected)
-
-
 def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]]) -> torch.Tensor:
     """log P(response | prompt) for each (prompt ids, response ids): the sum over the response's tokens, (n,).
 
@@ -410,64 +382,3 @@ def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], 
     lengths = torch.tensor([len(response) for _, response in sequences], device=device)
     in_response = torch.arange(keep - 1, device=device).unsqueeze(0) >= (keep - 1 - lengths).unsqueeze(1)
     return (chosen * in_response).sum(-1)  # (n,)
-
-
-def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejected, beta: float):
-    """DPO (Rafailov et al., 2023): raise the chosen answer's log-probability relative to the reference model
-    more than the rejected one's. Returns the loss and the implicit reward margin."""
-    margin = beta * ((policy_chosen - reference_chosen) - (policy_rejected - reference_rejected))
-    return -torch.nn.functional.logsigmoid(margin), margin
-
-
-def check_pairs(pairs: list[PreferencePair]) -> list[PreferencePair]:
-    pairs = [p for p in pairs if p.prompt.strip() or p.chosen.strip() or p.rejected.strip()]
-    if not pairs:
-        raise TrainingError("no_pairs")
-    if len(pairs) > MAX_PAIRS:
-        raise TrainingError("too_many_pairs", f"{len(pairs)} > {MAX_PAIRS}")
-    for number, pair in enumerate(pairs, start=1):
-        if not (pair.prompt.strip() and pair.chosen.strip() and pair.rejected.strip()):
-            raise TrainingError("incomplete_pair", str(number))
-        if pair.chosen.strip() == pair.rejected.strip():
-            raise TrainingError("same_answers", str(number))
-        if max(len(pair.prompt), len(pair.chosen), len(pair.rejected)) > 2_000:
-            raise TrainingError("example_too_long", f"{number}: > 2,000")
-    return pairs
-
-
-def log_prob_margins(loaded: LoadedModel, pairs: list[PreferencePair]) -> np.ndarray:
-    """log P(chosen) − log P(rejected) for each pair under the model: how much it prefers the chosen answer, (n,)."""
-    margins = []
-    with loaded.lock, torch.inference_mode():
-        for pair in check_pairs(pairs):
-            prompt, chosen, rejected = pair_ids(loaded.tokenizer, pair)
-            both = sequence_log_probs(loaded.model, [(prompt, chosen), (prompt, rejected)])  # (2,)
-            margins.append(float(both[0] - both[1]))
-    return np.array(margins)
-
-
-def train_dpo(loaded: LoadedModel, pairs: list[PreferencePair], settings: DpoSettings, job: Job | None = None) -> Adapter:
-    """A few DPO steps on a LoRA adapter; the reference model is the same weights with the adapter off."""
-    check_lora_settings(LoraSettings(settings.rank, settings.steps, settings.learning_rate))
-    pairs = check_pairs(pairs)
-    model = lora_model(loaded, lora_config(settings.rank), settings.seed)
-    encoded = [pair_ids(loaded.tokenizer, pair) for pair in pairs]
-    with torch.no_grad(), model.disable_adapter():
-        reference = [sequence_log_probs(model, [(p, c), (p, r)]) for p, c, r in encoded]  # n x (2,)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
-    losses = []
-    model.train()
-    for step in range(1, settings.steps + 1):
-        total_loss, total_margin = 0.0, 0.0
-        for (prompt, chosen, rejected), ref in zip(encoded, reference):  # one pair per forward bounds the memory
-            policy = sequence_log_probs(model, [(prompt, chosen), (prompt, rejected)])  # (2,)
-            loss, _ = dpo_loss(policy[0], policy[1], ref[0], ref[1], settings.beta)
-            (loss / len(encoded)).backward()
-            total_loss += float(loss.detach()) / len(encoded)
-            total_margin += float((policy[0] - policy[1]).detach()) / len(encoded)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(total_loss)
-        if job is not None:
-            job.report(step, total_loss, margin=total_margin)
-    return _adapter(loaded, model, losses)

@@ -229,18 +229,30 @@ def build_prompt(loaded: LoadedModel, question: str, passages: list[str]) -> Pro
     return Prompt(ids, text, spans, tokens, completion)
 
 
-def stream_answer(loaded: LoadedModel, prompt: Prompt, steps: int = ANSWER_TOKENS):
+def stream_answer(loaded: LoadedModel, prompt: Prompt, steps: int = ANSWER_TOKENS, chances: list | None = None):
     """Greedy answer token by token: yields each new id until the end of the turn (for a completion prompt, also at
-    the end of the answer's line: a base model goes on writing the next question)."""
+    the end of the answer's line: a base model goes on writing the next question). `chances` gets the probability the
+    model gave each yielded id."""
     stop = answer_stop_ids(loaded)
     if len(prompt.ids) > CONTEXT_BUDGET:
         raise RagError("over_budget", f"{len(prompt.ids):,} > {CONTEXT_BUDGET:,}")
     written: list[int] = []
-    for token_id in prediction.stream_ids(loaded, prompt.ids, steps, stop_ids=stop):
+    offered: list[float] = []
+    for token_id in prediction.stream_ids(loaded, prompt.ids, steps, stop_ids=stop, chances=offered):
         if prompt.completion and "\n" in loaded.tokenizer.decode([token_id]) and loaded.tokenizer.decode(written).strip():
             return
         written.append(token_id)
+        if chances is not None:
+            chances.append(offered[-1])
         yield token_id
+
+
+def confidence(loaded: LoadedModel, answer_ids: list[int], chances: list[float]) -> float | None:
+    """The model's own confidence in its answer: the mean probability it gave the answer's tokens (the end-of-turn
+    marker left out). None for an empty answer."""
+    stop = answer_stop_ids(loaded)
+    kept = [chance for token_id, chance in zip(answer_ids, chances) if token_id not in stop]
+    return float(np.mean(kept)) if kept else None
 
 
 def answer_text(loaded: LoadedModel, answer_ids: list[int]) -> str:

@@ -126,6 +126,26 @@ def _whitespace(text: str) -> Tokenization:
                         len(vocabulary), vocabulary=vocabulary)
 
 
+@dataclass
+class WordDictionary:
+    """The course book's first tokenizer: `text.split()`, a dictionary from word to id and back, the ids."""
+
+    words: list[str]  # input_text_list
+    str2idx: dict[str, int]
+    idx2str: dict[int, str]
+    input_ids: list[int]
+
+    def encode(self, text: str) -> list[int | None]:
+        """Another sentence's ids: None for a word the dictionary has never seen (the book's code raises KeyError)."""
+        return [self.str2idx.get(word) for word in text[:MAX_TEXT_CHARS].split()]
+
+
+def word_dictionary(text: str) -> WordDictionary:
+    words = text[:MAX_TEXT_CHARS].split()
+    str2idx = {word: index for index, word in enumerate(dict.fromkeys(words))}  # a repeated word keeps its first id
+    return WordDictionary(words, str2idx, {index: word for word, index in str2idx.items()}, [str2idx[w] for w in words])
+
+
 @lru_cache(maxsize=1)
 def _cl100k_encoding():
     import tiktoken

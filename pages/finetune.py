@@ -2,9 +2,9 @@
 prompting, the way to steer a model without training it."""
 
 from pages.common import page, require_model
-from pages.views import alignment, finetune, prompting
+from pages.views import alignment, api, finetune, prompting
 
-page(*finetune.PARAMS, *alignment.PARAMS, *prompting.PARAMS, title="nav_finetune", intro="finetune_intro")
+page(*finetune.PARAMS, *api.PARAMS, *alignment.PARAMS, *prompting.PARAMS, title="nav_finetune", intro="finetune_intro")
 loaded = require_model(decoder=True)
-{"lora": finetune.lora, "chat": finetune.chat_template, "sft": alignment.sft, "reward": alignment.reward,
- "dpo": finetune.preference, "prompt": prompting.prompting_styles}[finetune.part()](loaded)
+{"lora": finetune.lora, "chat": finetune.chat_template, "api": api.api_call, "sft": alignment.sft, "reward": alignment.reward,
+ "dpo": alignment.preference, "prompt": prompting.prompting_styles}[finetune.part()](loaded)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from explorer import adapting, embeddings, jobs, transfer
+from explorer import activations, adapting, alignment, api, embeddings, jobs, transfer
 from explorer.models import weights_fingerprint
 
 MASCOT = adapting.presets()["lora"]["fact"]
@@ -217,31 +217,31 @@ def test_sequence_log_probs_match_the_models_own_softmax_on_unpadded_text(smollm
 def test_dpo_grows_the_margin_on_the_training_pair_and_keeps_the_shared_model(smollm):
     fingerprint = weights_fingerprint(smollm.model)
     pairs = adapting.presets()["dpo"]["pirate"]["pairs"][:2]
-    pairs = [adapting.PreferencePair(**pair) for pair in pairs]
-    before = adapting.log_prob_margins(smollm, pairs)
-    adapter = adapting.train_dpo(smollm, pairs, adapting.DpoSettings(steps=4))
-    after = adapting.log_prob_margins(adapting.with_adapter(smollm, adapter), pairs)
+    pairs = [alignment.PreferencePair(**pair) for pair in pairs]
+    before = alignment.log_prob_margins(smollm, pairs)
+    adapter = alignment.train_dpo(smollm, pairs, alignment.DpoSettings(steps=4))
+    after = alignment.log_prob_margins(adapting.with_adapter(smollm, adapter), pairs)
     assert (after > before + 5).all(), (before, after)
     assert adapter.losses[-1] < adapter.losses[0] and abs(adapter.losses[0] - np.log(2)) < 1e-3  # starts at the reference
     assert weights_fingerprint(smollm.model) == fingerprint
 
 
 def test_dpo_loss_is_the_papers_formula():
-    loss, margin = adapting.dpo_loss(torch.tensor(-1.0), torch.tensor(-3.0), torch.tensor(-2.0), torch.tensor(-2.0), 0.5)
+    loss, margin = alignment.dpo_loss(torch.tensor(-1.0), torch.tensor(-3.0), torch.tensor(-2.0), torch.tensor(-2.0), 0.5)
     assert float(margin) == pytest.approx(0.5 * ((-1 + 2) - (-3 + 2)))
     assert float(loss) == pytest.approx(-np.log(1 / (1 + np.exp(-1.0))))
 
 
 @pytest.mark.parametrize("pairs, kind", [
-    ([], "no_pairs"), ([adapting.PreferencePair("", "", "")], "no_pairs"),
-    ([adapting.PreferencePair("Q?", "yes", "")], "incomplete_pair"),
-    ([adapting.PreferencePair("Q?", "same", "same")], "same_answers"),
-    ([adapting.PreferencePair("Q?", "a", "b")] * 9, "too_many_pairs"),
-    ([adapting.PreferencePair("Q?", "a" * 20_000, "b")], "example_too_long"),
+    ([], "no_pairs"), ([alignment.PreferencePair("", "", "")], "no_pairs"),
+    ([alignment.PreferencePair("Q?", "yes", "")], "incomplete_pair"),
+    ([alignment.PreferencePair("Q?", "same", "same")], "same_answers"),
+    ([alignment.PreferencePair("Q?", "a", "b")] * 9, "too_many_pairs"),
+    ([alignment.PreferencePair("Q?", "a" * 20_000, "b")], "example_too_long"),
 ])
 def test_bad_preference_pairs_are_refused(pairs, kind):
     with pytest.raises(jobs.TrainingError) as refused:
-        adapting.check_pairs(pairs)
+        alignment.check_pairs(pairs)
     assert refused.value.kind == kind
 
 
@@ -306,3 +306,31 @@ def test_an_abandoned_job_is_cancelled_and_a_failure_is_a_message(monkeypatch):
     failed = [queue.submit("lora", 1, refuse), queue.submit("lora", 1, out_of_memory)]
     _wait_for(lambda: all(job.finished for job in failed))
     assert [(job.status, job.error) for job in failed] == [("failed", "no_examples"), ("failed", "out_of_memory")]
+
+
+# ---------------------------------------------------------------- what an API call carries
+
+def test_an_api_calls_usage_is_counted_by_the_models_own_tokenizer(smollm):
+    messages = [{"role": "user", "content": "대한민국의 수도는 어디인가요? 한 문장으로 답해 주세요."}]
+    call = api.chat_completion(smollm, messages, temperature=0.0, max_tokens=24)
+    templated = smollm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    usage = call.response["usage"]
+    assert usage["prompt_tokens"] == len(templated["input_ids"] if hasattr(templated, "keys") else templated)
+    assert usage["completion_tokens"] == len(call.completion_ids) <= 24
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    content = call.response["choices"][0]["message"]["content"]
+    stop = adapting.answer_stop_ids(smollm)
+    assert content == smollm.tokenizer.decode([i for i in call.completion_ids if i not in stop],
+                                              skip_special_tokens=True).strip()
+    greedy = smollm.model.generate(torch.tensor([call.prompt_ids]), max_new_tokens=len(call.completion_ids),
+                                   do_sample=False)[0, len(call.prompt_ids):].tolist()
+    assert greedy == call.completion_ids  # temperature 0 is the model's own greedy answer
+    assert call.request == {"model": smollm.info.key, "messages": messages, "temperature": 0.0, "max_tokens": 24}
+    assert api.cost(1_000_000, 500_000, 0.15, 0.6) == pytest.approx(0.45)
+    for bad in ("abc", "", "-1", "nan", "1e9"):
+        assert api.parse_price(bad) is None
+    assert api.parse_price("$2.50") == 2.5 and api.parse_price("1,25") == 1.25
+    for temperature, tokens, text in ((1_000.0, 8, "hi"), (float("nan"), 8, "hi"), (0.5, 0, "hi"), (0.5, 8, " "),
+                                      (0.5, 8, "가" * 5_000)):
+        with pytest.raises(activations.CaptureError):
+            api.chat_completion(smollm, [{"role": "user", "content": text}], temperature, tokens)

@@ -14,7 +14,7 @@ def sft_run(gemma):
     data = alignment.bundled()
     fingerprint = weights_fingerprint(gemma.model)
     before = alignment.behaviour(gemma, data["held_out"])
-    adapter = alignment.train_sft(gemma, data["sft"], adapting.LoraSettings(rank=8, steps=8, learning_rate=2e-3))
+    adapter = alignment.train_sft(gemma, data["sft"], adapting.LoraSettings(rank=8, steps=8, learning_rate=1e-3))
     tuned = adapting.with_adapter(gemma, adapter)
     after = alignment.behaviour(tuned, data["held_out"])
     assert weights_fingerprint(gemma.model) == fingerprint  # the shared model is untouched
@@ -25,7 +25,7 @@ def test_the_turn_format_is_gemmas_and_only_the_answer_is_scored(gemma):
     pair = alignment.bundled()["sft"][0]
     (example,), (prompt_length,) = alignment.check_sft(gemma.tokenizer, [pair], adapting.LoraSettings(steps=1))
     pieces = gemma.tokenizer.convert_ids_to_tokens(example)
-    assert pieces[:3] == ["<bos>", "<start_of_turn>", "user"] and pieces[-1] == "<end_of_turn>"
+    assert pieces[:3] == ["<bos>", "<start_of_turn>", "user"] and pieces[-1] == "<eos>"  # the end it was trained on
     assert gemma.tokenizer.decode(example[prompt_length:-1]) == pair.answer
     (_, _, labels), = adapting.micro_batches([example], 0, 1_000, [prompt_length])
     assert (labels[0, :prompt_length] == -100).all() and (labels[0, prompt_length:] != -100).all()
@@ -69,3 +69,22 @@ def test_bad_instruction_sets_are_refused_with_a_reason(gemma):
             alignment.check_sft(gemma.tokenizer, pairs, settings)
         assert refused.value.kind == kind
     assert torch.is_grad_enabled()  # nothing left switched off
+
+
+def test_dpo_starts_from_the_sft_model_and_measures_against_it(gemma, sft_run):
+    """The reference is the SFT model: the first step's loss is exactly log 2 (policy = reference), which it would
+    not be against the base model; the chosen answers gain on the SFT model, and the stages answer in one batch."""
+    _, adapter, tuned, after = sft_run
+    pairs = alignment.bundled()["preferences"][:2]
+    fingerprint = weights_fingerprint(gemma.model)
+    dpo = alignment.train_dpo(gemma, pairs, alignment.DpoSettings(steps=2, learning_rate=1e-4), start=adapter)
+    assert dpo.losses[0] == pytest.approx(np.log(2), abs=1e-4) and dpo.config.r == adapter.config.r
+    against_base = alignment.train_dpo(gemma, pairs, alignment.DpoSettings(steps=1, rank=adapter.config.r))
+    assert against_base.losses[0] == pytest.approx(np.log(2), abs=1e-4)  # a new adapter starts at the base model
+    preferred = adapting.with_adapter(gemma, dpo)
+    assert (alignment.log_prob_margins(preferred, pairs) > alignment.log_prob_margins(tuned, pairs)).all()
+    assert weights_fingerprint(gemma.model) == fingerprint
+    written, stopped = alignment.answers(tuned, [p.instruction for p in alignment.bundled()["held_out"]])
+    assert (written, stopped) == (after.answers, after.stopped)  # the batch behind the SFT part's table
+    with pytest.raises(adapting.TrainingError):
+        alignment.train_dpo(preferred, pairs, alignment.DpoSettings(steps=1), start=adapter)  # another model's SFT

@@ -250,10 +250,14 @@ def test_attention_head_view_draws_several_heads_and_the_grid_frames_the_focus_t
     assert {round(shape["y1"] - shape["y0"]) for shape in frames} == {1}  # one row high
 
 
-@pytest.mark.parametrize("lang, heading", [("ko", "토큰화"), ("en", "Tokenization")])
-def test_tokenization_page_in_both_languages(lang, heading):
+@pytest.mark.parametrize("lang, heading, unseen", [("ko", "토큰화", "런던"), ("en", "Tokenization", "London")])
+def test_tokenization_page_in_both_languages(lang, heading, unseen):
     at = _open("pages/tokens.py", lang=lang)
     assert at.title[0].value == heading
+    book = [c.value for c in at.code if c.value.startswith("input_text = ")]  # the course book's first tokenizer
+    assert len(book) == 1 and book[0].endswith("# [0, 1, 2, 3, 4]" if lang == "ko" else "# [0, 1, 2, 3, 4, 5, 6, 7]")
+    assert any(c.value.startswith("input_ids = [") and "'?'" in c.value for c in at.code)
+    assert any(unseen in w.value and "KeyError" in w.value for w in at.warning)
     names = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len([n for n in names if "Kiwi" in n or "cl100k" in n or "WordPiece" in n]) == 3
     assert len(at.get("plotly_chart")) == 2  # the merge curve and the Korean / English cost
@@ -289,6 +293,10 @@ def test_tokenization_page_with_empty_long_and_odd_text():
     _no_exception(at)
     assert any("20,000" in w.value for w in at.warning)
     assert at.text_area(key="ttext").value == odd  # nothing the user typed is lost
+    for text in (odd, ""):
+        at.text_input(key="wtext").set_value(text).run()
+        _no_exception(at)
+        assert at.text_input(key="wtext").value == text
 
 
 def test_tokenization_page_trains_on_a_pasted_corpus():
@@ -427,14 +435,60 @@ def test_chat_template_part_shows_the_special_tokens_and_both_answers(lang):
     assert "&lt;|im_start|&gt;" in html and "Paris" in html
 
 
+@pytest.mark.parametrize("lang, model", [("ko", "gemma3-270m"), ("en", "smollm2-135m")])
+def test_the_api_part_shows_the_request_the_response_and_what_it_costs(lang, model):
+    """On a base model the chat model answers (said so); a temperature of 1,000 in the link is held at 2, a price
+    that is not a number is refused and kept; the usage is the tokenizer's count."""
+    at = _open_link("pages/finetune.py", lang=lang, model=model, part="api", apitemp="1000", apimax="8", apiin="abc")
+    assert at.slider(key="apitemp").value == 2.0
+    assert (model == "gemma3-270m") == any("smollm2-135m" in i.value for i in at.info)
+    response = json.loads(next(c.value for c in at.code if '"chat.completion"' in c.value))
+    request = json.loads(next(c.value for c in at.code if '"messages"' in c.value))
+    from explorer import api, models
+
+    chat = models.load(models.SMOLLM2)
+    assert response["usage"]["prompt_tokens"] == len(api.prompt_ids(chat.tokenizer, request["messages"]))
+    assert request["temperature"] == 2.0 and response["usage"]["completion_tokens"] <= 8
+    assert any("abc" in w.value for w in at.warning) and at.text_input(key="apiin").value == "abc"
+    at.text_input(key="apiin").set_value("$0.15").run()
+    _no_exception(at)
+    costs = at.dataframe[-1].value
+    assert len(costs) == 2 and costs.iloc[:, 2].max() > costs.iloc[:, 2].min()  # Korean takes more input tokens
+    at.text_area(key="apiq").set_value("").run()
+    _no_exception(at)
+    assert at.error and at.text_area(key="apiq").value == ""
+
+
 def test_preference_part_measures_margins_and_trains_dpo():
-    at = _open_link("pages/finetune.py", lang="ko", part="dpo", dsteps="2")
-    before = _charts(at)["쌍마다 로그 확률 차이: log P(선택 답) − log P(거절 답)"]
+    at = _open_link("pages/finetune.py", lang="en", part="dpo", dsteps="2")
+    title = "Margin per pair: log P(chosen) − log P(rejected)"
+    before = _charts(at)[title]
     assert len(before["data"]) == 1 and all(value < 0 for value in before["data"][0]["y"])
+    assert any("Nothing has been SFT'd yet" in c.value for c in at.caption)
     _train(at, "start_dpo", "dpo_result")
-    after = _charts(at)["쌍마다 로그 확률 차이: log P(선택 답) − log P(거절 답)"]
+    after = _charts(at)[title]
     assert len(after["data"]) == 2 and all(a > b for a, b in zip(after["data"][1]["y"], after["data"][0]["y"]))
-    assert len(at.dataframe[-1].value) == 2  # the two held-out prompts answered before and after
+    answers = at.dataframe[-1].value
+    assert len(answers) == 2 and list(answers.columns) == ["Prompt", "Model itself", "After DPO"]
+
+
+def test_the_base_model_goes_through_sft_then_dpo_and_the_three_stages_answer_side_by_side():
+    """Korean, on Gemma's base model: one SFT step, then DPO starts from the SFT model (so it says), and the held-out
+    instructions are answered by the base model, the SFT model and the DPO model in one table."""
+    at = _open_link("pages/finetune.py", lang="ko", model="gemma3-270m", part="sft", ssteps="1")
+    assert list(at.dataframe[-1].value.columns) == ["지시문", "기본 모델의 답"]
+    _train(at, "start_sft", "sft_adapter")
+    assert list(at.dataframe[-1].value.columns) == ["지시문", "기본 모델의 답", "SFT 뒤의 답"]
+    at.session_state["part"] = "dpo"
+    at.session_state["dsteps"] = 1
+    at.run()
+    _no_exception(at)
+    assert at.session_state["dpreset"] == "helpful" and any("SFT한 모델에서 시작" in c.value for c in at.caption)
+    _train(at, "start_dpo", "dpo_result")
+    stages = at.dataframe[-1].value
+    assert list(stages.columns) == ["프롬프트", "원래 모델", "SFT 뒤", "DPO 뒤"] and len(stages) == 6
+    assert stages["프롬프트"][0] == "일본의 수도는 어디인가요?"
+    assert at.session_state["dpo_result"][3] is at.session_state["sft_adapter"]  # DPO started from this SFT
 
 
 def test_a_training_can_be_cancelled_and_the_inputs_stay():
@@ -687,6 +741,6 @@ def test_a_lesson_written_by_a_user_appears_and_a_broken_one_is_named():
 
 def test_absurd_lesson_links_fall_back():
     at = _open_link("pages/lessons.py", lang="en", lesson="nowhere", step="999")
-    assert at.query_params["lesson"] == "tokenization" and at.query_params["step"] == "6"
+    assert at.query_params["lesson"] == "tokenization" and at.query_params["step"] == "7"
     at = _open_link("pages/lessons.py", lang="en", lesson="attention", step="-3")
     assert at.query_params["step"] == "1"

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from transformers import (AutoTokenizer, BertConfig, BertModel, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from explorer import activations, adapting, embeddings, interpret, models, prediction
+from explorer import activations, adapting, alignment, embeddings, interpret, models, prediction
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXT = "The cat sat on the mat. 고양이가 앉았다."
@@ -185,8 +185,8 @@ def test_lora_and_dpo_on_every_decoder_family(tiny, name):
     ids = loaded.tokenizer(TEXT, return_tensors="pt")
     with torch.inference_mode(), adapted.model.disable_adapter():
         assert torch.equal(adapted.model(**ids).logits, loaded.model(**ids).logits)
-    pair = adapting.PreferencePair("Say hi.", "Hi!", "No.")
-    dpo = adapting.train_dpo(loaded, [pair], adapting.DpoSettings(steps=2))
+    pair = alignment.PreferencePair("Say hi.", "Hi!", "No.")
+    dpo = alignment.train_dpo(loaded, [pair], alignment.DpoSettings(steps=2))
     assert len(dpo.losses) == 2
 
 

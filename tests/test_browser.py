@@ -25,7 +25,7 @@ PAGES = [  # (url path, query, what must be visible)
     ("inside", "lang=ko&model=minilm-l6&present=1", "모델 구조"),
     ("attention", "lang=ko&model=smollm2-135m&layer=3&head=mean", "헤드 뷰"),
     ("attention", "lang=en&model=minilm-l6&layer=2&head=5&role=self", "Head view"),
-    ("tokens", "lang=ko", "같은 내용, 다른 비용"),
+    ("tokens", "lang=ko&wnew=나는 어제 런던 여행을 다녀왔다", "사전에 없는 단어 2개: 어제, 런던"),
     ("tokens", "lang=en&tks=byte_bpe,wordpiece&special=1", "Same content, different cost"),
     ("embeddings", "lang=ko&model=smollm2-135m&find=queen", "어휘 전체 지도"),
     ("embeddings", "lang=en&model=minilm-l6&vdims=3", "The whole vocabulary on a map"),
@@ -35,7 +35,8 @@ PAGES = [  # (url path, query, what must be visible)
     ("predict", "lang=en&temp=0.7&topp=0.9", "Next-token candidates"),
     ("transfer", "lang=ko", "레이블이 몇 개나 필요할까"),
     ("transfer", "lang=en&ftlang=ko", "How many labels does it take?"),
-    ("finetune", "lang=ko&part=dpo", "선호 학습: 더 나은 답을 더 좋아하게"),
+    ("finetune", "lang=ko&part=reward", "보상 모델: 사람이 더 좋아한 답에 더 높은 점수를"),
+    ("finetune", "lang=ko&part=api", "같은 요청, 한국어와 영어의 값"),
     ("finetune", "lang=en&part=dpo&dpreset=brief", "Preference tuning: liking the better answer more"),
     ("rag", "lang=ko", "2. 찾기: 두 가지 방법과 그 결합"),
     ("rag", "lang=en&k=3&method=bm25", "2. Retrieval: two ways, and both fused"),
@@ -308,24 +309,27 @@ def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
 
 
 def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(server, browser):
+    """LoRA in Korean on SmolLM2 in one session; instruction tuning (SFT) of Gemma's base model, in English, waits
+    its turn in another, then runs by itself."""
     first = _open(browser, f"{server}/finetune?lang=ko&model=smollm2-135m&lsteps=15", 3400)  # 15 steps teach "Juno"
-    second = _open(browser, f"{server}/finetune?lang=en&lsteps=3&lrank=4", 3400)
+    second = _open(browser, f"{server}/finetune?lang=en&model=gemma3-270m&part=sft&ssteps=1", 3400)
     first.get_by_role("button", name="학습 시작").click()
     first.locator(".st-key-training_lora").get_by_text("단계 · 손실").wait_for(timeout=60_000)  # progress, live
     second.get_by_role("button", name="Start training").click()
-    queued = second.locator(".st-key-training_lora").get_by_text("Queued")
+    queued = second.locator(".st-key-training_sft").get_by_text("Queued")
     queued.wait_for(timeout=30_000)
     assert "Ahead of yours: 1" in queued.inner_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     first.screenshot(path=str(ARTIFACTS / "finetune-lora-training-ko.png"), full_page=True)
-    second.screenshot(path=str(ARTIFACTS / "finetune-lora-queued-en.png"), full_page=True)
-    for page in (first, second):  # the first finishes, then the second starts by itself and finishes too
-        page.locator(".st-key-lora_compare").wait_for(timeout=420_000)  # generous: a loaded 2-core machine
-        page.locator(".js-plotly-plot").nth(1).wait_for(state="visible", timeout=60_000)
-        _wait_until_done(page)
+    second.screenshot(path=str(ARTIFACTS / "finetune-sft-queued-en.png"), full_page=True)
+    first.locator(".st-key-lora_compare").wait_for(timeout=420_000)  # generous: a loaded 2-core machine
+    first.locator(".js-plotly-plot").nth(1).wait_for(state="visible", timeout=60_000)
+    _wait_until_done(first)
     assert "Juno" in first.locator(".js-plotly-plot").nth(1).inner_text()  # the taught token, now likely
+    second.locator(".st-key-sft_loss").wait_for(timeout=420_000)  # the second ran by itself once the first ended
+    _wait_until_done(second)
     _finish(first, "finetune-lora-after-ko.png")
-    _finish(second, "finetune-lora-after-en.png")
+    _finish(second, "finetune-sft-after-en.png")
 
 
 def test_chat_template_in_the_browser_shows_hangul_and_special_tokens(server, browser):

@@ -82,9 +82,22 @@ def test_a_base_model_answers_a_korean_rag_question_from_a_completion_prompt(gem
     assert prompt.ids == gemma.tokenizer(prompt.text[len("<bos>"):])["input_ids"]
     start, end = prompt.passage_spans[0]
     assert gemma.tokenizer.decode(prompt.ids[start:end]).strip().startswith(passages[0][:10])
-    answer = rag.answer_text(gemma, list(rag.stream_answer(gemma, prompt)))
+    chances: list[float] = []
+    ids = list(rag.stream_answer(gemma, prompt, chances=chances))
+    answer = rag.answer_text(gemma, ids)
     assert "1,430" in answer and "\n" not in answer and "질문" not in answer
     assert {1, 106} <= adapting.answer_stop_ids(gemma)  # <eos> and <end_of_turn>
+    with torch.inference_mode():  # the confidence is the model's own softmax at each written token, by hand
+        logits = gemma.model(torch.tensor([prompt.ids + ids])).logits[0, len(prompt.ids) - 1:-1].float()  # (n, vocab)
+    by_hand = torch.softmax(logits, -1).gather(-1, torch.tensor(ids)[:, None])[:, 0]  # (n,)
+    np.testing.assert_allclose(chances, by_hand.numpy(), atol=1e-4)
+    sure = rag.confidence(gemma, ids, chances)
+    assert sure == pytest.approx(float(by_hand[[i not in adapting.answer_stop_ids(gemma) for i in ids]].mean()), abs=1e-4)
+    bare, bare_chances = rag.build_prompt(gemma, question, []), []
+    bare_ids = list(rag.stream_answer(gemma, bare, chances=bare_chances))
+    print(f"with the passage {answer!r} at {sure:.0%}; without {rag.answer_text(gemma, bare_ids)!r} at "
+          f"{rag.confidence(gemma, bare_ids, bare_chances):.0%}")
+    assert rag.confidence(gemma, [], []) is None
 
 
 def test_gemmas_hidden_states_carry_transfer_learning_into_korean(gemma):

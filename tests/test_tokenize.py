@@ -186,3 +186,13 @@ def test_sentencepiece_pieces_carry_their_bytes_and_a_rare_syllable_is_one_group
     assert all("\ufffd" not in t.piece and "▁" not in t.piece for t in result.content)
     html = figures.token_row_html(result.text, result.tokens)
     assert html.count(">똠<") == 1  # one syllable heading its three byte chips
+
+
+def test_the_first_tokenizer_is_the_books_and_reports_an_unseen_word():
+    found = tk.word_dictionary("나는 최근 파리 여행을 다녀왔다")
+    assert found.words == "나는 최근 파리 여행을 다녀왔다".split() and found.input_ids == [0, 1, 2, 3, 4]
+    assert [found.idx2str[i] for i in found.input_ids] == found.words  # the ids round-trip through idx2str
+    assert found.encode("나는 최근 런던 여행을 다녀왔다") == [0, 1, None, 3, 4]  # 런던 was never seen
+    repeated = tk.word_dictionary("the cat saw the dog")
+    assert repeated.input_ids == [0, 1, 2, 0, 3] and len(repeated.str2idx) == 4
+    assert tk.word_dictionary("").input_ids == [] and len(tk.word_dictionary("a " * 50_000).words) == 10_000

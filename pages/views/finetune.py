@@ -1,4 +1,4 @@
-"""Fine-tuning views on the current decoder: LoRA, the chat template that SFT taught, preference tuning (DPO)."""
+"""Fine-tuning views on the current decoder: LoRA and the chat template that SFT taught."""
 
 from __future__ import annotations
 
@@ -11,15 +11,11 @@ from pages.common import (bounded, compute, current_model, lang, one_of, show_er
                           url_state)
 from pages.views import jobs as jobs_view
 
-PARTS = ("lora", "chat", "sft", "reward", "dpo", "prompt")
-PARAMS = ("part", "lpreset", "lrank", "lsteps", "llr", "lseed", "chatq", "dpreset", "dsteps", "beta", "dseed")
+PARTS = ("lora", "chat", "api", "sft", "reward", "dpo", "prompt")
+PARAMS = ("part", "lpreset", "lrank", "lsteps", "llr", "lseed", "chatq")
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3)
 LORA_PRESETS = tuple(adapting.presets()["lora"])
-DPO_PRESETS = tuple(adapting.presets()["dpo"])
-DPO_LOSS = (r"\mathcal{L}_{\mathrm{DPO}} = -\log\sigma\Big(\beta\big[\log\tfrac{\pi_\theta(y_w\mid x)}{\pi_{\mathrm{ref}}(y_w\mid x)}"
-            r" - \log\tfrac{\pi_\theta(y_l\mid x)}{\pi_{\mathrm{ref}}(y_l\mid x)}\big]\Big)")
-
 
 def _preset_name(kind: str):
     language = lang()  # read now: a format_func may be called outside the script run
@@ -161,100 +157,3 @@ def chat_template(loaded: LoadedModel) -> None:
         st.markdown(f"**{tr('chat_templated')}**")
         st.html(figures.plain_text_html("", templated))
     st.write(tr("chat_sft"))
-
-
-# ---------------------------------------------------------------- preference tuning
-
-def _fill_dpo_preset() -> None:
-    chosen = adapting.presets()["dpo"][st.session_state["dpreset"]]
-    st.session_state["dpo_table"] = pd.DataFrame(chosen["pairs"])
-    st.session_state["dpo_prompts"] = "\n".join(chosen["prompts"])
-    st.session_state.pop("dpo_pairs", None)  # the editor starts again from the new table
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _margins(_loaded, fingerprint: str, pairs: tuple[adapting.PreferencePair, ...]):
-    return adapting.log_prob_margins(_loaded, list(pairs))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _dpo_answers(_loaded, _adapter, fingerprint: str, digest: str, prompt: str) -> tuple[str, str]:
-    ids = adapting.request_ids(_loaded.tokenizer, prompt)
-    return adapting.answer(_loaded, ids, 32), adapting.answer(adapted(_loaded, _adapter, fingerprint, digest), ids, 32)
-
-
-def preference(loaded: LoadedModel) -> None:
-    """Preferred and rejected answers, the model's margin between them, a few DPO steps, and what moved."""
-    st.subheader(tr("dpo_title"))
-    st.write(tr("dpo_intro"))
-    st.latex(DPO_LOSS)
-    st.caption(tr("dpo_loss_symbols"))
-    st.selectbox(tr("preset"), DPO_PRESETS, format_func=_preset_name("dpo"), on_change=_fill_dpo_preset,
-                 key=url_state("dpreset", "pirate", one_of(DPO_PRESETS)))
-    if "dpo_table" not in st.session_state:
-        _fill_dpo_preset()
-    table = st.data_editor(st.session_state["dpo_table"], num_rows="dynamic", key="dpo_pairs", width="stretch",
-                           column_config={"prompt": tr("prompt"), "chosen": tr("dpo_chosen"),
-                                          "rejected": tr("dpo_rejected")})
-    pairs = tuple(adapting.PreferencePair(str(r.get("prompt") or ""), str(r.get("chosen") or ""),
-                                          str(r.get("rejected") or "")) for r in table.to_dict("records"))
-    prompts = st.text_area(tr("dpo_prompts"), key="dpo_prompts", height=80)
-    first, second, third = st.columns(3)
-    steps = first.number_input(tr("training_steps"), 1, adapting.MAX_STEPS, step=2,
-                               key=url_state("dsteps", 12, bounded(int, 1, adapting.MAX_STEPS)))
-    beta = second.select_slider(tr("dpo_beta"), (0.05, 0.1, 0.2, 0.5), key=url_state("beta", 0.1, one_of((0.05, 0.1, 0.2, 0.5), float)),
-                                help=tr("dpo_beta_help"))
-    seed = third.number_input(tr("seed"), 0, 10_000, step=1, key=url_state("dseed", 0, bounded(int, 0, 10_000)))
-    if refused(adapting.check_pairs, list(pairs)):
-        return
-    settings = adapting.DpoSettings(steps=int(steps), beta=float(beta), seed=int(seed))
-
-    def work(job: jobs.Job) -> tuple[adapting.Adapter, dict]:
-        return adapting.train_dpo(loaded, list(pairs), settings, job), job.extra
-
-    jobs_view.start_button(tr("training_start"), "dpo", settings.steps, work, pairs, type="primary")
-    # the pairs it was trained on, even if the table was edited while it trained
-    jobs_view.panel("dpo", lambda job: st.session_state.__setitem__("dpo_result", (job.inputs, *job.result)))
-    result = st.session_state.get("dpo_result")
-    if result is not None and result[1].base_fingerprint == loaded.fingerprint:
-        _preference_result(loaded, *result, [p.strip() for p in prompts.splitlines() if p.strip()][:6])
-    else:
-        before = compute(_margins, loaded, loaded.fingerprint, pairs)
-        if before is not None:
-            _margin_bars(before, None)
-    st.write(tr("rlhf_paragraph"))
-
-
-def _margin_bars(before, after) -> None:
-    names = [f"#{i + 1}" for i in range(len(before))]
-    data = pd.DataFrame({"pair": names, "before": before} | ({"after": after} if after is not None else {}))
-    show_figure(figures.before_after_bars(names, list(before), None if after is None else list(after),
-                                          tr("dpo_margin_title"), tr("before"), tr("after"), tr("dpo_margin_axis")),
-                "dpo_margins", data, key="dpo_margins")
-    st.caption(tr("dpo_margin_explain"))
-
-
-def _preference_result(loaded: LoadedModel, pairs, adapter: adapting.Adapter, curves: dict, prompts: list[str]) -> None:
-    tuned = adapted(loaded, adapter, loaded.fingerprint, adapter.digest)
-    before = compute(_margins, loaded, loaded.fingerprint, pairs)
-    after = compute(_margins, tuned, tuned.fingerprint, pairs)
-    if before is None or after is None:
-        return
-    st.success(tr("dpo_done", steps=len(adapter.losses)))
-    _margin_bars(before, after)
-    loss_column, margin_column = st.columns(2)
-    with loss_column:
-        show_figure(jobs_view.loss_figure(adapter.losses, height=340), "dpo_loss",
-                    jobs_view.loss_data(adapter.losses, curves), key="dpo_loss")
-    with margin_column:
-        margins = curves.get("margin", [])
-        show_figure(figures.lines({tr("curve_margin"): (range(1, len(margins) + 1), margins)}, tr("dpo_margin_curve"),
-                                  tr("training_step"), tr("dpo_margin_axis"), height=340), "dpo_margin_curve",
-                    jobs_view.loss_data(adapter.losses, curves), key="dpo_margin_curve")
-    rows = []
-    for prompt in prompts:
-        answers = compute(_dpo_answers, loaded, adapter, loaded.fingerprint, adapter.digest, prompt)
-        if answers is not None:
-            rows.append({tr("prompt"): prompt, tr("before"): answers[0], tr("after"): answers[1]})
-    with st.container(key="dpo_answers"):
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

@@ -94,6 +94,7 @@ def _lab_prompt(draw: Callable) -> Callable[[LoadedModel], None]:
 
 
 VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's own view, drawn with the step's settings
+    "tokens.first": tokens.first_tokenizer,
     "tokens.side_by_side": _with(_model, tokens.side_by_side),
     "tokens.pipeline": _with(_model, lambda loaded: tokens.pipeline(loaded, _tokens_text())),
     "tokens.bpe": lambda: tokens.bpe_live(_tokens_text()),
@@ -121,7 +122,7 @@ VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's 
     "transfer.learning_curves": transfer.learning_curves,
     "finetune.lora": _with(_decoder, finetune.lora),
     "finetune.chat": _with(_decoder, finetune.chat_template),
-    "finetune.dpo": _with(_decoder, finetune.preference),
+    "alignment.dpo": _with(_decoder, alignment.preference),
     "alignment.sft": _with(_decoder, alignment.sft),
     "alignment.reward": _with(_decoder, alignment.reward),
     "prompting.styles": _with(_decoder, prompting.prompting_styles),

@@ -116,22 +116,23 @@ def prompt_view(decoder: LoadedModel, question: str, passages: list[str]) -> rag
     return built
 
 
-ANSWERS = Kept(64)  # (model, prompt ids) -> greedy answer, for every session
+ANSWERS = Kept(64)  # (model, prompt ids) -> greedy answer and its tokens' probabilities, for every session
 
 
-def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> list[int]:
-    """The answer's ids: written token by token the first time, then kept (greedy decoding gives every session the
-    same answer, so a lesson rehearsed before class shows it at once)."""
+def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> tuple[list[int], float | None]:
+    """The answer's ids and the model's confidence in them: written token by token the first time, then kept (greedy
+    decoding gives every session the same answer, so a lesson rehearsed before class shows it at once)."""
     cache_key = (decoder.fingerprint, tuple(prompt.ids))
     kept = ANSWERS.get(cache_key)
     if kept is not None:
-        st.html(figures.plain_text_html("", rag.answer_text(decoder, kept)))
-        return kept
+        st.html(figures.plain_text_html("", rag.answer_text(decoder, kept[0])))
+        return kept[0], rag.confidence(decoder, *kept)
     ids: list[int] = []
+    chances: list[float] = []
 
     def pieces():
         shown = ""
-        for token_id in rag.stream_answer(decoder, prompt):
+        for token_id in rag.stream_answer(decoder, prompt, chances=chances):
             ids.append(token_id)
             text = rag.answer_text(decoder, ids)
             if not text.endswith("\ufffd") and len(text) > len(shown):  # a Hangul syllable waits for its last byte
@@ -140,8 +141,13 @@ def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> list[int]:
 
     with st.container(key=key):
         st.write_stream(pieces())
-    ANSWERS.put(cache_key, ids)
-    return ids
+    ANSWERS.put(cache_key, (ids, chances))
+    return ids, rag.confidence(decoder, ids, chances)
+
+
+def _confidence(value: float | None) -> None:
+    if value is not None:
+        st.metric(tr("rag_confidence"), f"{value:.0%}", help=tr("rag_confidence_help"))
 
 
 def answer(decoder: LoadedModel, question: str, prompt: rag.Prompt) -> list[int]:
@@ -152,12 +158,15 @@ def answer(decoder: LoadedModel, question: str, prompt: rag.Prompt) -> list[int]
     with_column, without_column = st.columns(2)
     with with_column, st.container(key="rag_answer"):
         st.markdown(f"**{tr('rag_with_passages')}**")
-        ids = _streamed(decoder, prompt, "rag_answer_stream")
+        ids, sure = _streamed(decoder, prompt, "rag_answer_stream")
+        _confidence(sure)
     with without_column, st.container(key="rag_bare_answer"):
         st.markdown(f"**{tr('rag_without_passages')}**")
         bare = rag.build_prompt(decoder, question, [])
-        _streamed(decoder, bare, "rag_bare_stream")
+        _, bare_sure = _streamed(decoder, bare, "rag_bare_stream")
+        _confidence(bare_sure)
     st.caption(tr("rag_answer_explain"))
+    st.write(tr("rag_confidence_explain"))
     return ids
 
 

@@ -1,4 +1,4 @@
-"""Tokenization views: six tokenizers side by side, the pipeline step by step, BPE learning live, what Korean costs."""
+"""Tokenization views: the course book's first tokenizer, six tokenizers side by side, the pipeline step by step, BPE learning live, what Korean costs."""
 
 import json
 from pathlib import Path
@@ -15,7 +15,8 @@ from explorer.labels import readable_bytes, visible
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text(encoding="utf-8"))
-PARAMS = ("ttext", "tks", "special", "merges", "bstep")
+PARAMS = ("wtext", "wnew", "ttext", "tks", "special", "merges", "bstep")
+SHOWN_WORDS = 40  # of a long sentence, the code shows this many words
 CURVE_POINTS = 60
 
 
@@ -65,14 +66,6 @@ def _show_row(kind: str, title: str, result: tokenize.Tokenization) -> None:
     if not result.exact:
         with st.expander(tr("tok_decoded")):
             st.code(result.decoded, language=None, wrap_lines=True)
-    if kind == "whitespace" and result.vocabulary:
-        with st.expander(tr("tok_vocab_tables", n=len(result.vocabulary))):
-            left, right = st.columns(2)
-            table = pd.DataFrame({tr("tok_word"): list(result.vocabulary), "id": list(result.vocabulary.values())})
-            left.caption(tr("tok_word_to_id"))
-            left.dataframe(table, hide_index=True)
-            right.caption(tr("tok_id_to_word"))
-            right.dataframe(table[["id", tr("tok_word")]], hide_index=True)
 
 
 def _embedding_link(kind: str):
@@ -90,6 +83,48 @@ def _rows_table(results: dict[str, tokenize.Tokenization]) -> pd.DataFrame:
                           "unknown": token.unknown, "tag": token.tag}
                          for kind, result in results.items() for i, token in enumerate(result.tokens)])
 
+
+
+def _shown(items: list) -> str:
+    return repr(items[:SHOWN_WORDS])[:-1] + (", …]" if len(items) > SHOWN_WORDS else "]")
+
+
+def first_tokenizer() -> None:
+    """The course book's first tokenizer on the learner's sentence: split on spaces, the two dictionaries, the ids;
+    then another sentence read with the same dictionary, its unseen words reported."""
+    st.subheader(tr("first_title"))
+    st.write(tr("first_intro"))
+    book, other_default = SAMPLES["first_tokenizer"][lang()]
+    text = st.text_input(tr("first_text"), key=url_state("wtext", book))
+    if len(text) > MAX_TEXT_CHARS:
+        st.warning(tr("tok_too_long", limit=MAX_TEXT_CHARS))
+    if not text.strip():
+        st.warning(tr("error_empty_text"))
+        return
+    found = tokenize.word_dictionary(text)
+    st.code("\n".join([f"input_text = {text[:400]!r}", "input_text_list = input_text.split()",
+                       f"# {_shown(found.words)}",
+                       "str2idx = {word: idx for idx, word in enumerate(dict.fromkeys(input_text_list))}",
+                       "idx2str = {idx: word for word, idx in str2idx.items()}",
+                       "input_ids = [str2idx[word] for word in input_text_list]", f"# {_shown(found.input_ids)}"]),
+            language="python", wrap_lines=True)
+    left, right = st.columns(2)
+    table = pd.DataFrame({tr("tok_word"): list(found.str2idx), "id": list(found.str2idx.values())})
+    left.caption(f"str2idx · {tr('tok_word_to_id')} · {tr('tok_vocab_tables', n=len(table))}")
+    left.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(table)))
+    right.caption(f"idx2str · {tr('tok_id_to_word')}")
+    right.dataframe(table[["id", tr("tok_word")]], hide_index=True, height=min(400, 38 + 35 * len(table)))
+    st.caption(tr("first_round_trip", text=" ".join(found.idx2str[i] for i in found.input_ids[:SHOWN_WORDS])))
+    other = st.text_input(tr("first_other"), key=url_state("wnew", other_default))
+    ids = found.encode(other)
+    with st.container(key="first_unseen"):
+        st.code(f"input_ids = {_shown(['?' if i is None else i for i in ids])}", language="python", wrap_lines=True)
+        unseen = list(dict.fromkeys(word for word, i in zip(other.split(), ids) if i is None))
+        if unseen:
+            st.warning(tr("first_unseen", n=len(unseen), words=", ".join(unseen[:10]) + (" …" if len(unseen) > 10 else "")))
+        elif other.strip():
+            st.info(tr("first_all_known"))
+    st.write(tr("first_why_subwords"))
 
 
 def side_by_side(loaded) -> str | None:
