@@ -4,15 +4,17 @@ instruction-tuned model, and what the same request costs in Korean and in Englis
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from explorer import adapting, api, figures, models, tokenize
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, current_model, show_figure, tr, url_state
+from pages.common import bounded, compute, current_model, lang, show_figure, tr, url_state
 
 PARAMS = ("apiq", "apiother", "apitemp", "apimax", "apiin", "apiout")
+SAMPLES = json.loads((Path(__file__).resolve().parents[2] / "assets" / "samples.json").read_text(encoding="utf-8"))["api"]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -37,7 +39,7 @@ def api_call(loaded: LoadedModel) -> None:
         loaded = current_model(models.SMOLLM2)
         if loaded is None:
             return
-    request = st.text_area(tr("api_request"), key=url_state("apiq", tr("api_sample")), height=80)
+    request = st.text_area(tr("api_request"), key=url_state("apiq", SAMPLES[lang()][0]), height=80)
     first, second = st.columns(2)
     temperature = first.slider(tr("temperature"), 0.0, api.MAX_TEMPERATURE, step=0.1,
                                key=url_state("apitemp", 0.7, bounded(float, 0.0, api.MAX_TEMPERATURE)))
@@ -61,7 +63,7 @@ def api_call(loaded: LoadedModel) -> None:
 def _cost(loaded: LoadedModel, request: str, temperature: float, max_tokens: int) -> None:
     """The request and the same request in the other language, each answered: tokens both ways, and the price."""
     st.subheader(tr("api_cost_title"))
-    other = st.text_area(tr("api_other"), key=url_state("apiother", tr("api_sample_other")), height=80)
+    other = st.text_area(tr("api_other"), key=url_state("apiother", SAMPLES[lang()][1]), height=80)
     first, second = st.columns(2)
     with first:
         price_in = _price(tr("api_price_in"), url_state("apiin", "0.15"))

@@ -129,6 +129,7 @@ def first_tokenizer() -> None:
 
 def side_by_side(loaded) -> str | None:
     """The text, chosen tokenizers' tokens as chips, their statistics; returns the text (None: nothing to show)."""
+    st.subheader(tr("tok_side_by_side"))
     st.selectbox(tr("tok_sample"), range(len(SAMPLES["samples"])), index=None, key="sample_choice",
                  placeholder=tr("tok_sample_placeholder"), on_change=_load_sample,
                  format_func=lambda i, language=lang(): SAMPLES["samples"][i]["label"][language])
