@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from html import escape
 
 import numpy as np
@@ -486,3 +488,32 @@ def layer_contributions(attention: np.ndarray, mlp: np.ndarray, embedding: float
     fig.update_layout(barmode="relative", legend=dict(orientation="h", y=1.12))
     fig.update_xaxes(title=layer_label, type="category").update_yaxes(title=value_label)
     return _layout(fig, title, height=400)
+
+
+def room_answers(kind: str, answers: list[str], options: list[str], model_answer: str | None, title: str,
+                 count_label: str, model_label: str) -> go.Figure:
+    """What the room answered: a bar per choice, a histogram of numbers, or the most common free answers; the
+    model's live answer marked once it is revealed (its bar in red, or a line on the histogram)."""
+    fig = go.Figure()
+    if kind == "number":
+        numbers = [float(a.replace(",", "")) for a in answers if _number(a)]
+        fig.add_trace(go.Histogram(x=numbers, marker_color="#94a3b8", name=count_label))
+        if model_answer is not None and _number(model_answer):
+            fig.add_vline(x=float(model_answer.replace(",", "")), line=dict(color="#e4572e", width=4),
+                          annotation_text=model_label, annotation_position="top")
+    else:
+        counted = Counter(a.strip() if kind == "choice" else a.strip().lower() for a in answers if a.strip())
+        labels = list(options) if kind == "choice" else [a for a, _ in counted.most_common(8)]
+        wanted = (model_answer or "").strip() if kind == "choice" else (model_answer or "").strip().lower()
+        fig.add_trace(go.Bar(x=[visible(label) for label in labels], y=[counted.get(label, 0) for label in labels],
+                             marker_color=["#e4572e" if label == wanted else "#94a3b8" for label in labels],
+                             name=count_label))
+    fig.update_yaxes(title=count_label, rangemode="tozero").update_layout(showlegend=False, bargap=0.15)
+    return _layout(fig, title, height=360)
+
+
+def _number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text.replace(",", "")))
+    except ValueError:
+        return False

@@ -332,6 +332,45 @@ def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(se
     _finish(second, "finetune-sft-after-en.png")
 
 
+def test_a_class_follows_its_lecturer_and_the_room_sees_its_answers(server, browser):
+    """A lecturer (Korean) starts a class; two students (English) join by its link, follow two steps, each answer;
+    the lecturer sees 2 answers, reveals, and both students see the model's answer. No student has lecturer controls."""
+    lecturer = _open(browser, f"{server}/lessons?lang=ko&model=smollm2-135m&lesson=tokenization&step=2", 2000)
+    lecturer.get_by_text("수업 모드: 학생들이 각자 화면으로 따라오기").click()
+    lecturer.get_by_role("button", name="수업 시작").click()
+    code = lecturer.locator(".st-key-class_code").inner_text(timeout=30_000).strip()
+    assert len(code) == 6
+    students = [_open(browser, f"{server}/lessons?class={code}&lang=en", 2000) for _ in range(2)]
+    for student in students:
+        student.get_by_text("A model does not read letters").first.wait_for(timeout=30_000)
+        assert student.get_by_role("button", name="Start a class").count() == 0
+        assert student.get_by_role("button", name="End the class").count() == 0
+    for _ in range(2):
+        lecturer.get_by_role("button", name="다음 →").click()
+        _wait_until_done(lecturer)
+    moved = time.perf_counter()
+    for student in students:  # followed within the poll (1.5 s) and one run
+        student.locator(".st-key-class_guess").wait_for(timeout=15_000)
+    print(f"followers saw the step {time.perf_counter() - moved:.1f} s after the lecturer's move")
+    for number, student in enumerate(students):
+        student.locator(".st-key-class_guess input").fill(str(20 + number))
+        student.locator(".st-key-class_guess input").press("Enter")
+        _wait_until_done(student)
+        student.get_by_role("button", name="Send my answer").click()
+        student.get_by_text(f"Your answer: {20 + number}").wait_for(timeout=15_000)
+    lecturer.locator(".st-key-class_answers").get_by_text("2", exact=True).wait_for(timeout=15_000)
+    lecturer.get_by_role("button", name="답 확인").click()
+    lecturer.get_by_text("모델에서 지금 계산한 답").wait_for(timeout=30_000)
+    for student in students:
+        student.get_by_text("The answer, computed live").wait_for(timeout=15_000)
+        student.locator(".st-key-class_answers .js-plotly-plot").wait_for(timeout=15_000)
+        _assert_no_exception(student)
+    _finish(lecturer, "class-lecturer-ko.png")
+    _finish(students[0], "class-student-en.png")
+    for student in students:
+        student.close()
+
+
 def test_chat_template_in_the_browser_shows_hangul_and_special_tokens(server, browser):
     page = _open(browser, f"{server}/finetune?lang=ko&part=chat&chatq=What is the capital of South Korea? 한국어로 답하지 않아도 됩니다.", 2400)
     page.locator(".st-key-chat_answer").get_by_text("Seoul").wait_for(timeout=120_000)

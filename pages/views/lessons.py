@@ -14,8 +14,8 @@ from streamlit_shortcuts import add_shortcuts
 from explorer import lessons, models
 from explorer.models import LoadedModel
 from pages.common import bounded, collecting_figures, compute, current_model, default_model, lang, one_of, setting, tr, url_state
-from pages.views import (alignment, attention, embeddings, finetune, history, inside, lab, predict, prompting, quantize,
-                         rag, recurrent, tokens, transfer)
+from pages.views import (alignment, attention, classroom, embeddings, finetune, history, inside, lab, predict, prompting,
+                         quantize, rag, recurrent, tokens, transfer)
 
 PARAMS = ("lesson", "step")
 
@@ -220,11 +220,17 @@ def show_step(lesson: lessons.Lesson, step: int) -> list:
 
 
 def question(lesson: lessons.Lesson, step: int, asked: lessons.Question) -> None:
-    """Guess first; the answer is computed live when revealed (greedy, fixed seeds: the same for the whole class)."""
+    """Guess first; the answer is computed live when revealed (greedy, fixed seeds: the same for the whole class).
+    In a class, a student answers for the room and sees the answer when the lecturer reveals it; the lecturer sees
+    the room's answers live."""
     language = lang()
     key = f"{lesson.id}_{step}"
+    seat = classroom.current()
     with st.container(key="lesson_question", border=True):
         st.markdown(f"**{tr('lesson_predict')}** {getattr(asked.prompt, language)}")
+        if isinstance(seat, classroom.Student):
+            classroom.student_question(seat, key, asked, lambda: _live_answer(asked))
+            return
         if asked.kind == "choice":
             guess = st.radio(tr("lesson_guess"), asked.options, index=None, key=f"guess_{key}", horizontal=True)
         elif asked.kind == "number":
@@ -232,20 +238,27 @@ def question(lesson: lessons.Lesson, step: int, asked: lessons.Question) -> None
         else:
             guess = st.text_input(tr("lesson_guess"), key=f"guess_{key}")
         revealed = st.session_state.get(f"revealed_{key}", False)
-        st.button(tr("lesson_reveal"), key=f"reveal_{key}", disabled=revealed,
-                  on_click=lambda: st.session_state.__setitem__(f"revealed_{key}", True))
-        if not revealed:
-            return
-        reads = lessons.ANSWERS[asked.answer][0]
-        loaded = {"decoder": _decoder, "model": _model}.get(reads, lambda: None)()
-        answer = compute(_answer, loaded, loaded.fingerprint if loaded else "", asked.answer,
-                         json.dumps(asked.args, sort_keys=True))
-        if answer is None:
-            return
-        st.markdown(tr("lesson_answer", answer=escape(answer)))
-        if guess not in (None, ""):
-            right = _normalise(guess) == _normalise(answer)
-            (st.success if right else st.info)(tr("lesson_right" if right else "lesson_wrong", guess=escape(str(guess))))
+        st.button(tr("lesson_reveal"), key=f"reveal_{key}", disabled=revealed, on_click=_reveal, args=(seat, key))
+        answer = _live_answer(asked) if revealed else None
+        if answer is not None:
+            st.markdown(tr("lesson_answer", answer=escape(answer)))
+            if guess not in (None, ""):
+                right = _normalise(guess) == _normalise(answer)
+                (st.success if right else st.info)(tr("lesson_right" if right else "lesson_wrong", guess=escape(str(guess))))
+        if isinstance(seat, classroom.Lecturer):
+            classroom.lecturer_answers(seat, key, asked, answer)
+
+
+def _reveal(seat, key: str) -> None:
+    st.session_state[f"revealed_{key}"] = True
+    classroom.reveal(seat, key)
+
+
+def _live_answer(asked: lessons.Question) -> str | None:
+    reads = lessons.ANSWERS[asked.answer][0]
+    loaded = {"decoder": _decoder, "model": _model}.get(reads, lambda: None)()
+    return compute(_answer, loaded, loaded.fingerprint if loaded else "", asked.answer,
+                   json.dumps(asked.args, sort_keys=True))
 
 
 def _normalise(value) -> str:
