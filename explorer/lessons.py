@@ -200,13 +200,23 @@ def _base_stops(loaded) -> str:
     """How many held-out instructions the model answers and then ends its turn, unprompted by any training."""
     from explorer import alignment
 
-    return str(sum(alignment.behaviour(loaded, alignment.bundled()["held_out"]).stopped))
+    _, stopped = alignment.answers(loaded, [pair.instruction for pair in alignment.bundled()["held_out"]])
+    return str(sum(stopped))
 
 
 def _prompt_accuracy(loaded, language: str, style: str) -> str:
     from explorer import prompting
 
     return f"{prompting.measure(loaded, language, style).accuracy:.0%}"
+
+
+def _api_extra_tokens(loaded, korean: str, english: str) -> str:
+    """How many more input tokens the Korean request takes than the English one, in the model's chat template."""
+    from explorer import api
+
+    def counted(text: str) -> int:
+        return len(api.prompt_ids(loaded.tokenizer, [{"role": "user", "content": text}]))
+    return str(counted(korean) - counted(english))
 
 
 ANSWERS = {  # name -> (the model it reads: "decoder", "model" (the current one) or None, the function)
@@ -217,6 +227,7 @@ ANSWERS = {  # name -> (the model it reads: "decoder", "model" (the current one)
     "size_ratio": (None, _size_ratio),
     "base_stops": ("decoder", _base_stops),
     "prompt_accuracy": ("decoder", _prompt_accuracy),
+    "api_extra_tokens": ("decoder", _api_extra_tokens),
 }
 
 

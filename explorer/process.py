@@ -9,6 +9,7 @@ use. Fewer arenas and an explicit trim after heavy work return that memory to th
 from __future__ import annotations
 
 import ctypes
+import gc
 import ctypes.util
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +38,9 @@ def tune_allocator(arenas: int = 2, mmap_threshold: int = 4 * 2**20) -> bool:
 
 
 def release_freed_memory() -> None:
-    """Give memory the allocator holds but nothing uses back to the system (a few ms)."""
+    """Collect unreachable cycles, then give memory the allocator holds but nothing uses back to the system. With
+    torch loaded a full collection takes ~0.3 s of CPU: called after the runs that computed, not after every run."""
+    gc.collect()
     if _libc is not None:
         _libc.malloc_trim(0)
 

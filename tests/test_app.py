@@ -741,6 +741,6 @@ def test_a_lesson_written_by_a_user_appears_and_a_broken_one_is_named():
 
 def test_absurd_lesson_links_fall_back():
     at = _open_link("pages/lessons.py", lang="en", lesson="nowhere", step="999")
-    assert at.query_params["lesson"] == "tokenization" and at.query_params["step"] == "7"
+    assert at.query_params["lesson"] == "tokenization" and at.query_params["step"] == "8"
     at = _open_link("pages/lessons.py", lang="en", lesson="attention", step="-3")
     assert at.query_params["step"] == "1"

@@ -16,7 +16,7 @@ from explorer.lessons import Question
 from pages.common import lang, show_figure, tr, url_state
 
 PARAMS = ("class",)
-STUDENT_POLL_SECONDS = 1.5  # a follower sees the lecturer's step within this (plus one run)
+STUDENT_POLL_SECONDS = 0.75  # a follower sees the lecturer's step within this and one run: <= 2 s (bench_classroom)
 LECTURER_POLL_SECONDS = 2.0
 
 

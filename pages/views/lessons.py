@@ -14,7 +14,7 @@ from streamlit_shortcuts import add_shortcuts
 from explorer import lessons, models
 from explorer.models import LoadedModel
 from pages.common import bounded, collecting_figures, compute, current_model, default_model, lang, one_of, setting, tr, url_state
-from pages.views import (alignment, attention, classroom, embeddings, finetune, history, inside, lab, predict, prompting,
+from pages.views import (alignment, api, attention, classroom, embeddings, finetune, history, inside, lab, predict, prompting,
                          quantize, rag, recurrent, tokens, transfer)
 
 PARAMS = ("lesson", "step")
@@ -122,6 +122,7 @@ VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's 
     "transfer.learning_curves": transfer.learning_curves,
     "finetune.lora": _with(_decoder, finetune.lora),
     "finetune.chat": _with(_decoder, finetune.chat_template),
+    "finetune.api": _with(_decoder, api.api_call),
     "alignment.dpo": _with(_decoder, alignment.preference),
     "alignment.sft": _with(_decoder, alignment.sft),
     "alignment.reward": _with(_decoder, alignment.reward),
