@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer import adapting, api, figures, models, tokenize
+from explorer import adapting, api, figures, tokenize
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, current_model, lang, show_figure, tr, url_state
+from pages.common import bounded, compute, lang, show_figure, tr, url_state
+from pages.views.finetune import chat_model
 
 PARAMS = ("apiq", "apiother", "apitemp", "apimax", "apiin", "apiout")
 SAMPLES = json.loads((Path(__file__).resolve().parents[2] / "assets" / "samples.json").read_text(encoding="utf-8"))["api"]
@@ -34,11 +35,9 @@ def api_call(loaded: LoadedModel) -> None:
     """The request as JSON, the local model's answer as a chat-completions response, and the cost of the request."""
     st.subheader(tr("api_title"))
     st.write(tr("api_intro"))
-    if not getattr(loaded.tokenizer, "chat_template", None):
-        st.info(tr("chat_no_template", model=loaded.info.key, instruct=models.SMOLLM2))
-        loaded = current_model(models.SMOLLM2)
-        if loaded is None:
-            return
+    loaded = chat_model(loaded)
+    if loaded is None:
+        return
     request = st.text_area(tr("api_request"), key=url_state("apiq", SAMPLES[lang()][0]), height=80)
     first, second = st.columns(2)
     temperature = first.slider(tr("temperature"), 0.0, api.MAX_TEMPERATURE, step=0.1,

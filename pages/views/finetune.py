@@ -132,16 +132,22 @@ def _answers(_loaded, fingerprint: str, request: str) -> tuple[adapting.Template
     return view, adapting.answer(_loaded, raw_ids, 32, end_of_turn=False), adapting.answer(_loaded, view.ids)
 
 
+def chat_model(loaded: LoadedModel) -> LoadedModel | None:
+    """The model itself when it has a chat template; a base model has none: said in a sentence, and the bundled
+    instruction-tuned model is used instead."""
+    if getattr(loaded.tokenizer, "chat_template", None):
+        return loaded
+    st.info(tr("chat_no_template", model=loaded.info.key, instruct=models.SMOLLM2))
+    return current_model(models.SMOLLM2)
+
+
 def chat_template(loaded: LoadedModel) -> None:
-    """The same request raw and wrapped in the chat template: the template's tokens and both answers. A base model
-    has no template: said in a sentence, and shown on the bundled instruction-tuned model instead."""
+    """The same request raw and wrapped in the chat template: the template's tokens and both answers."""
     st.subheader(tr("chat_title"))
     st.write(tr("chat_intro"))
-    if not getattr(loaded.tokenizer, "chat_template", None):
-        st.info(tr("chat_no_template", model=loaded.info.key, instruct=models.SMOLLM2))
-        loaded = current_model(models.SMOLLM2)
-        if loaded is None:
-            return
+    loaded = chat_model(loaded)
+    if loaded is None:
+        return
     request = st.text_input(tr("chat_request"), key=url_state("chatq", tr("chat_sample")))
     result = compute(_answers, loaded, loaded.fingerprint, request)
     if result is None:
