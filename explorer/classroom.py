@@ -63,7 +63,7 @@ answers = Table(
 
 class ClassError(Exception):
     """A refusal with a reason the page names: `kind` is unknown_class, ended, malformed_code, forbidden,
-    too_fast, store_unavailable."""
+    too_fast, store_unavailable (and the page's own not_a_choice)."""
 
     def __init__(self, kind: str, detail: str = ""):
         super().__init__(f"{kind}: {detail}")

@@ -232,7 +232,7 @@ def student_question(now: Student, key: str, asked: Question, live_answer) -> No
             st.number_input(tr("lesson_guess"), value=None, step=1, key=widget)
         else:
             st.text_input(tr("lesson_guess"), key=widget, max_chars=classroom.MAX_ANSWER_CHARS)
-        st.button(tr("class_send"), key="class_send", on_click=_send, args=(now, key, widget))
+        st.button(tr("class_send"), key="class_send", on_click=_send, args=(now, key, widget, asked))
         refused = st.session_state.pop("class_send_refused", None)
         if refused is not None:
             _say(refused)
@@ -252,12 +252,15 @@ def student_question(now: Student, key: str, asked: Question, live_answer) -> No
         _distribution(found, now.code, key, asked, answer)
 
 
-def _send(now: Student, key: str, widget: str) -> None:
+def _send(now: Student, key: str, widget: str, asked: Question) -> None:
     value = st.session_state.get(widget)
     if value in (None, ""):
         return
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    if asked.kind == "choice" and str(value) not in asked.options:  # only a forged request gets here
+        st.session_state["class_send_refused"] = classroom.ClassError("not_a_choice", str(value)[:40])
+        return
     try:
         _store(classroom.default_url()).answer(now.code, now.id, key, str(value), st.session_state.get("class_nick", ""))
     except classroom.ClassError as error:
