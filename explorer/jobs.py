@@ -76,7 +76,8 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "cancelled", "failed")
+        """Ended and out of the queue: its memory handed back, the next job free to start."""
+        return self._ended.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has ended (done, cancelled or failed); False if `timeout` passed first."""
@@ -128,6 +129,7 @@ class JobQueue:
             finally:
                 with self._changed:
                     self._running = None
+                job._ended.set()
 
     @staticmethod
     def _run(job: Job, work: Callable[[Job], Any]) -> None:
@@ -150,7 +152,6 @@ class JobQueue:
             job.seconds = time.monotonic() - job.started
             job.release()
             process.release_freed_memory()
-            job._ended.set()
 
 
 QUEUE = JobQueue()  # the process's one queue: every session's trainings and sweeps go through it
