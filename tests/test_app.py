@@ -695,7 +695,8 @@ def test_every_step_of_every_lesson_runs(lesson, lang):
 def test_a_rag_lesson_step_shows_its_stages_and_keeps_the_earlier_ones_in_a_tab():
     at = _open_link("pages/lessons.py", lang="en", lesson="rag", step="2")  # the chunks: nothing after them is run
     _no_exception(at)
-    assert not at.tabs and at.text_area(key="rag_documents").value and not at.main.text_input
+    assert not at.tabs and at.text_area(key="rag_documents").value
+    assert [w.key for w in at.main.text_input] == ["class_join", "class_nick"]  # the class panel's, not the question's
     at = _open_link("pages/lessons.py", lang="ko", lesson="rag", step="5")  # what the answer drew on
     _no_exception(at)
     now, earlier = at.tabs
