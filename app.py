@@ -102,4 +102,4 @@ try:
         shell()
 finally:
     if time.perf_counter() - started > HEAVY_SECONDS:  # a run that computed: hand freed memory back to the system
-        process.release_freed_memory()
+        process.release_freed_memory(collect=True)  # Streamlit's own collection after every run is off (config.toml)

@@ -151,7 +151,7 @@ class JobQueue:
         finally:
             job.seconds = time.monotonic() - job.started
             job.release()
-            process.release_freed_memory()
+            process.release_freed_memory(collect=True)
 
 
 QUEUE = JobQueue()  # the process's one queue: every session's trainings and sweeps go through it
