@@ -79,8 +79,6 @@ def test_dpo_starts_from_the_sft_model_and_measures_against_it(gemma, sft_run):
     fingerprint = weights_fingerprint(gemma.model)
     dpo = alignment.train_dpo(gemma, pairs, alignment.DpoSettings(steps=2, learning_rate=1e-4), start=adapter)
     assert dpo.losses[0] == pytest.approx(np.log(2), abs=1e-4) and dpo.config.r == adapter.config.r
-    against_base = alignment.train_dpo(gemma, pairs, alignment.DpoSettings(steps=1, rank=adapter.config.r))
-    assert against_base.losses[0] == pytest.approx(np.log(2), abs=1e-4)  # a new adapter starts at the base model
     preferred = adapting.with_adapter(gemma, dpo)
     assert (alignment.log_prob_margins(preferred, pairs) > alignment.log_prob_margins(tuned, pairs)).all()
     assert weights_fingerprint(gemma.model) == fingerprint

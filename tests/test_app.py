@@ -464,7 +464,7 @@ def test_preference_part_measures_margins_and_trains_dpo():
     title = "Margin per pair: log P(chosen) − log P(rejected)"
     before = _charts(at)[title]
     assert len(before["data"]) == 1 and all(value < 0 for value in before["data"][0]["y"])
-    assert any("Nothing has been SFT'd yet" in c.value for c in at.caption)
+    assert any("Nothing has been SFT'd yet" in c.value for c in at.caption) and at.session_state["dpreset"] == "pirate"
     _train(at, "start_dpo", "dpo_result")
     after = _charts(at)[title]
     assert len(after["data"]) == 2 and all(a > b for a, b in zip(after["data"][1]["y"], after["data"][0]["y"]))
@@ -479,15 +479,14 @@ def test_the_base_model_goes_through_sft_then_dpo_and_the_three_stages_answer_si
     assert list(at.dataframe[-1].value.columns) == ["지시문", "기본 모델의 답"]
     _train(at, "start_sft", "sft_adapter")
     assert list(at.dataframe[-1].value.columns) == ["지시문", "기본 모델의 답", "SFT 뒤의 답"]
-    at.session_state["part"] = "dpo"
-    at.session_state["dsteps"] = 1
+    at.session_state["part"], at.session_state["dsteps"], at.session_state["dpreset"] = "dpo", 1, "brief"  # 4 pairs
     at.run()
     _no_exception(at)
-    assert at.session_state["dpreset"] == "helpful" and any("SFT한 모델에서 시작" in c.value for c in at.caption)
+    assert any("SFT한 모델에서 시작" in c.value for c in at.caption)
     _train(at, "start_dpo", "dpo_result")
     stages = at.dataframe[-1].value
-    assert list(stages.columns) == ["프롬프트", "원래 모델", "SFT 뒤", "DPO 뒤"] and len(stages) == 6
-    assert stages["프롬프트"][0] == "일본의 수도는 어디인가요?"
+    assert list(stages.columns) == ["프롬프트", "원래 모델", "SFT 뒤", "DPO 뒤"] and len(stages) == 2
+    assert stages["프롬프트"][0] == "What is the largest ocean?"
     assert at.session_state["dpo_result"][3] is at.session_state["sft_adapter"]  # DPO started from this SFT
 
 

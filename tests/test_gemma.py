@@ -148,6 +148,8 @@ def test_every_model_page_draws_on_gemma_in_korean(page, query):
         side = [chart for chart in at.get("plotly_chart") if '"text":"gemma3-270m"' in chart.proto.spec
                 or '"text":"smollm2-135m"' in chart.proto.spec]
         assert len(side) == 2 and "서울" in side[0].proto.spec
+    if page == "pages/finetune.py":  # a base model's preference pairs: the bundled helpful ones, Korean among them
+        assert at.session_state["dpreset"] == "helpful" and any("아직 SFT하지 않아" in c.value for c in at.caption)
     if page == "pages/rag.py":
         written = [element.proto.body for element in at.get("html")] + [m.value for m in at.markdown]
         assert any("1,430" in text for text in written)  # answered from the passage
