@@ -52,8 +52,8 @@ def test_the_reward_model_learns_and_best_of_n_keeps_the_highest_reward(gemma, s
     features = alignment.answer_features(gemma, [pair.prompt], [pair.chosen])
     assert scores[0] == pytest.approx(float(model.score(features)[0]), rel=1e-5)
     _, _, tuned, _ = sft_run
-    found = alignment.best_of_n(tuned, gemma, model, "일본의 수도는 어디인가요?", n=3)
-    assert len(found.answers) == 3 and found.best == int(np.argmax(found.rewards))
+    found = alignment.best_of_n(tuned, gemma, model, "일본의 수도는 어디인가요?", n=2)
+    assert len(found.answers) == 2 and found.best == int(np.argmax(found.rewards))
     np.testing.assert_allclose(found.rewards, alignment.rewards(gemma, model, "일본의 수도는 어디인가요?", found.answers),
                                rtol=1e-5)
     with pytest.raises(adapting.TrainingError):

@@ -459,24 +459,28 @@ def test_the_api_part_shows_the_request_the_response_and_what_it_costs(lang, mod
     assert at.error and at.text_area(key="apiq").value == ""
 
 
-def test_preference_part_measures_margins_and_trains_dpo():
+def test_preference_part_measures_margins_before_training():
+    """The margins the chat model gives the pirate pairs, before any training (DPO's training is tested in the stages
+    test below and on SmolLM2 in test_adapting)."""
     at = _open_link("pages/finetune.py", lang="en", part="dpo", dsteps="2")
     title = "Margin per pair: log P(chosen) − log P(rejected)"
     before = _charts(at)[title]
     assert len(before["data"]) == 1 and all(value < 0 for value in before["data"][0]["y"])
     assert any("Nothing has been SFT'd yet" in c.value for c in at.caption) and at.session_state["dpreset"] == "pirate"
-    _train(at, "start_dpo", "dpo_result")
-    after = _charts(at)[title]
-    assert len(after["data"]) == 2 and all(a > b for a, b in zip(after["data"][1]["y"], after["data"][0]["y"]))
-    answers = at.dataframe[-1].value
-    assert len(answers) == 2 and list(answers.columns) == ["Prompt", "Model itself", "After DPO"]
+    assert not at.button(key="start_dpo").disabled
 
 
 def test_the_base_model_goes_through_sft_then_dpo_and_the_three_stages_answer_side_by_side():
     """Korean, on Gemma's base model: one SFT step, then DPO starts from the SFT model (so it says), and the held-out
     instructions are answered by the base model, the SFT model and the DPO model in one table."""
+    import pandas as pd
+
+    from explorer import alignment
+
     at = _open_link("pages/finetune.py", lang="ko", model="gemma3-270m", part="sft", ssteps="1")
     assert list(at.dataframe[-1].value.columns) == ["지시문", "기본 모델의 답"]
+    at.session_state["sft_pairs"] = pd.DataFrame([row.__dict__ for row in alignment.bundled()["sft"][:4]])  # 4 of 16
+    at.run()
     _train(at, "start_sft", "sft_adapter")
     assert list(at.dataframe[-1].value.columns) == ["지시문", "기본 모델의 답", "SFT 뒤의 답"]
     at.session_state["part"], at.session_state["dsteps"], at.session_state["dpreset"] = "dpo", 1, "brief"  # 4 pairs
