@@ -20,6 +20,7 @@ from explorer.models import LoadedModel
 
 MAX_MESSAGE_CHARS = 4_000  # longer is refused with the length, the text kept
 MAX_COMPLETION_TOKENS = 128
+MAX_PROMPT_TOKENS = 1_024  # a request's tokens in the chat template: 3,000 Hangul syllables are ~7,000 SmolLM2 tokens
 MAX_TEMPERATURE = 2.0  # the APIs' own range
 PER_MILLION = 1_000_000
 
@@ -58,6 +59,8 @@ def chat_completion(loaded: LoadedModel, messages: list[dict], temperature: floa
         raise CaptureError("not_available", "chat template")
     request = {"model": loaded.info.key, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
     ids = prompt_ids(loaded.tokenizer, messages)
+    if len(ids) > MAX_PROMPT_TOKENS:  # refused, as an API answers a request over its context: never run
+        raise CaptureError("request_too_long", f"{len(ids):,} > {MAX_PROMPT_TOKENS:,}")
     stop = answer_stop_ids(loaded)
     written, _ = prediction.generate_ids(loaded, ids, max_tokens, temperature, seed=seed, stop_ids=stop)
     finished = bool(written) and written[-1] in stop

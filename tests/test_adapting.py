@@ -331,6 +331,6 @@ def test_an_api_calls_usage_is_counted_by_the_models_own_tokenizer(smollm):
         assert api.parse_price(bad) is None
     assert api.parse_price("$2.50") == 2.5 and api.parse_price("1,25") == 1.25
     for temperature, tokens, text in ((1_000.0, 8, "hi"), (float("nan"), 8, "hi"), (0.5, 0, "hi"), (0.5, 8, " "),
-                                      (0.5, 8, "가" * 5_000)):
+                                      (0.5, 8, "가" * 5_000), (0.5, 8, "똠방각하 " * 700)):  # the last: 3,500 characters, ~8,000 tokens
         with pytest.raises(activations.CaptureError):
             api.chat_completion(smollm, [{"role": "user", "content": text}], temperature, tokens)
