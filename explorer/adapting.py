@@ -9,6 +9,7 @@ Never merge an adapter into the view: merging writes into the base weights, whic
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-from explorer import prediction, tokenize
+from explorer import memory, prediction, tokenize
 
 # PEFT 0.21 asks transformers 5 a deprecated question on every wrap; the answer is right, the warning is noise
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -110,9 +111,35 @@ def lora_config(rank: int) -> LoraConfig:
 def lora_model(loaded: LoadedModel, config: LoraConfig, seed: int = 0) -> PeftModel:
     torch.manual_seed(seed)  # LoRA's A matrices start random (B at zero): seeded, a lecture replays the same run
     try:
-        return get_peft_model(frozen_view(loaded), copy.deepcopy(config))
+        with warnings.catch_warnings():  # that a torchao Linear it wraps cannot be merged: nothing is merged here
+            warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated", category=UserWarning)
+            model = get_peft_model(frozen_view(loaded), copy.deepcopy(config))
     except ValueError as error:  # an architecture PEFT has no default target modules for
         raise TrainingError("lora_unsupported", str(error)[:120]) from error
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and type(module.weight.data) is not torch.Tensor:  # a torchao weight
+            module.forward = _DequantizeInBackward.forward_of(module)
+    return model
+
+
+class _DequantizeInBackward(torch.autograd.Function):
+    """A frozen quantized Linear that saves nothing for the backward pass and widens its weight again there, as
+    QLoRA's kernels do. Left to itself, torchao's int4 Linear saves the float weight it widened (SmolLM2: 403 MB
+    of saved tensors a step, more than LoRA's whole step on the float model)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
+        ctx.layer = layer
+        return torch.nn.functional.linear(x, layer.weight, layer.bias)  # (…, out); grad mode is off in here
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        weight = ctx.layer.weight.dequantize().to(grad.dtype)  # (out, in), for this backward only
+        return grad @ weight, None  # (…, in); the frozen weight and bias get none
+
+    @staticmethod
+    def forward_of(layer: torch.nn.Linear):
+        return lambda x: _DequantizeInBackward.apply(x, layer)
 
 
 def with_adapter(loaded: LoadedModel, adapter: Adapter | None) -> LoadedModel:
@@ -198,26 +225,31 @@ def train_lora(loaded: LoadedModel, text: str, settings: LoraSettings, job: Job 
 
 
 def train_examples(loaded: LoadedModel, examples: list[list[int]], settings: LoraSettings, job: Job | None = None,
-                   unscored: list[int] | None = None) -> Adapter:
+                   unscored: list[int] | None = None, measured: dict | None = None) -> Adapter:
     """A LoRA adapter trained on token-id examples, every example each step (the loss the mean per scored token);
-    `unscored[i]` leading tokens of example i are read but not learned (an instruction before its answer)."""
+    `unscored[i]` leading tokens of example i are read but not learned (an instruction before its answer). Given
+    `measured`, the first step's bytes are written into it by what holds them (see `qlora.StepMemory`)."""
     model = lora_model(loaded, lora_config(settings.rank), settings.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
-    device = device_of(model)
-    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    batches = [tuple(t.to(device) for t in batch)
-               for batch in micro_batches(examples, pad_id, micro_tokens(loaded), unscored)]
+    batches = training_batches(loaded, examples, unscored)
     counted = sum(int((labels[:, 1:] != -100).sum()) for _, _, labels in batches)  # predicted tokens in all
     losses = []
     model.train()
     for step in range(1, settings.steps + 1):
-        total = 0.0
+        total, activations = 0.0, 0
         for input_ids, mask, labels in batches:
-            loss = _scored_loss(model, input_ids, mask, labels) / counted  # the step's loss: the mean per token
+            with SavedTensors(model) if measured is not None and step == 1 else contextlib.nullcontext() as saved:
+                loss = scored_loss(model, input_ids, mask, labels) / counted  # the step's loss: the mean per token
+            activations = max(activations, saved.bytes if saved else 0)
             loss.backward()
             total += float(loss.detach())
+        if measured is not None and step == 1:
+            measured |= step_bytes(model, activations)
         optimizer.step()
+        if measured is not None and step == 1:
+            measured["optimizer"] = sum(memory.stored_bytes(t) for state in optimizer.state.values()
+                                        for t in state.values() if torch.is_tensor(t) and t.dim() > 0)
         optimizer.zero_grad(set_to_none=True)
         losses.append(total)
         if job is not None:
@@ -225,7 +257,57 @@ def train_examples(loaded: LoadedModel, examples: list[list[int]], settings: Lor
     return adapter_of(loaded, model, losses)
 
 
-def _scored_loss(model, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def training_batches(loaded: LoadedModel, examples: list[list[int]], unscored: list[int] | None = None) -> list:
+    """The examples as micro-batches on the model's device, each within MICRO_BATCH_LOGIT_BYTES of logits."""
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    return [tuple(t.to(device_of(loaded.model)) for t in batch)
+            for batch in micro_batches(examples, pad_id, micro_tokens(loaded), unscored)]
+
+
+def step_bytes(model: torch.nn.Module, activations: int) -> dict[str, int]:
+    """A training model's weights (frozen and trained, as stored) and gradients, in bytes."""
+    frozen = trained = gradients = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            trained += memory.stored_bytes(parameter)
+            gradients += memory.stored_bytes(parameter.grad) if parameter.grad is not None else 0
+        else:
+            frozen += memory.stored_bytes(parameter)
+    return dict(frozen=frozen, trainable=trained, gradients=gradients, activations=activations)
+
+
+class SavedTensors:
+    """Adds up the bytes autograd saves for the backward pass (the activations), each storage once, weights out."""
+
+    def __init__(self, model: torch.nn.Module):
+        self._weights = {_storage(p) for p in model.parameters()}
+        self._seen: set[int] = set()
+        self.bytes = 0
+
+    def __enter__(self):
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda packed: packed)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._hooks.__exit__(*exc)
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = _storage(tensor)
+        if storage is not None and storage not in self._weights and storage not in self._seen:
+            self._seen.add(storage)
+            self.bytes += memory.stored_bytes(tensor)
+        return tensor
+
+
+def _storage(tensor: torch.Tensor) -> int | None:
+    """Where a plain tensor's bytes start; None for a torchao weight (codes and scales: a frozen weight)."""
+    if type(tensor.data) is not torch.Tensor:
+        return None
+    return tensor.untyped_storage().data_ptr()
+
+
+def scored_loss(model, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The summed next-token loss of the scored tokens, with logits made only where some row is scored: an SFT
     instruction's positions never reach the unembedding (on Gemma, 262,144 x 640 per position, most of a step)."""
     following = labels[:, 1:]  # (b, w - 1): position t predicts token t + 1

@@ -55,6 +55,11 @@ def tensor_bytes(module: torch.nn.Module) -> int:
     return total
 
 
+def stored_bytes(tensor: torch.Tensor) -> int:
+    """Bytes behind one tensor as stored: its storage, or a torchao tensor's codes, scales and zero points."""
+    return sum(part.untyped_storage().nbytes() for part in _storages(tensor))
+
+
 def _storages(tensor: torch.Tensor) -> list[torch.Tensor]:
     if type(tensor.data) is torch.Tensor or not hasattr(tensor, "tensor_data_names"):
         return [tensor.data]

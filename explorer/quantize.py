@@ -173,7 +173,7 @@ def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
     if scheme.bits < 16:
         _torchao(view_blocks, scheme)
     matrices = block_matrices(view, view_blocks)
-    matrix_bytes = sum(_stored_bytes(module.weight) for _, module in matrices)
+    matrix_bytes = sum(memory.stored_bytes(module.weight) for _, module in matrices)
     other = sum(p.numel() * p.element_size() for p in view.parameters()
                 if type(p.data) is torch.Tensor and not any(p is m.weight for _, m in matrices))  # shared: not copied
     copy = replace(loaded, model=view.eval(), fingerprint=f"{loaded.fingerprint}+{scheme.key}",
@@ -181,13 +181,6 @@ def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
     packed = packed_bytes(matrix_parameters, scheme) if scheme.name == "int4_group" else matrix_bytes
     return QuantizedModel(copy, scheme, scheme.library, matrix_bytes, matrix_parameters, other, packed,
                           time.perf_counter() - started)
-
-
-def _stored_bytes(weight: torch.Tensor) -> int:
-    if type(weight.data) is torch.Tensor:
-        return weight.numel() * weight.element_size()
-    return sum(t.numel() * t.element_size() for t in (getattr(weight, name) for name in weight.tensor_data_names)
-               if t is not None)  # torchao: codes, scales, zero points
 
 
 def group_for(width: int, group_size: int) -> int:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from explorer import activations, adapting, alignment, api, embeddings, jobs, transfer
+from explorer import activations, adapting, alignment, api, embeddings, jobs, qlora, quantize, transfer
 from explorer.models import weights_fingerprint
 
 MASCOT = adapting.presets()["lora"]["fact"]
@@ -182,6 +182,42 @@ def test_micro_batches_stay_within_their_token_budget():
 
 
 # ---------------------------------------------------------------- chat template and DPO
+
+# ---------------------------------------------------------------- QLoRA
+
+def test_qlora_trains_on_the_int4_copy_and_its_step_holds_what_the_table_says(smollm):
+    settings = adapting.LoraSettings(rank=8, steps=3)
+    found = qlora.compare(smollm, "\n".join(MASCOT["examples"]), settings, "int4_group")
+    assert found.lora_losses[-1] < found.lora_losses[0] and found.qlora_losses[-1] < found.qlora_losses[0]
+    assert found.qlora_losses[0] != found.lora_losses[0]  # the int4 copy is another model
+    full, lora, q = (found.memory[m] for m in qlora.METHODS)
+    weights = sum(p.numel() for p in smollm.model.parameters())
+    assert lora.frozen == 4 * weights  # float32, each tied weight once
+    copy = quantize.quantized(smollm, quantize.Scheme("int4_group"))
+    matrices = quantize.block_matrices(copy.loaded.model, copy.loaded.parts.blocks)
+    groups = found.quantized_matrix_parameters // 32
+    assert sum(m.weight.scale.numel() for _, m in matrices) == groups
+    per_group = sum(m.weight.scale.element_size() + m.weight.zero_point.element_size() for _, m in matrices[:1])
+    assert found.quantized_matrix_bytes == found.quantized_matrix_parameters + groups * per_group  # an int8 per code
+    assert q.frozen == found.quantized_matrix_bytes + 4 * (weights - found.quantized_matrix_parameters)
+    assert lora.trainable == q.trainable == lora.gradients == 4 * sum(  # the adapter's A and B, float32
+        m.lora_A["default"].weight.numel() + m.lora_B["default"].weight.numel()
+        for m in adapting.lora_model(smollm, adapting.lora_config(8)).modules() if hasattr(m, "lora_A"))
+    assert lora.optimizer == 2 * lora.trainable and full.optimizer == 2 * full.gradients == 2 * full.trainable
+    assert 0 < lora.activations == q.activations < full.activations  # nothing of the int4 weights is saved
+    assert q.total < lora.total < full.total
+
+
+def test_the_frozen_int4_linear_passes_the_same_gradient_as_torchaos_own():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 32)
+    quantize._torchao([torch.nn.Sequential(layer)], quantize.Scheme("int4_group"))
+    x = torch.randn(3, 64, requires_grad=True)
+    torch.nn.functional.linear(x, layer.weight, layer.bias).square().sum().backward()
+    expected, x.grad = x.grad.clone(), None
+    adapting._DequantizeInBackward.forward_of(layer)(x).square().sum().backward()
+    assert torch.allclose(x.grad, expected, atol=1e-5)
+
 
 def test_the_chat_template_ids_are_the_tokenizers_own(smollm):
     request = "What is the capital of France? 한국어도 섞어서 😀"

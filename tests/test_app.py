@@ -428,6 +428,26 @@ def test_finetune_page_survives_absurd_settings_in_a_link():
     assert any("Too much training" in e.value for e in at.error) and at.button(key="start_lora").disabled  # 200 steps
 
 
+def test_the_qlora_part_trains_both_and_shows_the_memory_table_in_korean():
+    at = _open_link("pages/finetune.py", lang="ko", part="qlora", qsteps="2")
+    _train(at, "start_qlora", "qlora_result")
+    result = at.session_state["qlora_result"][1]
+    assert len(result.lora_losses) == len(result.qlora_losses) == 2
+    memory, scale = (d.value for d in at.dataframe)
+    assert list(memory.columns) == ["전체 미세조정 (계산)", "LoRA (측정)", "QLoRA (측정)"]
+    assert memory.loc["합계", "QLoRA (측정)"] < memory.loc["합계", "LoRA (측정)"] < memory.loc["합계", "전체 미세조정 (계산)"]
+    assert len(scale) == 4 and scale.iloc[3, 4] == "36.1 GB"  # 70B in NF4, as the QLoRA paper counts it
+    assert len(_charts(at)["학습 단계별 손실"]["data"]) == 2
+
+
+def test_the_qlora_part_holds_absurd_links_and_refuses_bad_examples_in_english():
+    at = _open_link("pages/finetune.py", lang="en", part="qlora", qsteps="10000", qscheme="fp3")
+    assert at.number_input(key="qsteps").value == 30 and at.radio(key="qscheme").value == "int4_group"
+    for text, message in (("", "Write the training examples"), ("한국어 " * 4_000, "too long")):
+        _refused_and_kept(at, "qlora_examples", text, message)
+        assert at.button(key="start_qlora").disabled
+
+
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_chat_template_part_shows_the_special_tokens_and_both_answers(lang):
     at = _open_link("pages/finetune.py", lang=lang, part="chat")

@@ -11,7 +11,7 @@ from pages.common import (bounded, compute, current_model, lang, one_of, show_er
                           url_state)
 from pages.views import jobs as jobs_view
 
-PARTS = ("lora", "chat", "api", "sft", "reward", "dpo", "prompt")
+PARTS = ("lora", "qlora", "chat", "api", "sft", "reward", "dpo", "prompt")
 PARAMS = ("part", "lpreset", "lrank", "lsteps", "llr", "lseed", "chatq")
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3)
