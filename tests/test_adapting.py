@@ -10,7 +10,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from explorer import activations, adapting, alignment, api, embeddings, jobs, qlora, quantize, transfer
+from explorer import activations, adapting, alignment, api, distill, embeddings, jobs, qlora, quantize, transfer
 from explorer.models import weights_fingerprint
 
 MASCOT = adapting.presets()["lora"]["fact"]
@@ -182,6 +182,44 @@ def test_micro_batches_stay_within_their_token_budget():
 
 
 # ---------------------------------------------------------------- chat template and DPO
+
+# ---------------------------------------------------------------- distillation
+
+def test_the_distillation_loss_is_the_kl_divergence_times_t_squared():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 4), torch.randn(5, 4) * 3
+    for temperature in distill.TEMPERATURES:
+        p = torch.softmax(teacher / temperature, -1)  # (5, 4)
+        q = torch.softmax(student / temperature, -1)
+        by_hand = temperature ** 2 * (p * (p.log() - q.log())).sum(-1).mean()
+        assert torch.allclose(distill.distillation_loss(student, teacher, temperature), by_hand, atol=1e-6)
+    assert float(distill.distillation_loss(teacher, teacher, 4)) == pytest.approx(0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def korean_teacher(gemma):
+    return distill.teacher(gemma, "ko")
+
+
+def test_the_teachers_softened_distribution_sums_to_one_and_flattens_as_t_grows(korean_teacher):
+    assert korean_teacher.accuracy >= 0.8  # Gemma's layer-6 vectors, 32 Korean sentences a topic
+    assert 1e8 < korean_teacher.parameters < 268e6  # the embedding and six of its 18 layers
+    entropies = []
+    for temperature in distill.TEMPERATURES:
+        p = distill.softened(korean_teacher.logits, temperature)  # (192, 4)
+        assert np.allclose(p.sum(-1), 1, atol=1e-6)
+        entropies.append(float(-(p * np.log(p)).sum(-1).mean()))
+    assert entropies == sorted(entropies) and entropies[0] < 0.3 and 1.0 < entropies[-1] < np.log(4)
+
+
+def test_both_students_learn(korean_teacher):
+    topics = transfer.load_topics()
+    features = distill.grams(topics.texts["ko"])  # (192, 4096)
+    chosen = korean_teacher.pool
+    _, hard = distill.train_student(features[chosen], topics.labels[chosen], None, 1)
+    _, soft = distill.train_student(features[chosen], topics.labels[chosen], korean_teacher.logits[chosen], 4)
+    assert hard[-1] < 0.1 * hard[0] and soft[-1] < 0.1 * soft[0]  # the curves: the transfer page's AppTest
+
 
 # ---------------------------------------------------------------- QLoRA
 

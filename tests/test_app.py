@@ -395,6 +395,25 @@ def test_transfer_page_draws_the_learning_curves_and_fine_tunes_the_encoder(lang
     assert {"미세조정 전 문장 지도", "미세조정 후 문장 지도"} <= titles if lang == "ko" else \
         {"Sentence map before fine-tuning", "Sentence map after fine-tuning"} <= titles
     assert len(at.metric) == 2 and at.session_state["encoder_result"].epochs == 1
+    teacher = _charts(at)["교사의 확률 분포: T = 1과 부드럽게 만든 것 (로그 눈금)" if lang == "ko" else
+                          "The teacher's distribution: at T = 1 and softened (log scale)"]
+    cold, warm = (bars["y"] for bars in teacher["data"])
+    assert max(warm) < max(cold) and min(warm) > min(cold) and sum(cold) == pytest.approx(1)  # T = 4 flattens it
+    if lang == "ko":  # the students are trained once: the curves, the sizes
+        _train(at, "start_distill", "distill_result")
+        assert len(_charts(at)["학생의 정확도: 정답 레이블과 교사의 분포"]["data"]) == 3
+        sizes = at.dataframe[-1].value
+        assert sizes.iloc[1, 1] == "65,620" and sizes.iloc[0, 0] == "교사 · gemma3-270m"
+        curves = at.session_state["distill_result"]
+        assert len(curves.hard) == len(curves.soft) == len(curves.per_class) == 6
+        assert curves.hard[-1] > curves.hard[0] and curves.soft[-1] > curves.soft[0] and min(curves.soft[-3:]) > 0.4
+        assert curves.teacher.seconds_per_sentence > 10 * curves.student_seconds_per_sentence
+
+
+def test_distillation_holds_absurd_settings_in_a_link():
+    at = _open_link("pages/transfer.py", lang="en", kdtemp="1000", kdsent="-5", kdlang="xx")
+    assert at.select_slider(key="kdtemp").value == 4 and at.selectbox(key="kdsent").value == 0
+    assert at.radio(key="kdlang").value == "en"
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])

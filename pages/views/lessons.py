@@ -15,7 +15,7 @@ from explorer import lessons, models
 from explorer.models import LoadedModel
 from pages.common import bounded, collecting_figures, compute, current_model, default_model, lang, one_of, setting, tr, url_state
 from pages.views import (alignment, api, attention, classroom, embeddings, finetune, history, inside, lab, predict, prompting,
-                         quantize, rag, recurrent, tokens, transfer)
+                         qlora, quantize, rag, recurrent, tokens, transfer)
 
 PARAMS = ("lesson", "step")
 
@@ -120,7 +120,9 @@ VIEWS: dict[str, Callable[[], None]] = {  # name in a lesson file -> the page's 
     "history.timeline": history.timeline,
     "history.sizes": history.sizes,
     "transfer.learning_curves": transfer.learning_curves,
+    "transfer.distillation": transfer.distillation,
     "finetune.lora": _with(_decoder, finetune.lora),
+    "finetune.qlora": _with(_decoder, qlora.qlora_training),
     "finetune.chat": _with(_decoder, finetune.chat_template),
     "finetune.api": _with(_decoder, api.api_call),
     "alignment.dpo": _with(_decoder, alignment.preference),

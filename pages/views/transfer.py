@@ -6,14 +6,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import embeddings, figures, jobs, models, transfer
+from explorer import distill, embeddings, figures, jobs, models, transfer
 from pages.common import bounded, compute, current_model, lang, one_of, show_figure, tr, url_state
 from pages.views import jobs as jobs_view
 
-PARAMS = ("ftlang", "ftn", "ftep")
+PARAMS = ("ftlang", "ftn", "ftep", "kdlang", "kdtemp", "kdsent")
 
 
 KOREAN_DECODER = models.DEFAULT_MODEL["ko"]  # pretrained on Korean: its hidden states show transfer working there
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _decoder_vectors(_decoder, fingerprint: str, language: str) -> np.ndarray:
+    """(n, d) the decoder's sentence vectors of the topic set: the learning curves' and the distillation teacher's."""
+    return embeddings.decoder_sentence_vectors(_decoder, transfer.load_topics().texts[language])
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -21,7 +27,7 @@ def _curves(_encoder, _decoder, fingerprints: tuple[str, str]) -> list[dict]:
     topics = transfer.load_topics()
     vectors = {"pretrained": {language: embeddings.sentence_embeddings(_encoder, topics.texts[language])
                               for language in transfer.LANGUAGES},
-               "decoder": {language: embeddings.decoder_sentence_vectors(_decoder, topics.texts[language])
+               "decoder": {language: _decoder_vectors(_decoder, fingerprints[1], language)
                            for language in transfer.LANGUAGES}}
     return transfer.learning_curves(vectors, topics)
 
@@ -107,3 +113,82 @@ def _fine_tune_result(result: transfer.FineTune) -> None:
                         pd.DataFrame({"sentence": texts, "topic": [names[i] for i in topics.labels],
                                       "labelled": labelled, "x": points[:, 0], "y": points[:, 1]}), key=key)
     st.caption(tr("transfer_map_explain"))
+
+
+# ---------------------------------------------------------------- distillation
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _teacher(_decoder, fingerprint: str, language: str) -> distill.Teacher:
+    return distill.teacher(_decoder, language, _decoder_vectors(_decoder, fingerprint, language))
+
+
+def distillation() -> None:
+    """The teacher's distribution at T = 1 and at T; students trained from the hard labels and from it."""
+    st.subheader(tr("distill_title"))
+    st.write(tr("distill_intro", model=KOREAN_DECODER))
+    decoder = current_model(KOREAN_DECODER)
+    if decoder is None:
+        return
+    left, right = st.columns(2)
+    language_names = {"en": tr("english"), "ko": tr("korean")}
+    language = left.radio(tr("transfer_language"), transfer.LANGUAGES, horizontal=True, format_func=language_names.get,
+                          key=url_state("kdlang", lang(), one_of(transfer.LANGUAGES)))
+    temperature = right.select_slider(tr("distill_temperature"), distill.TEMPERATURES, help=tr("distill_temperature_help"),
+                                      key=url_state("kdtemp", 4, one_of(distill.TEMPERATURES, int)))
+    teacher = compute(_teacher, decoder, decoder.fingerprint, language)
+    if teacher is None:
+        return
+    topics = transfer.load_topics()
+    texts, names = topics.texts[language], [topics.names[c][lang()] for c in topics.classes]
+    shown = [int(i) for i in teacher.pool[::8]]  # a few of its training sentences, every topic
+    picked = st.selectbox(tr("distill_sentence"), range(len(shown)), format_func=lambda i: texts[shown[i]],
+                          key=url_state("kdsent", 0, bounded(int, 0, len(shown) - 1)))
+    index = shown[min(int(picked), len(shown) - 1)]
+    cold, warm = distill.softened(teacher.logits[index], 1), distill.softened(teacher.logits[index], temperature)
+    with st.container(key="distill_teacher"):
+        show_figure(figures.before_after_bars(names, cold.tolist(), warm.tolist(), tr("distill_teacher_figure"),
+                                              "T = 1", f"T = {temperature}", tr("probability"), log_y=True,
+                                              tokens=False),
+                    "distillation_teacher", pd.DataFrame({"topic": names, "T=1": cold, f"T={temperature}": warm}),
+                    key="distill_teacher_bars")
+    runner_up = int(np.argsort(cold)[-2])
+    st.caption(tr("distill_dark", topic=names[runner_up], cold=cold[runner_up], warm=warm[runner_up],
+                  temperature=temperature, truth=names[topics.labels[index]]))
+
+    def work(job: jobs.Job) -> distill.Curves:
+        return distill.curves(teacher, temperature, job)
+
+    jobs_view.start_button(tr("distill_start"), "distill", distill.trainings(), work,
+                           (decoder.fingerprint, language, temperature), type="primary")
+    jobs_view.panel("distill", lambda job: st.session_state.__setitem__("distill_result", job.result))
+    result: distill.Curves | None = st.session_state.get("distill_result")
+    if result is not None:
+        _distillation_result(result, decoder)
+
+
+def _distillation_result(result: distill.Curves, decoder) -> None:
+    examples = [n * len(transfer.load_topics().classes) for n in result.per_class]
+    hard, soft = tr("distill_hard"), tr("distill_soft", temperature=result.temperature)
+    teacher = tr("distill_teacher", model=decoder.info.key)
+    st.caption(tr("distill_done", language=tr("korean" if result.language == "ko" else "english"),
+                  temperature=result.temperature, seconds=result.seconds))
+    with st.container(key="distill_curves"):
+        show_figure(figures.lines({hard: (examples, result.hard), soft: (examples, result.soft),
+                                   teacher: (examples, [result.teacher.accuracy] * len(examples))},
+                                  tr("distill_curves_figure"), tr("transfer_examples_axis"),
+                                  tr("transfer_accuracy_axis"), log_x=True, dashed=(teacher,), percent=True),
+                    "distillation_curves", pd.DataFrame({"examples": examples, "hard": result.hard,
+                                                         "soft": result.soft}), key="distill_curves_chart")
+    best = int(np.argmax(np.array(result.soft) - np.array(result.hard)))
+    st.write(tr("distill_reading", hard=result.hard[-1], soft=result.soft[-1], examples=examples[-1],
+                gain=(result.soft[best] - result.hard[best]) * 100, at=examples[best]))
+    speed = result.teacher.seconds_per_sentence / result.student_seconds_per_sentence
+    with st.container(key="distill_sizes"):
+        st.dataframe(pd.DataFrame({
+            "": [teacher, tr("distill_student")],
+            tr("distill_parameters"): [f"{result.teacher.parameters:,}", f"{result.student_parameters:,}"],
+            tr("distill_ms"): [f"{result.teacher.seconds_per_sentence * 1000:,.2f}",
+                               f"{result.student_seconds_per_sentence * 1000:,.3f}"],
+            tr("transfer_accuracy_axis"): [f"{result.teacher.accuracy:.0%}", f"{result.soft[-1]:.0%}"]}),
+            hide_index=True, width="stretch")
+    st.caption(tr("distill_sizes_explain", ratio=result.teacher.parameters / result.student_parameters, speed=speed))
