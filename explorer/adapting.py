@@ -444,11 +444,19 @@ def answer(loaded: LoadedModel, ids: list[int], steps: int = 48, end_of_turn: bo
     return loaded.tokenizer.decode([i for i in added if i not in stop])
 
 
-def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]]) -> torch.Tensor:
-    """log P(response | prompt) for each (prompt ids, response ids): the sum over the response's tokens, (n,).
+def prefix_cache(model: torch.nn.Module, prefix: list[int]):
+    """The keys and values of a prefix many rows share, to hand to `sequence_log_probs` (one forward, batch 1)."""
+    return model(input_ids=torch.tensor([prefix], device=device_of(model)), use_cache=True).past_key_values
+
+
+def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], list[int]]],
+                       prefix: list[int] | None = None, cache=None) -> torch.Tensor:
+    """log P(response | prefix + prompt) for each (prompt ids, response ids): the sum over the response's tokens, (n,).
 
     Left-padded so every response ends at the last position: only the last (longest response + 1) positions are
-    unembedded, never the prompt's (tokens x vocabulary) logits.
+    unembedded, never the prompt's (tokens x vocabulary) logits. A `prefix` every row shares (a few-shot prompt's
+    instruction and examples) is run once (or its `prefix_cache` passed in) and its keys and values reused by every
+    row, the padding between it and each row masked out.
     """
     device = device_of(model)
     rows = [prompt + response for prompt, response in sequences]
@@ -457,7 +465,15 @@ def sequence_log_probs(model: torch.nn.Module, sequences: list[tuple[list[int], 
     input_ids = torch.tensor([[0] * (width - len(r)) + r for r in rows], device=device)  # (n, width)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)  # (n, width)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (n, width): each row counts from its first real token
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+    shared = {}
+    if prefix:
+        cache = prefix_cache(model, prefix) if cache is None else copy.deepcopy(cache)
+        cache.batch_repeat_interleave(len(rows))  # (n, heads, len(prefix), head_dim) per layer
+        mask = torch.cat([torch.ones(len(rows), len(prefix), dtype=mask.dtype, device=device), mask], 1)
+        positions = positions + len(prefix)  # (n, width)
+        shared = dict(past_key_values=cache, use_cache=True)
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep,
+                   **shared).logits  # (n, keep, vocab)
     log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (n, keep-1, vocab): predicts the last keep-1
     targets = input_ids[:, -(keep - 1):]  # (n, keep-1)
     chosen = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (n, keep-1)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from explorer.activations import encode
-from explorer.adapting import sequence_log_probs
+from explorer.adapting import prefix_cache, sequence_log_probs
 from explorer.models import LoadedModel
 
 TASK = Path(__file__).resolve().parent.parent / "assets" / "adapting" / "prompting.json"
@@ -27,6 +27,7 @@ STYLES = ("zero_shot", "instruction", "few_shot")
 ORDERS = ("alternating", "positive_last", "negative_last")  # of the few-shot examples
 LABELS = ("positive", "negative")
 ROWS_PER_FORWARD = 8  # prompts x labels per batched forward: bounds the (rows x vocabulary) logits it keeps
+MIN_SHARED = 16  # a shared prefix at least this long is run once and reused from the KV cache
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,26 @@ def label_log_probs(loaded: LoadedModel, prompts: list[str], words: list[str]) -
     """log P(" " + word | prompt) for every prompt and word: (prompts, words), from the model's own distribution."""
     tokenizer = loaded.tokenizer
     answers = [tokenizer(" " + word, add_special_tokens=False)["input_ids"] for word in words]
-    pairs = [([int(i) for i in encode(loaded, prompt, None)[0]], answer) for prompt in prompts for answer in answers]
+    encoded = [[int(i) for i in encode(loaded, prompt, None)[0]] for prompt in prompts]
+    shared = _common_prefix(encoded)  # few-shot: the instruction and the examples, the same in every prompt
+    shared = shared if shared >= MIN_SHARED else 0
+    pairs = [(ids[shared:], answer) for ids in encoded for answer in answers]
     found = []
     with loaded.lock:
+        cache = prefix_cache(loaded.model, encoded[0][:shared]) if shared else None
         for start in range(0, len(pairs), ROWS_PER_FORWARD):
-            found.append(sequence_log_probs(loaded.model, pairs[start:start + ROWS_PER_FORWARD]).float().cpu())
+            found.append(sequence_log_probs(loaded.model, pairs[start:start + ROWS_PER_FORWARD],
+                                            encoded[0][:shared], cache).float().cpu())
     return torch.cat(found).numpy().reshape(len(prompts), len(words))
+
+
+def _common_prefix(encoded: list[list[int]]) -> int:
+    """How many leading ids every row shares, leaving each row one of its own at least."""
+    shortest = min(map(len, encoded)) - 1
+    for length in range(shortest):
+        if len({ids[length] for ids in encoded}) > 1:
+            return length
+    return max(0, shortest)
 
 
 @dataclass
