@@ -52,6 +52,11 @@ def _switch_to_hub_model(hub_id: str) -> None:
         keep_value("model", hub_id)
 
 
+def _copies(count: int, nbytes: int) -> str:
+    """A model's quantized copies in the sidebar's memory line: "(+ 2 copies, 230 MB)", nothing when none."""
+    return tr("memory_copy" if count == 1 else "memory_copies", n=count, mb=nbytes / 2**20) if count else ""
+
+
 def shell() -> None:
     """The sidebar, then the chosen page."""
     with st.sidebar:
@@ -62,8 +67,7 @@ def shell() -> None:
             st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
         groups = memory.by_model(memory.BUDGET.residents())  # whoever deploys the app sees where the memory goes
         st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,
-                      residents=", ".join(f"{model} {own / 2**20:,.0f} MB" + (tr("memory_copies", n=copies, mb=extra / 2**20)
-                                                                                 if copies else "")
+                      residents=", ".join(f"{model} {own / 2**20:,.0f} MB" + _copies(copies, extra)
                                           for model, own, copies, extra in groups) or tr("memory_none")))
 
     if setting("present"):

@@ -48,7 +48,7 @@ class Comparison:
     parameters: int  # the model's
     lora_losses: list[float]
     qlora_losses: list[float]
-    lora_seconds: float  # per step
+    lora_seconds: float  # per step (after the first)
     qlora_seconds: float
     memory: dict[str, StepMemory]  # method -> what its step holds
     quantized_matrix_bytes: int  # the copy's block matrices as stored
@@ -62,29 +62,33 @@ def compare(loaded: LoadedModel, text: str, settings: LoraSettings, scheme: str 
     examples = adapting.check_lora(loaded.tokenizer, text, settings)
     copy = quantize.quantized(loaded, quantize.Scheme(scheme))
     lora_memory, qlora_memory = {}, {}
-    started = time.perf_counter()
-    lora = adapting.train_examples(loaded, examples, settings, _offset(job, 0), measured=lora_memory)
-    lora_seconds = (time.perf_counter() - started) / settings.steps
-    started = time.perf_counter()
-    qlora = adapting.train_examples(copy.loaded, examples, settings, _offset(job, settings.steps),
-                                    measured=qlora_memory)
-    qlora_seconds = (time.perf_counter() - started) / settings.steps
+    lora_steps, qlora_steps = _Steps(job, 0), _Steps(job, settings.steps)
+    lora = adapting.train_examples(loaded, examples, settings, lora_steps, measured=lora_memory)
+    qlora = adapting.train_examples(copy.loaded, examples, settings, qlora_steps, measured=qlora_memory)
     weights = memory.tensor_bytes(loaded.model)  # float32: its gradients take as much, AdamW's two moments twice
     full = StepMemory(0, weights, weights, 2 * weights, full_activations(loaded, examples))
-    return Comparison(scheme, loaded.info.parameters, lora.losses, qlora.losses, lora_seconds, qlora_seconds,
+    return Comparison(scheme, loaded.info.parameters, lora.losses, qlora.losses, lora_steps.seconds(),
+                      qlora_steps.seconds(),
                       {"full": full, "lora": StepMemory(**lora_memory), "qlora": StepMemory(**qlora_memory)},
                       copy.matrix_bytes, copy.matrix_parameters)
 
 
-class _offset:
-    """A job seen by the second training: its steps counted after the first's."""
+class _Steps:
+    """A training's steps as the job sees them (the second training's counted after the first's), and their times."""
 
     def __init__(self, job: Job | None, before: int):
         self.job, self.before = job, before
+        self.times = [time.perf_counter()]
 
     def report(self, step: int, loss: float | None = None) -> None:
+        self.times.append(time.perf_counter())
         if self.job is not None:
             self.job.report(self.before + step, loss)
+
+    def seconds(self) -> float:
+        """Per step, the first left out where there are more: it pays for the process's first allocations."""
+        durations = [b - a for a, b in zip(self.times, self.times[1:])]
+        return sum(durations[1:]) / (len(durations) - 1) if len(durations) > 1 else durations[0]
 
 
 def full_activations(loaded: LoadedModel, examples: list[list[int]]) -> int:

@@ -332,6 +332,22 @@ def test_a_training_runs_in_the_browser_while_a_second_session_waits_its_turn(se
     _finish(second, "finetune-sft-after-en.png")
 
 
+def test_qlora_trains_in_the_browser_in_korean_and_opens_in_english(server, browser):
+    korean = _open(browser, f"{server}/finetune?lang=ko&model=smollm2-135m&part=qlora&qsteps=2", 3000)
+    korean.get_by_role("button", name="LoRA와 QLoRA 학습").click()
+    table = korean.locator(".st-key-qlora_memory")
+    table.wait_for(timeout=300_000)
+    _wait_until_done(korean)
+    assert table.locator('[data-testid="stDataFrame"]').count() == 1  # a canvas grid: its cells are not text
+    assert "마지막 손실 · QLoRA (int4 사본)" in korean.locator('[data-testid="stMain"]').inner_text()
+    assert korean.locator(".st-key-qlora_losses .js-plotly-plot").count() == 1
+    _finish(korean, "finetune-qlora-after-ko.png")
+    english = _open(browser, f"{server}/finetune?lang=en&model=gemma3-270m&part=qlora&qscheme=int8_channel", 1600)
+    english.get_by_text("QLoRA: LoRA on a quantized model").wait_for(timeout=60_000)
+    assert english.get_by_role("button", name="Train LoRA and QLoRA").is_enabled()
+    _finish(english, "finetune-qlora-en.png")
+
+
 def test_a_class_follows_its_lecturer_and_the_room_sees_its_answers(server, browser):
     """A lecturer (Korean) starts a class; two students (English) join by its link, follow two steps, each answer;
     the lecturer sees 2 answers, reveals, and both students see the model's answer. No student has lecturer controls."""

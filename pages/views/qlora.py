@@ -56,7 +56,8 @@ def _result(result: qlora.Comparison) -> None:
     second.metric(tr("qlora_final_loss", method=qlora_name), f"{result.qlora_losses[-1]:.2f}",
                   f"{result.qlora_losses[-1] - result.lora_losses[-1]:+.2f}", delta_color="inverse")
     third.metric(tr("qlora_step_time"), f"{result.qlora_seconds:.2f} s",
-                 tr("qlora_step_time_lora", seconds=result.lora_seconds), delta_color="off")
+                 tr("qlora_step_time_lora", seconds=result.lora_seconds), delta_color="off",
+                 delta_arrow="off")
     steps = list(range(1, len(result.lora_losses) + 1))
     with st.container(key="qlora_losses"):
         show_figure(figures.lines({lora_name: (steps, result.lora_losses), qlora_name: (steps, result.qlora_losses)},
