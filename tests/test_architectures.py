@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from transformers import (AutoTokenizer, BertConfig, BertModel, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from explorer import activations, adapting, alignment, embeddings, interpret, models, prediction
+from explorer import activations, adapting, alignment, embeddings, interpret, models, prediction, qlora
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXT = "The cat sat on the mat. 고양이가 앉았다."
@@ -176,8 +176,9 @@ def test_capture_equals_eager_attention_past_the_sliding_window(tiny_folders):
 
 
 @pytest.mark.parametrize("name", DECODERS)
-def test_lora_and_dpo_on_every_decoder_family(tiny, name):
-    """PEFT picks each family's own target modules (c_attn for GPT-2, q_proj and v_proj for Llama and Qwen2)."""
+def test_lora_qlora_and_dpo_on_every_decoder_family(tiny, name):
+    """PEFT picks each family's own target modules (c_attn for GPT-2, q_proj and v_proj for Llama and Qwen2), on the
+    float model and on its int4 copy (GPT-2's Conv1D seen as a Linear)."""
     loaded = tiny[name]
     adapter = adapting.train_lora(loaded, "The cat sat on the mat.\n고양이가 앉았다.", adapting.LoraSettings(steps=3))
     assert adapter.trainable > 0 and len(adapter.losses) == 3
@@ -188,6 +189,8 @@ def test_lora_and_dpo_on_every_decoder_family(tiny, name):
     pair = alignment.PreferencePair("Say hi.", "Hi!", "No.")
     dpo = alignment.train_dpo(loaded, [pair], alignment.DpoSettings(steps=2))
     assert len(dpo.losses) == 2
+    both = qlora.compare(loaded, "The cat sat on the mat.\n고양이가 앉았다.", adapting.LoraSettings(steps=2))
+    assert len(both.qlora_losses) == 2 and both.memory["qlora"].frozen < both.memory["lora"].frozen
 
 
 def test_the_logits_the_engine_reads_carry_the_familys_final_softcap(monkeypatch):
