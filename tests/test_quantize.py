@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import activations, embeddings, memory, quantize
+from explorer import activations, embeddings, memory, models, quantize
 from explorer.models import weights_fingerprint
 
 TEXT = "The capital of France is Paris. 대한민국의 수도는 서울이다. The cat sat on the mat and looked at the rain."
@@ -106,6 +106,16 @@ def test_the_gguf_files_declare_their_blocks():
     gemma = {row["type"]: row["tensors"] for row in quantize.gguf_types("gemma3-270m")}
     assert gemma == {"F32": 109, "Q5_0": 81, "Q4_K": 27, "Q8_0": 10, "Q6_K": 9}  # Q4_K_M: a mix
     assert quantize.gguf_types("minilm-l6") == []  # true fp32
+
+
+def test_the_gguf_header_reader_lists_what_the_gguf_package_reads():
+    from gguf import GGUFReader
+
+    path = models.GGUF_FILES["smollm2-135m"]()
+    tensors = GGUFReader(str(path)).tensors
+    assert quantize.gguf_tensors(path) == [(int(t.tensor_type), int(t.n_elements)) for t in tensors]
+    rows = quantize.gguf_types("smollm2-135m")
+    assert sum(row["bytes"] for row in rows) == sum(int(t.n_bytes) for t in tensors)
 
 
 def test_int4_groups_fit_a_width_the_chosen_size_does_not_divide(tmp_path):

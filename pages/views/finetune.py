@@ -22,10 +22,21 @@ def _preset_name(kind: str):
     return lambda key: adapting.presets()[kind][key]["name"][language]
 
 
-def _fill_lora_preset() -> None:
-    chosen = adapting.presets()["lora"][st.session_state["lpreset"]]
-    st.session_state["lora_examples"] = "\n".join(chosen["examples"])
-    st.session_state["lora_prompts"] = "\n".join(chosen["prompts"])
+def _fill_lora_preset(preset: str, examples: str, prompts: str | None) -> None:
+    chosen = adapting.presets()["lora"][st.session_state[preset]]
+    st.session_state[examples] = "\n".join(chosen["examples"])
+    if prompts:
+        st.session_state[prompts] = "\n".join(chosen["prompts"])
+
+
+def lora_examples(preset: str, examples: str, prompts: str | None = None, height: int = 200) -> str:
+    """An example set to start from (`preset`: its widget's key, from `url_state`) and the training examples it
+    fills in, one per line (and the prompts to compare, when the view has them): the LoRA and QLoRA parts' form."""
+    st.selectbox(tr("preset"), LORA_PRESETS, format_func=_preset_name("lora"), on_change=_fill_lora_preset,
+                 args=(preset, examples, prompts), key=preset)
+    if examples not in st.session_state:
+        _fill_lora_preset(preset, examples, prompts)
+    return st.text_area(tr("lora_examples", n=adapting.MAX_EXAMPLES), key=examples, height=height)
 
 
 def refused(check, *args) -> bool:
@@ -50,11 +61,7 @@ def lora(loaded: LoadedModel) -> None:
     """Examples, settings and a LoRA training; then the prompts read before and after."""
     st.subheader(tr("lora_title"))
     st.write(tr("lora_intro"))
-    st.selectbox(tr("preset"), LORA_PRESETS, format_func=_preset_name("lora"), on_change=_fill_lora_preset,
-                 key=url_state("lpreset", "fact", one_of(LORA_PRESETS)))
-    if "lora_examples" not in st.session_state:
-        _fill_lora_preset()
-    examples = st.text_area(tr("lora_examples", n=adapting.MAX_EXAMPLES), key="lora_examples", height=200)
+    examples = lora_examples(url_state("lpreset", "fact", one_of(LORA_PRESETS)), "lora_examples", "lora_prompts")
     prompts = st.text_area(tr("lora_prompts"), key="lora_prompts", height=100, help=tr("lora_prompts_help"))
     first, second, third, fourth = st.columns(4)
     rank = first.select_slider(tr("lora_rank"), RANKS, key=url_state("lrank", 8, one_of(RANKS, int)), help=tr("lora_rank_help"))

@@ -10,26 +10,18 @@ from explorer import adapting, figures, jobs, qlora
 from explorer.models import LoadedModel
 from pages.common import bounded, one_of, show_figure, tr, translated, url_state
 from pages.views import jobs as jobs_view
-from pages.views.finetune import LORA_PRESETS, _preset_name, refused
+from pages.views.finetune import LORA_PRESETS, lora_examples, refused
 
 PARAMS = ("qpreset", "qsteps", "qscheme")
 MAX_STEPS = 30  # two trainings: Gemma's 30 + 30 steps take ~100 s
 ROWS = ("frozen", "trainable", "gradients", "optimizer", "activations")
 
 
-def _fill_preset() -> None:
-    st.session_state["qlora_examples"] = "\n".join(adapting.presets()["lora"][st.session_state["qpreset"]]["examples"])
-
-
 def qlora_training(loaded: LoadedModel) -> None:
     """Examples and a scheme; one job trains LoRA on the float model, then on the quantized copy."""
     st.subheader(tr("qlora_title"))
     st.write(tr("qlora_intro"))
-    st.selectbox(tr("preset"), LORA_PRESETS, format_func=_preset_name("lora"), on_change=_fill_preset,
-                 key=url_state("qpreset", "fact", one_of(LORA_PRESETS)))
-    if "qlora_examples" not in st.session_state:
-        _fill_preset()
-    examples = st.text_area(tr("lora_examples", n=adapting.MAX_EXAMPLES), key="qlora_examples", height=150)
+    examples = lora_examples(url_state("qpreset", "fact", one_of(LORA_PRESETS)), "qlora_examples", height=150)
     first, second = st.columns(2)
     scheme = first.radio(tr("qlora_scheme"), qlora.SCHEMES, horizontal=True, format_func=translated("qlora_scheme_"),
                          key=url_state("qscheme", "int4_group", one_of(qlora.SCHEMES)))
