@@ -86,7 +86,7 @@ def test_every_url_key_belongs_to_one_view_and_every_page_declares_its_views_key
 def test_a_value_kept_from_elsewhere_or_out_of_range_falls_back_instead_of_raising():
     at = _open_link("pages/recurrent.py", lang="en", gap="150")
     at.session_state["_keep_gap"] = 1  # as another page (or an older link) could have left it: below the slider's 5
-    at.switch_page("pages/rag.py").run()
+    at.switch_page("pages/home.py").run()
     at.switch_page("pages/recurrent.py").run()
     _no_exception(at)
     assert at.slider(key="gap").value == 5

@@ -280,13 +280,12 @@ def test_recurrent_page_trains_both_models_live_in_korean(server, browser):
     _finish(page, "recurrent-trained-live.png")
 
 
-def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
-    """One server, eight tabs sent together with different texts: each tab's surprisal view (the engine's offsets over
+def test_six_sessions_at_once_each_see_only_their_own_text(server, browser):
+    """One server, six tabs sent together with different texts: each tab's surprisal view (the engine's offsets over
     its text) holds its own words and no other tab's, and nothing fails while they share the model."""
-    animals = ["tiger", "penguin", "giraffe", "octopus", "camel", "dolphin", "hamster", "eagle"]
+    animals = ["tiger", "penguin", "giraffe", "octopus", "camel", "dolphin"]
     texts = {animal: f"My favourite animal is the {animal}, and I see it every {day}."
-             for animal, day in zip(animals, ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
-                                              "Sunday", "morning"])}
+             for animal, day in zip(animals, ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "morning"])}
     tabs = {}
     for animal, text in texts.items():  # all requests are in flight before any is waited for
         tab = browser.new_page(viewport={"width": 1400, "height": 2400})
@@ -303,7 +302,7 @@ def test_eight_sessions_at_once_each_see_only_their_own_text(server, browser):
         assert not [other for other in animals if other != animal and other in shown]
         assert tab.locator("textarea").first.input_value() == texts[animal]
         _assert_no_exception(tab)
-    _finish(tabs.pop(animals[0]), "eight-sessions-predict.png")
+    _finish(tabs.pop(animals[0]), "six-sessions-predict.png")
     for tab in tabs.values():
         tab.close()
 
@@ -437,11 +436,11 @@ def test_presenter_mode_moves_with_arrow_keys_and_a_clicker_and_the_url_follows(
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_presenter_screenshots_of_every_lessons_first_or_middle_step(server, browser, lang):
-    """Every lesson in presenter mode: its first step in Korean, its middle one in English (every step of every
-    lesson runs in both languages under AppTest)."""
+    """Every lesson in presenter mode, its first step in Korean; every other lesson's middle step in English (every
+    step of every lesson runs in both languages under AppTest)."""
     from explorer import lessons
 
-    for lesson in lessons.load_all()[0]:
+    for lesson in lessons.load_all()[0][::1 if lang == "ko" else 2]:
         for step in (1,) if lang == "ko" else ((len(lesson.steps) + 1) // 2,):
             page = _open(browser, f"{server}/lessons?lang={lang}&lesson={lesson.id}&step={step}&present=1", 1000)
             page.locator('[data-testid="stSidebar"]').wait_for(state="hidden", timeout=60_000)  # presenter mode drawn
