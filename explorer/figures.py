@@ -431,14 +431,16 @@ def class_map(points: np.ndarray, labels: np.ndarray, names: dict[int, str], tex
 
 def before_after_bars(labels: list[str], before: list[float], after: list[float] | None, title: str,
                       before_name: str, after_name: str, value_label: str, log_y: bool = False,
-                      tokens: bool = True) -> go.Figure:
-    """One value per label, before and (when given) after: grouped bars. Token labels show their spaces (␣)."""
+                      tokens: bool = True, percent: bool = False) -> go.Figure:
+    """One value per label, before and (when given) after: grouped bars. Token labels show their spaces (␣). A log
+    axis is ticked at powers of ten only."""
     shown = [visible(label) for label in labels] if tokens else labels
     bars = [go.Bar(x=shown, y=before, name=before_name, marker_color="#94a3b8")]
     if after is not None:
         bars.append(go.Bar(x=shown, y=after, name=after_name, marker_color="#e4572e"))
     fig = go.Figure(bars).update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
-    fig.update_yaxes(title=value_label, type="log" if log_y else None)
+    fig.update_yaxes(title=value_label, type="log" if log_y else None, dtick=1 if log_y else None,
+                     tickformat=".2~%" if percent else None)
     return _layout(fig, title, height=380)
 
 

@@ -67,11 +67,11 @@ def _result(result: qlora.Comparison) -> None:
     st.caption(tr("qlora_memory_explain", matrices=result.quantized_matrix_parameters / result.parameters,
                   matrix_mb=result.quantized_matrix_bytes / 2**20))
     st.markdown(f"**{tr('qlora_scale_title')}**")
-    rows = []
+    rows, names = [], {"full": tr("qlora_scale_full"), "lora": "LoRA", "qlora": "QLoRA"}
     for size in qlora.SCALES:
         for source, found in (("here", qlora.at_scale(result, size)), ("papers", qlora.published_at_scale(size))):
             rows.append({tr("qlora_scale_model"): f"{size / 1e9:.0f}B", tr("qlora_scale_source"): tr(f"qlora_{source}"),
-                         **{methods[method]: f"{found[method] / 1e9:,.1f} GB" for method in qlora.METHODS}})
+                         **{names[method]: f"{found[method] / 1e9:,.1f} GB" for method in qlora.METHODS}})
     with st.container(key="qlora_scale"):
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(tr("qlora_scale_explain"))

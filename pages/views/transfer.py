@@ -148,7 +148,7 @@ def distillation() -> None:
     with st.container(key="distill_teacher"):
         show_figure(figures.before_after_bars(names, cold.tolist(), warm.tolist(), tr("distill_teacher_figure"),
                                               "T = 1", f"T = {temperature}", tr("probability"), log_y=True,
-                                              tokens=False),
+                                              tokens=False, percent=True),
                     "distillation_teacher", pd.DataFrame({"topic": names, "T=1": cold, f"T={temperature}": warm}),
                     key="distill_teacher_bars")
     runner_up = int(np.argsort(cold)[-2])
