@@ -404,7 +404,7 @@ def test_transfer_page_draws_the_learning_curves_and_fine_tunes_the_encoder(lang
         assert len(_charts(at)["학생의 정확도: 정답 레이블과 교사의 분포"]["data"]) == 3
         sizes = at.dataframe[-1].value
         assert sizes.iloc[1, 1] == "65,620" and sizes.iloc[0, 0] == "교사 · gemma3-270m"
-        curves = at.session_state["distill_result"]
+        curves = at.session_state["distill_result"][1]
         assert len(curves.hard) == len(curves.soft) == len(curves.per_class) == 6
         assert curves.hard[-1] > curves.hard[0] and curves.soft[-1] > curves.soft[0] and min(curves.soft[-3:]) > 0.4
         assert curves.teacher.seconds_per_sentence > 10 * curves.student_seconds_per_sentence

@@ -37,7 +37,7 @@ def qlora_training(loaded: LoadedModel) -> None:
                            disabled=refused(adapting.check_lora, loaded.tokenizer, examples, settings))
     jobs_view.panel("qlora", lambda job: st.session_state.__setitem__("qlora_result", (job.inputs, job.result)))
     kept = st.session_state.get("qlora_result")
-    if kept is not None and kept[0][0] == loaded.fingerprint:
+    if kept is not None and kept[0] == inputs:  # trained on these examples and settings, on this model
         _result(kept[1])
 
 

@@ -158,12 +158,12 @@ def distillation() -> None:
     def work(job: jobs.Job) -> distill.Curves:
         return distill.curves(teacher, temperature, job)
 
-    jobs_view.start_button(tr("distill_start"), "distill", distill.trainings(), work,
-                           (decoder.fingerprint, language, temperature), type="primary")
-    jobs_view.panel("distill", lambda job: st.session_state.__setitem__("distill_result", job.result))
-    result: distill.Curves | None = st.session_state.get("distill_result")
-    if result is not None:
-        _distillation_result(result, decoder)
+    inputs = (decoder.fingerprint, language, temperature)
+    jobs_view.start_button(tr("distill_start"), "distill", distill.trainings(), work, inputs, type="primary")
+    jobs_view.panel("distill", lambda job: st.session_state.__setitem__("distill_result", (job.inputs, job.result)))
+    kept = st.session_state.get("distill_result")
+    if kept is not None and kept[0] == inputs:  # the students of these settings, not of an earlier language or T
+        _distillation_result(kept[1], decoder)
 
 
 def _distillation_result(result: distill.Curves, decoder) -> None:
