@@ -4,12 +4,13 @@ import time
 
 import streamlit as st
 
-from explorer import memory, models, process
+from explorer import memory, models, process, recurrent, tokenize, warmup
 from explorer.i18n import LANGUAGES, t
 from pages.common import (HEAVY_SECONDS, app_shell_run, as_bool, current_model, default_model, keep_value, setting, tr,
                           url_value)
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
+warmup.start([("rnn_speeds", recurrent.speeds_here), ("kiwi", tokenize.kiwi)])  # once per process, off every request
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>
@@ -64,7 +65,8 @@ def shell() -> None:
         loaded = current_model()
         if loaded is not None:
             info = loaded.info
-            st.caption(tr("sidebar_running_on", device=info.device, dtype=info.dtype, source=tr(f"source_{info.source}")))
+            dtype = tr("dtype_with_table", dtype=info.dtype, table=info.table_dtype) if info.table_dtype else info.dtype
+            st.caption(tr("sidebar_running_on", device=info.device, dtype=dtype, source=tr(f"source_{info.source}")))
         groups = memory.by_model(memory.BUDGET.residents())  # whoever deploys the app sees where the memory goes
         st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,
                       residents=", ".join(f"{model} {own / 2**20:,.0f} MB" + _copies(copies, extra)

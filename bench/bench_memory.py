@@ -92,10 +92,14 @@ def at_rest(memory: PeakMemory) -> float:
 def main() -> None:
     memory = PeakMemory()
     started = time.perf_counter()
-    for model in MODELS:  # every model and every page once, as a running server would have been visited
+    print("first views on a fresh process (every page once on each model, as a running server is visited)")
+    for model in MODELS:
         for name, (page, _) in PAGES.items():
             if (model, name) not in SKIPPED:
+                opened = time.perf_counter()
                 open_page(page, model=model)
+                print(f"    {model:<13} {name:<11} {time.perf_counter() - opened:6.2f} s   "
+                      f"(resident after: {memory.process.memory_info().rss / 2**30:.2f} GB)", flush=True)
     print(f"warm-up (every page once on each model): {time.perf_counter() - started:.1f} s, "
           f"peak {memory.lifetime_peak / 2**30:.2f} GB, at rest after {at_rest(memory):.2f} GB, "
           f"budget {budget.BUDGET.limit / 2**20:,.0f} MB, reloads so far {budget.BUDGET.dropped}", flush=True)
@@ -131,7 +135,7 @@ def main() -> None:
     print(f"process peak resident memory, warm-up and the whole walk: {memory.lifetime_peak / 2**30:.2f} GB")
     print(f"at rest after the walk: {at_rest(memory):.2f} GB")
     print(f"budget {budget.BUDGET.limit / 2**20:,.0f} MB; residents now: "
-          + ", ".join(f"{budget.label(r.key)} {r.nbytes / 2**20:,.0f} MB" for r in budget.BUDGET.residents()))
+          + ", ".join(f"{model} {(own + extra) / 2**20:,.0f} MB" for model, own, _, extra in budget.by_model(budget.BUDGET.residents())))
     print(f"residents dropped to make room (reloads): {budget.BUDGET.dropped}")
 
     budget.BUDGET.drop(("model", models.GEMMA3))

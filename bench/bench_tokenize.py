@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from explorer import figures, tokenize  # noqa: E402
+from explorer import figures, models, tokenize  # noqa: E402
 
 CORPUS = (ROOT / "assets" / "corpus_ko_en.txt").read_text(encoding="utf-8")
 SAMPLE = (ROOT / "assets" / "sample_long.txt").read_text(encoding="utf-8")
@@ -29,7 +29,7 @@ def page_compute(text: str) -> float:
     for kind in tokenize.KINDS:
         result = tokenize.tokenize_with(kind, text)
         figures.token_row_html(result.text, result.tokens)
-    tokenize.pipeline(tokenize.bundled_tokenizer("smollm2-135m"), text)
+    tokenize.pipeline(models.bundled_tokenizer("smollm2-135m"), text)
     trained = tokenize.train_bpe(CORPUS, 300)  # the page caches this one; counted here anyway
     tokenize.bpe_replay(trained, text, 100)
     tokenize.bpe_counts(trained, text, list(range(0, 301, 5)))

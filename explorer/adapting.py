@@ -320,9 +320,8 @@ def scored_loss(model, input_ids: torch.Tensor, mask: torch.Tensor, labels: torc
 def adapter_of(loaded: LoadedModel, model: PeftModel, losses: list[float]) -> Adapter:
     weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in get_peft_model_state_dict(model).items()}
     trainable = sum(w.numel() for w in weights.values())
-    base = next(loaded.model.parameters())
     return Adapter(loaded.fingerprint, model.peft_config["default"], weights, trainable, loaded.info.parameters,
-                   base.element_size(), losses)
+                   loaded.dtype.itemsize, losses)
 
 
 def adapter_zip(loaded: LoadedModel, adapter: Adapter) -> bytes:

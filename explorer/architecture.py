@@ -52,8 +52,9 @@ class Architecture:
             logits = self.unembed(final_states)
         else:
             bias = getattr(self.unembed, "bias", None)
-            logits = torch.nn.functional.linear(final_states, self.unembed.weight[rows],
-                                                None if bias is None else bias[rows])
+            weight = self.unembed.weight[rows]  # (rows, d), in the table's own dtype (bfloat16 for a large one)
+            logits = torch.nn.functional.linear(final_states.to(weight.dtype), weight,
+                                                None if bias is None else bias[rows]).float()
         if self.logit_softcap:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
         return logits

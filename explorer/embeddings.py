@@ -29,8 +29,14 @@ MAX_SENTENCES = 200
 # ---------------------------------------------------------------- the vocabulary
 
 def vocabulary_matrix(loaded: models.LoadedModel) -> np.ndarray:
-    """The static token-embedding matrix: (vocab, d) float32, one row per token id."""
+    """The static token-embedding matrix: (vocab, d) float32, one row per token id (a copy where the table is
+    stored narrower: `vocabulary_rows` reads it without one)."""
     return loaded.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+
+
+def vocabulary_rows(loaded: models.LoadedModel) -> UnitRows:
+    """The token-embedding table's rows at unit length, read from the model's own weights."""
+    return UnitRows(loaded.model.get_input_embeddings().weight.detach().cpu())
 
 
 @torch.inference_mode()
@@ -39,7 +45,7 @@ def input_scale(loaded: models.LoadedModel) -> float:
     Gemma 3 (its `embed_scale`), measured on one token rather than read from a family's attribute."""
     embed = loaded.parts.embed
     weight = embed.weight  # (vocab, d)
-    token = int(torch.argmax(weight.detach().float().norm(dim=-1)[:1000]))  # a row that is not zero (not padding)
+    token = int(torch.argmax(weight.detach()[:1000].float().norm(dim=-1)))  # a row that is not zero (not padding)
     row = embed(torch.tensor([[token]], device=weight.device))[0, 0].float()  # (d,)
     return float(row.norm() / weight[token].float().norm())
 
@@ -49,26 +55,30 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 class UnitRows:
-    """A matrix's rows scaled to unit length, without a copy of the matrix: rows and products divide by the norms.
+    """A table's rows scaled to unit length, without a copy of the table: rows and products divide by the norms.
 
-    For a vocabulary this saves a second (vocab, d) array per model (SmolLM2: 113 MB of the shared process): on a
-    CPU in float32 `vocabulary_matrix` is the model's own weights.
+    For a vocabulary this saves a second (vocab, d) array per model (SmolLM2: 113 MB of the shared process): the
+    table is the model's own weights, in their own dtype; a bfloat16 table (Gemma 3's) is read in float32 slices of
+    ROWS rows, never as a 640 MB float32 copy.
     """
 
-    def __init__(self, matrix: np.ndarray):
-        self.matrix = matrix  # (n, d)
-        self.norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", matrix, matrix)), 1e-12)  # (n,) without an (n, d) temporary
-        self.shape = matrix.shape
+    ROWS = 16_384  # rows widened at a time: 40 MB at d = 640
+
+    def __init__(self, table: np.ndarray | torch.Tensor):
+        self.table = torch.as_tensor(table).detach()  # (n, d), shares the array's or the weight's memory
+        self.norms = torch.cat([rows.float().norm(dim=-1) for rows in self.table.split(self.ROWS)]).clamp_min(1e-12).numpy()  # (n,)
+        self.shape = tuple(self.table.shape)
 
     def __len__(self) -> int:
-        return len(self.matrix)
+        return len(self.table)
 
     def __getitem__(self, ids) -> np.ndarray:
-        return self.matrix[ids] / self.norms[ids][..., None]  # (..., d)
+        return self.table[ids].float().numpy() / self.norms[ids][..., None]  # (..., d)
 
     def __matmul__(self, other: np.ndarray) -> np.ndarray:
         """unit rows @ other: (d,) -> (n,), (d, m) -> (n, m)."""
-        product = self.matrix @ other
+        other = torch.as_tensor(np.asarray(other, dtype=np.float32))
+        product = torch.cat([rows.float() @ other for rows in self.table.split(self.ROWS)]).numpy()
         return product / (self.norms if product.ndim == 1 else self.norms[:, None])
 
 
@@ -233,8 +243,7 @@ def first_layer_queries(loaded: models.LoadedModel, text: str, head: int = 0) ->
         raise activations.CaptureError("not_available", "a separate query projection")
     norm, query, head_norm = projection
     result = activations.capture(loaded, text, ["blocks.0.resid_pre"], max_tokens=64)
-    parameter = next(loaded.model.parameters())
-    states = torch.as_tensor(result["blocks.0.resid_pre"], device=parameter.device, dtype=parameter.dtype)  # (seq, d)
+    states = torch.as_tensor(result["blocks.0.resid_pre"], device=models.device_of(loaded.model), dtype=loaded.dtype)  # (seq, d)
     head_dim = loaded.parts.head_dim
     with loaded.lock, torch.inference_mode():
         queries = query(norm(states))[:, head * head_dim:(head + 1) * head_dim]  # (seq, head_dim)

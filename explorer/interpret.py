@@ -436,7 +436,7 @@ def steering_direction(loaded: LoadedModel, positive: list[str], negative: list[
 def steered_generation(loaded: LoadedModel, ids: list[int], layer: int, direction: np.ndarray, strength: float,
                        steps: int) -> list[int]:
     """Greedy generation with strength × direction added to the input of block `layer` at every position."""
-    vector = torch.as_tensor(direction, dtype=next(loaded.model.parameters()).dtype)  # (d,)
+    vector = torch.as_tensor(direction, dtype=loaded.dtype)  # (d,)
 
     def add(module, args, kwargs):
         return _replace_input(args, kwargs, lambda hidden: hidden + strength * vector.to(hidden.device))
@@ -451,7 +451,8 @@ def direction_vocabulary(loaded: LoadedModel, direction: np.ndarray, count: int 
     against it."""
     parts = loaded.parts
     gain, _ = norm_gain_and_bias(parts.final_norm, len(direction))  # (d,): w, or Gemma's 1 + w
-    scores = parts.unembed.weight.float() @ (torch.as_tensor(direction).float() * gain)  # (vocab,)
+    weight = parts.unembed.weight  # (vocab, d) in its own dtype: a float32 copy of Gemma's would be 640 MB
+    scores = (weight @ (torch.as_tensor(direction).float() * gain).to(weight.dtype)).float()  # (vocab,)
     order = torch.argsort(scores, descending=True)
     ends = torch.cat([order[:count], order[-count:]])  # (2 × count,)
     return [int(i) for i in ends], scores[ends].numpy()

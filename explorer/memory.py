@@ -195,19 +195,37 @@ class Budget:
 
 
 def by_model(residents: list) -> list[tuple[str, int, int, int]]:
-    """The residents grouped under the model they belong to, for the sidebar: (model, its own bytes, how many other
-    residents it has (quantized copies…), their bytes), largest first. Keys are (kind, model, …)."""
+    """The residents grouped under the model they belong to, for the sidebar: (model, its own bytes and those of
+    what was built from it (a vocabulary's norms, an adapter's view), how many quantized copies it has, their bytes),
+    largest first. Keys are (kind, model, …)."""
     groups: dict[str, list[int]] = {}
     for resident in residents:
         key = resident.key
         model = str(key[1]) if isinstance(key, tuple) and len(key) > 1 else str(key)
         entry = groups.setdefault(model, [0, 0, 0])
-        if isinstance(key, tuple) and key[0] == "model":
+        if not (isinstance(key, tuple) and key[0] == "quantized"):
             entry[0] += resident.nbytes
         else:
             entry[1] += 1
             entry[2] += resident.nbytes
     return sorted(((model, *entry) for model, entry in groups.items()), key=lambda row: -(row[1] + row[3]))
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def grown_while(build: Callable[[], Any]) -> tuple[Any, int]:
+    """build() and how much the process grew meanwhile: the size of what lives outside Python's and torch's view (a
+    native library's model). Other threads' growth counts too: an estimate, not an exact count."""
+    before = resident_bytes()
+    value = build()
+    return value, max(0, resident_bytes() - before)
 
 
 def _measure(value) -> int:

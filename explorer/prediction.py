@@ -114,11 +114,11 @@ def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarr
     """
     if loaded.parts.unembed is None:
         raise CaptureError("not_available", "logits (encoder)")
-    parameter = next(loaded.model.parameters())
+    device = device_of(loaded.model)
     top_ids, top_probs = [], []
     with loaded.lock, torch.inference_mode():  # the model's modules run under its lock, like every forward
         for layer_states in hidden_states:
-            states = torch.as_tensor(layer_states, device=parameter.device, dtype=parameter.dtype)  # (seq, d)
+            states = torch.as_tensor(layer_states, device=device, dtype=loaded.dtype)  # (seq, d)
             probs = torch.softmax(unembed_states(loaded.parts, states).float(), dim=-1)  # (seq, vocab)
             best = probs.max(dim=-1)
             top_ids.append(best.indices.cpu().numpy())
@@ -168,11 +168,10 @@ def read_text(loaded: LoadedModel, text: str, max_tokens: int = MAX_TOKENS, lens
     ids, offsets, labels, final = result.token_ids, result.offsets, token_labels(result), result["final"]  # final: (seq, d)
     next_logits, dropped = result["next_logits"], result.dropped_tokens
     del result, states  # every layer's states for every position: only the last few were needed
-    parameter = next(loaded.model.parameters())
+    device = device_of(loaded.model)
     with loaded.lock, torch.inference_mode():
-        log_probs = chosen_log_probs(loaded.parts,
-                                     torch.as_tensor(final, device=parameter.device, dtype=parameter.dtype),
-                                     torch.as_tensor(ids, device=parameter.device))  # (seq - 1,)
+        log_probs = chosen_log_probs(loaded.parts, torch.as_tensor(final, device=device, dtype=loaded.dtype),
+                                     torch.as_tensor(ids, device=device))  # (seq - 1,)
     return TextReading(ids, labels, offsets, dropped, next_logits, surprisal(log_probs.float().cpu().numpy()),
                        lens_ids, lens_probs, [[token_label(loaded.tokenizer, int(i)) for i in row] for row in lens_ids])
 

@@ -107,7 +107,7 @@ def token_counts(tokenizer, texts: list[str]) -> list[int]:
 
 def morphemes(text: str) -> list[str]:
     """The words BM25 counts: Kiwi's content morphemes, lower-cased (English words come out whole, tagged SL)."""
-    analysed = tokenize._kiwi().tokenize(text)
+    analysed = tokenize.kiwi().tokenize(text)
     return [word for word in (m.form.lower() for m in analysed if m.tag.startswith(CONTENT_TAGS))
             if word not in STOPWORDS_EN]
 

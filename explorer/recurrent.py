@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from explorer import warmup
 from torch import nn
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -289,6 +291,18 @@ def load_pair(folder: Path = WEIGHTS) -> tuple[ByteGRU, ByteTransformer, dict]:
     rnn.load_state_dict(load_file(str(folder / "gru.safetensors")))
     transformer.load_state_dict(load_file(str(folder / "transformer.safetensors")))
     return rnn.eval(), transformer.eval(), record
+
+
+def shipped_pair() -> tuple[ByteGRU, ByteTransformer, dict]:
+    """The shipped pair, loaded once per process and shared by every visitor (they are only ever read)."""
+    return warmup.once("rnn_pair", load_pair)
+
+
+def speeds_here() -> dict:
+    """`measure` of the shipped pair on this machine, once per process: the same for every visitor, so the app
+    measures it in the background at start (explorer/warmup.py)."""
+    rnn, transformer, _ = shipped_pair()
+    return warmup.once("rnn_speeds", lambda: measure(rnn, transformer))
 
 
 # ---------------------------------------------------------------- what they learned

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from explorer import models
+from explorer import memory, models
 from explorer.labels import piece_bytes, piece_style, raw_bytes, readable_bytes
 
 KINDS = ("whitespace", "characters", "wordpiece", "byte_bpe", "sentencepiece", "cl100k", "morphemes")
@@ -106,7 +106,7 @@ def tokenize_with(kind: str, text: str, special: bool = False) -> Tokenization:
         tokens = [Token(char, ord(char), i, i + 1) for i, char in enumerate(text)]
         return Tokenization(kind, text, tokens, "".join(t.piece for t in tokens), vocab_size=0x110000)
     if kind in BUNDLED_KINDS:
-        return from_hf(bundled_tokenizer(BUNDLED_KINDS[kind]), text, special, kind)
+        return from_hf(models.bundled_tokenizer(BUNDLED_KINDS[kind]), text, special, kind)
     if kind == "cl100k":
         return _cl100k(text)
     if kind == "morphemes":
@@ -162,33 +162,30 @@ def _cl100k(text: str) -> Tokenization:
     return Tokenization("cl100k", text, tokens, encoding.decode(ids), vocab_size=encoding.n_vocab, byte_level=True)
 
 
-@lru_cache(maxsize=1)
-def _kiwi():
+def kiwi():
+    """Kiwi's Korean model, a resident of the memory budget (its bytes measured as the process's growth while it
+    loaded, ~200 MB): dropped for room while nobody uses it, loaded again (about a second) when asked."""
+    return memory.BUDGET.get_or_build("kiwi", lambda: memory.grown_while(_new_kiwi), estimate=KIWI_ESTIMATE,
+                                      measure=lambda built: built[1])[0]
+
+
+KIWI_ESTIMATE = 200 * 2**20
+
+
+def _new_kiwi():
     from kiwipiepy import Kiwi
 
-    # The typo and multi-word dictionaries cost ~200 MB of the shared process and change no analysis shown here.
+    # The typo and multi-word dictionaries cost ~200 MB more and change no analysis shown here.
     return Kiwi(load_typo_dict=False, load_multi_dict=False)
 
 
 def _morphemes(text: str) -> Tokenization:
-    kiwi = _kiwi()
-    found = kiwi.tokenize(text)
+    analyser = kiwi()
+    found = analyser.tokenize(text)
     tokens = [Token(m.form, m.id, m.start, m.end, tag=m.tag, unknown=bool(m.oov)) for m in found]
-    decoded = kiwi.join(found) if found else ""
+    decoded = analyser.join(found) if found else ""
     lossy = () if decoded == text else ("forms",)
     return Tokenization("morphemes", text, tokens, decoded, lossy)
-
-
-@lru_cache(maxsize=4)
-def bundled_tokenizer(key: str):
-    """The tokenizer of a bundled model, without loading its weights."""
-    from transformers import AutoTokenizer
-
-    try:
-        folder = str(models.bundled_folder(key))
-    except models.ModelError:
-        folder = models.BUNDLED[key].hub_id  # Streamlit Cloud: the same tokenizer from the hub
-    return AutoTokenizer.from_pretrained(folder)
 
 
 def from_hf(tokenizer, text: str, special: bool = False, kind: str = "hub") -> Tokenization:

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from transformers import (AutoTokenizer, BertConfig, BertModel, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from explorer import activations, adapting, alignment, embeddings, interpret, models, prediction, qlora
+from explorer import activations, adapting, alignment, embeddings, interpret, memory, models, prediction, process, qlora
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXT = "The cat sat on the mat. 고양이가 앉았다."
@@ -215,3 +215,26 @@ def test_the_logits_the_engine_reads_carry_the_familys_final_softcap(monkeypatch
     torch.testing.assert_close(engine, output.logits[0], atol=1e-5, rtol=1e-5)
     expected = torch.log_softmax(output.logits[0, :-1], -1).gather(-1, ids[0, 1:, None])[:, 0]
     torch.testing.assert_close(log_probs, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", DECODERS)
+def test_a_table_stored_in_bfloat16_gives_float32_logits_close_to_the_wide_ones(tiny, tiny_folders, name, monkeypatch):
+    """Where the CPU multiplies bfloat16 natively a large table (Gemma 3's) is stored narrow; here every table counts
+    as large. The model's own forward, the engine's sliced logits and generation all still read float32."""
+    monkeypatch.setattr(models, "LARGE_TABLE_BYTES", 0)
+    narrow = models.load(tiny_folders[name], device="cpu", dtype="float32")
+    if not process.native_bf16():
+        assert narrow.info.table_dtype == ""
+        return
+    assert narrow.info.table_dtype == "bfloat16" and narrow.parts.embed.weight.dtype == torch.bfloat16
+    assert memory.tensor_bytes(narrow.model) < memory.tensor_bytes(tiny[name].model)
+    ids = tiny[name].tokenizer(TEXT, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        wide, narrowed = tiny[name].model(ids).logits, narrow.model(ids).logits  # (1, seq, vocab)
+        states = torch.randn(3, narrow.parts.embed.weight.shape[1])
+        sliced = narrow.parts.logits(states, slice(10, 60))  # (3, 50)
+        whole = narrow.parts.logits(states)  # (3, vocab)
+    assert narrowed.dtype == torch.float32 and sliced.dtype == torch.float32
+    torch.testing.assert_close(narrowed, wide, atol=0.05, rtol=0.02)
+    torch.testing.assert_close(sliced, whole[:, 10:60])
+    assert prediction.generate(narrow, TEXT, 3)[0] == prediction.generate(tiny[name], TEXT, 3)[0]

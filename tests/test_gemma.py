@@ -6,16 +6,19 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from explorer import activations, models, prediction
+from explorer import activations, architecture, models, prediction
 
 LONG = ("새별섬의 등대는 바다를 비춘다. The lighthouse on Gull Point lights the sea. " * 40).strip()  # ~700 tokens
 
 
 @pytest.fixture(scope="module")
 def eager(gemma):
-    """The same weights run by transformers' eager attention, which returns every softmax."""
-    return AutoModelForCausalLM.from_pretrained(models.converted_folder(models.GEMMA3), attn_implementation="eager",
-                                                dtype=torch.float32).eval()
+    """The same weights, stored as the engine stores them (its table in bfloat16 where the CPU has it natively), run
+    by transformers' eager attention, which returns every softmax."""
+    model = AutoModelForCausalLM.from_pretrained(models.converted_folder(models.GEMMA3), attn_implementation="eager",
+                                                 dtype=torch.float32).eval()
+    assert models.narrow_large_tables(architecture.find(model), torch.device("cpu")) == gemma.info.table_dtype
+    return model
 
 
 def test_gemma_is_the_bundled_base_model_with_two_kinds_of_layer(gemma):

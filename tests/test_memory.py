@@ -109,3 +109,25 @@ def test_the_sidebar_groups_residents_under_their_model():
     rows = [memory.Resident(("model", "gemma3-270m"), None, 1_000), memory.Resident(("quantized", "gemma3-270m", "int8", "f"), None, 300),
             memory.Resident(("quantized", "gemma3-270m", "int4", "f"), None, 200), memory.Resident(("model", "minilm-l6"), None, 90)]
     assert memory.by_model(rows) == [("gemma3-270m", 1_000, 2, 500), ("minilm-l6", 90, 0, 0)]
+
+
+def test_work_done_once_per_process_is_built_once_however_many_ask_and_a_failure_is_not_kept():
+    from explorer import warmup
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return len(calls)
+
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(warmup.once("test-once", slow))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == [1, 1, 1] and len(calls) == 1
+    with pytest.raises(ZeroDivisionError):
+        warmup.once("test-fails", lambda: 1 / 0)
+    assert warmup.once("test-fails", lambda: "second try") == "second try"

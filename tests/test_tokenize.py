@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, models as bpe_models, pre_tokenizers
 
-from explorer import figures, labels, tokenize as tk
+from explorer import figures, labels, models, tokenize as tk
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = json.loads((ROOT / "assets" / "samples.json").read_text(encoding="utf-8"))
@@ -95,7 +95,7 @@ def test_text_longer_than_the_limit_is_cut():
 
 
 def test_pipeline_steps_come_from_the_tokenizers_own_components():
-    tokenizer = tk.bundled_tokenizer("minilm-l6")
+    tokenizer = models.bundled_tokenizer("minilm-l6")
     steps = {step.name: step for step in tk.pipeline(tokenizer, "Hello 안녕!")}
     normalized = steps["normalize"].output[0]
     assert normalized.startswith("hello ") and unicodedata.normalize("NFC", normalized) == "hello 안녕!" != normalized
@@ -110,7 +110,7 @@ def test_pipeline_steps_come_from_the_tokenizers_own_components():
     assert steps["model"].output == [t.piece for t in direct.content]
     assert steps["post_process"].output == [t.piece for t in direct.tokens]
     assert steps["ids"].output == [str(t.id) for t in direct.tokens]
-    smol = {step.name: step for step in tk.pipeline(tk.bundled_tokenizer("smollm2-135m"), "Hello 안녕!")}
+    smol = {step.name: step for step in tk.pipeline(models.bundled_tokenizer("smollm2-135m"), "Hello 안녕!")}
     assert smol["pre_tokenize"].output == ["Hello", " 안녕", "!"]  # readable, not 'ĠìķĪëħķ'
     assert smol["model"].output == [t.piece for t in tk.tokenize_with("byte_bpe", "Hello 안녕!").tokens]
 

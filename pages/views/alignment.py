@@ -126,7 +126,7 @@ def sft_adapter(loaded: LoadedModel) -> adapting.Adapter | None:
 
 
 def through(loaded: LoadedModel, adapter: adapting.Adapter | None) -> LoadedModel:
-    return loaded if adapter is None else adapted(loaded, adapter, loaded.fingerprint, adapter.digest)
+    return loaded if adapter is None else adapted(loaded, adapter)
 
 
 def _best_of_n(loaded: LoadedModel, model: alignment.RewardModel, prompt: str) -> None:

@@ -1,6 +1,7 @@
 """Embedding views: text to vectors, the vocabulary on a map, neighbours and analogies, meaning in context, sentence search."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +11,21 @@ import streamlit as st
 from explorer import embeddings, figures, models
 from explorer.i18n import t
 from explorer.labels import token_labels, visible, vocabulary_labels
-from pages.common import capture_or_explain, current_model, lang, one_of, show_figure, tr, translated, url_state, working
+from pages.common import capture_or_explain, current_model, lang, model_resident, one_of, show_figure, tr, translated, url_state, working
 
 DATA = json.loads((Path(__file__).resolve().parents[2] / "assets" / "embeddings.json").read_text(encoding="utf-8"))
 PARAMS = ("etext", "vmethod", "vdims", "vscript", "find", "word", "smethod", "poly", "query")
 MAX_UPLOAD_BYTES = 200_000
 
 
-@st.cache_resource(show_spinner=False, max_entries=3)
-def _vocabulary(_loaded, fingerprint: str):
-    labels = vocabulary_labels(_loaded.tokenizer)
-    return embeddings.UnitRows(embeddings.vocabulary_matrix(_loaded)), labels, embeddings.token_kinds(_loaded.tokenizer, labels)
+def _vocabulary(loaded) -> tuple[embeddings.UnitRows, list[str], np.ndarray]:
+    """The table's rows at unit length (a view of the model's own table), every token's label and kind."""
+    def build():
+        labels = vocabulary_labels(loaded.tokenizer)
+        return embeddings.vocabulary_rows(loaded), labels, embeddings.token_kinds(loaded.tokenizer, labels)
+
+    return model_resident(loaded, "vocabulary", build, measure=lambda found: found[0].norms.nbytes + found[2].nbytes
+                          + sum(map(sys.getsizeof, found[1])))
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
@@ -132,7 +137,7 @@ def text_to_vectors(loaded):
 def vocabulary(loaded, result):
     """The whole vocabulary on a map, a word's neighbours, and a subset projected on demand."""
     key = loaded.info.key
-    unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
+    unit, labels, kinds = _vocabulary(loaded)
     label_ids = {label: i for i, label in enumerate(labels)}  # a token chip's link names a vocabulary entry exactly
     st.header(tr("emb_map"))
     left, middle, script_column, right = st.columns([2, 1, 3, 3])
@@ -201,7 +206,7 @@ def vocabulary(loaded, result):
 
 def analogies(loaded):
     """a − b + c among the token vectors."""
-    unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
+    unit, labels, kinds = _vocabulary(loaded)
     st.header(tr("emb_analogy"))
     first, second, third = st.columns(3)
     a = first.text_input("a", value=DATA["analogies"][0][0], key="analogy_a")
@@ -218,7 +223,7 @@ def analogies(loaded):
 
 def in_context(loaded):
     """The same word in different sentences, layer by layer."""
-    unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
+    unit, labels, kinds = _vocabulary(loaded)
     st.header(tr("emb_context"))
     sets = {entry["word"]: entry for entry in DATA["polysemy"]}
     chosen = st.radio(tr("emb_context_word"), list(sets), horizontal=True, key=url_state("poly", "bank", one_of(sets)))
@@ -239,7 +244,7 @@ def in_context(loaded):
 
 def sentence_search(loaded):
     """Sentence vectors (MiniLM) and search by meaning."""
-    unit, labels, kinds = _vocabulary(loaded, loaded.fingerprint)
+    unit, labels, kinds = _vocabulary(loaded)
     st.header(tr("emb_search"))
     minilm = current_model(models.MINILM)
     upload = st.file_uploader(tr("emb_upload"), type=["txt"], key="sentences_upload")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import adapting, figures, jobs, models
+from explorer import adapting, figures, jobs, memory, models
 from explorer.models import LoadedModel
-from pages.common import (bounded, compute, current_model, lang, one_of, show_error, show_figure, tr, translated,
-                          url_state)
+from pages.common import (bounded, compute, current_model, lang, model_resident, one_of, show_error, show_figure, tr,
+                          translated, url_state)
 from pages.views import jobs as jobs_view
 
 PARTS = ("lora", "qlora", "chat", "api", "sft", "reward", "dpo", "prompt")
@@ -84,13 +84,13 @@ def lora(loaded: LoadedModel) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _compare(_loaded, _adapter, fingerprint: str, digest: str, prompt: str) -> adapting.Comparison:
-    return adapting.compare(_loaded, adapted(_loaded, _adapter, fingerprint, digest), prompt)
+    return adapting.compare(_loaded, adapted(_loaded, _adapter), prompt)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def adapted(_loaded, _adapter, fingerprint: str, digest: str) -> LoadedModel:
+def adapted(loaded: LoadedModel, adapter: adapting.Adapter) -> LoadedModel:
     """The shared model seen through an adapter: its own small modules, the shared weights (no copy)."""
-    return adapting.with_adapter(_loaded, _adapter)
+    return model_resident(loaded, "adapted", lambda: adapting.with_adapter(loaded, adapter), adapter.digest,
+                          measure=lambda _: sum(memory.stored_bytes(w) for w in adapter.weights.values()))
 
 
 def _lora_result(loaded: LoadedModel, adapter: adapting.Adapter, prompts: list[str]) -> None:

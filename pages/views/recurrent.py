@@ -16,22 +16,10 @@ CACHE_LENGTHS = (16, 64, 256, 1024, 4096, 16384)
 LENGTHS, ATTENTION_LENGTHS = recurrent.LENGTHS, recurrent.ATTENTION_LENGTHS
 
 
-@st.cache_resource(show_spinner=False)
-def _pair():
-    return recurrent.load_pair()
-
-
-@st.cache_data(show_spinner=False)
-def _measurements(device: str) -> dict:
-    """Measured once per process and device; the page reads them from cache afterwards."""
-    rnn, transformer, _ = _pair()
-    return recurrent.measure(rnn, transformer)
-
-
 def pair():
     """The two shipped models and their training record, or None (the reason shown)."""
     try:
-        return _pair()
+        return recurrent.shipped_pair()
     except (OSError, ValueError, KeyError) as error:
         st.error(tr("rnn_no_weights", detail=str(error)))
         return None
@@ -103,7 +91,7 @@ def speed(models) -> None:
     st.header(tr("rnn_speed"))
     device = device_of(rnn).type  # where the pair runs, which is where it was measured
     with working("rnn_measuring"):
-        measured = _measurements(device)
+        measured = recurrent.speeds_here()  # measured once per process, in the background at start
     slope = recurrent.loglog_slope
     show_figure(figures.lines({
         f"{GRU} (× {slope(LENGTHS, measured['rnn_forward']):.2f})": (LENGTHS, measured["rnn_forward"]),

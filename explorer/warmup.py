@@ -1,0 +1,53 @@
+"""Work that is the same for every visitor, done once per process: started in the background when the process
+serves its first page, so that no visitor's first view waits for it (the RNN pair's speed figures took 7–10 s on
+the first view of the RNN page; Kiwi and the tokenizers ~3 s of the tokenization page's).
+
+    once("rnn_speeds", measure)    # computed by the first caller; a caller meanwhile waits for the same result
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Hashable
+
+_lock = threading.Lock()
+_results: dict[Hashable, Future] = {}
+_started = threading.Event()
+
+
+def once(key: Hashable, build: Callable[[], Any]) -> Any:
+    """build() the first time `key` is asked for in this process; every later (or concurrent) caller gets the same
+    result. A build that fails is not kept: the next caller tries again."""
+    with _lock:
+        future = _results.get(key)
+        mine = future is None
+        if mine:
+            future = _results[key] = Future()
+    if mine:
+        try:
+            future.set_result(build())
+        except BaseException as error:
+            with _lock:
+                _results.pop(key, None)
+            future.set_exception(error)
+    return future.result()
+
+
+def start(tasks: list[tuple[str, Callable[[], Any]]]) -> bool:
+    """Run `tasks` (name, function) one after another on a background thread, once per process (later calls do
+    nothing: False). A task that fails is skipped: the page that needs it computes it, and says why, itself."""
+    with _lock:
+        if _started.is_set():
+            return False
+        _started.set()
+
+    def run() -> None:
+        for _, task in tasks:
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - the page asks again and shows the reason
+                pass
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
+    return True
