@@ -254,21 +254,22 @@ class Facts:
     seconds: float
 
 
-def facts(loaded: LoadedModel, schemes: list[Scheme]) -> list[Facts]:
-    return one_at_a_time(loaded, schemes, lambda c: Facts(c.scheme.key, c.library, c.matrix_bytes, c.matrix_parameters,
-                                                           c.other_bytes, c.packed_bytes, c.seconds))
+def facts_of(copy: QuantizedModel) -> Facts:
+    return Facts(copy.scheme.key, copy.library, copy.matrix_bytes, copy.matrix_parameters, copy.other_bytes,
+                 copy.packed_bytes, copy.seconds)
+
+
+def errors_of(loaded: LoadedModel) -> Callable[[QuantizedModel], list[float]]:
+    """||W − W_copy|| / ||W|| for every block matrix of a copy of `loaded` (the ones the page runs)."""
+    originals = block_matrices(loaded.model, loaded.parts.blocks)
+    return lambda copy: [float((matrix_weight(original).float() - dequantized(module)).norm() / matrix_weight(original).norm())
+                         for (_, original), (_, module) in zip(originals, block_matrices(copy.loaded.model, copy.loaded.parts.blocks))]
 
 
 def relative_errors(loaded: LoadedModel, schemes: list[Scheme]) -> tuple[list[str], np.ndarray]:
-    """||W − W_copy|| / ||W|| for every block matrix of each scheme's copy (the ones the page runs): names,
-    (schemes, matrices)."""
-    originals = block_matrices(loaded.model, loaded.parts.blocks)
-
-    def errors_of(copy: QuantizedModel) -> list[float]:
-        return [float((matrix_weight(original).float() - dequantized(module)).norm() / matrix_weight(original).norm())
-                for (_, original), (_, module) in zip(originals, block_matrices(copy.loaded.model, copy.loaded.parts.blocks))]
-
-    return [name for name, _ in originals], np.array(one_at_a_time(loaded, schemes, errors_of))
+    """Every block matrix's relative error in each scheme's copy: names, (schemes, matrices)."""
+    names = [name for name, _ in block_matrices(loaded.model, loaded.parts.blocks)]
+    return names, np.array(one_at_a_time(loaded, schemes, errors_of(loaded)))
 
 
 @dataclass
@@ -326,14 +327,14 @@ class Behaviour:
     cosine: float | None = None  # encoders: sentence vector against the loaded model's
 
 
-def behaviour(loaded: LoadedModel, schemes: list[Scheme], text: str, tokens: int, reference_text: str,
-              reference_tokens: int) -> list[Behaviour]:
-    """Each scheme's copy on the learner's text (its first `tokens` tokens): a decoder's next-token KL and top-1
-    agreement, perplexity on `reference_text` and a greedy continuation; an encoder's sentence-vector cosine."""
+def behaviour_of(loaded: LoadedModel, text: str, tokens: int, reference_text: str,
+                 reference_tokens: int) -> Callable[[QuantizedModel], Behaviour]:
+    """What a copy of `loaded` does with the learner's text (its first `tokens` tokens): a decoder's next-token KL
+    and top-1 agreement, perplexity on `reference_text` and a greedy continuation; an encoder's sentence-vector
+    cosine."""
     if loaded.info.family != "decoder":
         reference = embeddings.sentence_embeddings(loaded, [text])[0]  # (d,) unit vector
-        return one_at_a_time(loaded, schemes, lambda c: Behaviour(
-            c.scheme.key, cosine=float(embeddings.sentence_embeddings(c.loaded, [text])[0] @ reference)))
+        return lambda c: Behaviour(c.scheme.key, cosine=float(embeddings.sentence_embeddings(c.loaded, [text])[0] @ reference))
 
     def measured(copy: QuantizedModel) -> Behaviour:
         compared = compare(loaded, [copy.loaded], text, tokens)[0]  # the reference's states come from the cache
@@ -342,12 +343,39 @@ def behaviour(loaded: LoadedModel, schemes: list[Scheme], text: str, tokens: int
                          perplexity(copy.loaded, reference_text, reference_tokens),
                          copy.loaded.tokenizer.decode(continuation).rstrip("\ufffd"))  # a cut syllable
 
+    return measured
+
+
+def behaviour(loaded: LoadedModel, schemes: list[Scheme], text: str, tokens: int, reference_text: str,
+              reference_tokens: int) -> list[Behaviour]:
+    """Each scheme's copy on the learner's text."""
+    return one_at_a_time(loaded, schemes, behaviour_of(loaded, text, tokens, reference_text, reference_tokens))
+
+
+@dataclass(frozen=True)
+class Surveyed:
+    """Everything the quantization page shows of one scheme's copy, measured while the copy was built once."""
+    facts: Facts
+    errors: list[float]  # per block matrix
+    behaviour: Behaviour  # on the page's own sample text
+    seconds: float  # per 64-token forward
+
+
+def survey(loaded: LoadedModel, schemes: list[Scheme], text: str, tokens: int, reference_text: str,
+           reference_tokens: int, report: Callable[[int], None] = lambda done: None) -> list[Surveyed]:
+    """Each scheme's copy built once and measured for every table of the page (sizes, matrix errors, behaviour on
+    `text`, speed); `report(schemes done)` after each. Tables that each walked every scheme rebuilt the copies the
+    budget had dropped in between: Gemma's page took 24-55 s on a fresh process, measured."""
+    errors, behaved = errors_of(loaded), behaviour_of(loaded, text, tokens, reference_text, reference_tokens)
+    done = []
+
+    def measured(copy: QuantizedModel) -> Surveyed:
+        found = Surveyed(facts_of(copy), errors(copy), behaved(copy), seconds_per_forward(copy.loaded))
+        done.append(copy.scheme.key)
+        report(len(done))
+        return found
+
     return one_at_a_time(loaded, schemes, measured)
-
-
-def speeds(loaded: LoadedModel, schemes: list[Scheme]) -> list[float]:
-    """Seconds per 64-token forward of each scheme's copy."""
-    return one_at_a_time(loaded, schemes, lambda copy: seconds_per_forward(copy.loaded))
 
 
 def seconds_per_forward(loaded: LoadedModel, tokens: int = 64, repeats: int = 3) -> float:

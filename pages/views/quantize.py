@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import activations, figures, quantize
+from explorer.kept import Kept
 from explorer.models import LoadedModel
 from pages.common import as_bool, compute, one_of, show_figure, tr, translated, url_state
 
@@ -52,22 +53,36 @@ def caveat(loaded: LoadedModel) -> None:
         st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _facts(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...]) -> list[quantize.Facts]:
-    return quantize.facts(_loaded, list(chosen))
+SURVEYS = Kept(8)  # every visitor's: (model, weights, schemes, sample text) -> each scheme's measured copy
+
+
+def surveyed(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> list[quantize.Surveyed] | None:
+    """Each scheme's copy built once and measured for every table of the page, with a progress bar the first time
+    (the same for every visitor: kept for the process)."""
+    sample = tr("predict_sample")
+    key = (loaded.info.key, loaded.fingerprint, tuple(chosen), sample)
+    found = SURVEYS.get(key)
+    if found is None:
+        bar = st.progress(0.0, text=tr("quant_surveying", done=0, n=len(chosen)))
+        found = compute(quantize.survey, loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS,
+                        report=lambda done: bar.progress(done / len(chosen), text=tr("quant_surveying", done=done, n=len(chosen))))
+        bar.empty()
+        if found is not None:
+            SURVEYS.put(key, found)
+    return found
 
 
 def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     """Bytes per parameter and size of each scheme's copy, measured from the stored tensors (the copies built one at
     a time under the memory budget), and the arithmetic for the models in the history chart."""
     st.subheader(tr("quant_memory_title"))
-    found = compute(_facts, loaded, loaded.fingerprint, tuple(chosen))
+    found = surveyed(loaded, chosen)
     if found is None:
         return
     rows = [dict(scheme=c.scheme, library=tr(f"quant_library_{c.library}"),
                  bytes_per_parameter=round(c.matrix_bytes / c.matrix_parameters, 3),
                  matrices_mb=round(c.matrix_bytes / 2**20, 1), packed_mb=round(c.packed_bytes / 2**20, 1),
-                 rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2)) for c in found]
+                 rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2)) for c in (s.facts for s in found)]
     st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
     st.caption(tr("quant_memory_explain"))
     sizes = [(s["name"], s["parameters"]) for s in HISTORY["sizes"]]
@@ -76,11 +91,6 @@ def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
                                    for bits in (32, 16, 8, 4)}} for name, parameters in sizes])
     st.dataframe(arithmetic, hide_index=True, width="stretch")
     st.caption(tr("quant_arithmetic_explain"))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _errors(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...]):
-    return quantize.relative_errors(_loaded, list(chosen))
 
 
 def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
@@ -110,9 +120,9 @@ def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
                 key="quant_outliers")
     st.caption(tr("quant_outliers_explain", ratio=float(channel_max.max() / np.median(channel_max))))
     keys = [s.key for s in chosen]
-    found = compute(_errors, loaded, loaded.fingerprint, tuple(chosen))
+    found = surveyed(loaded, chosen)
     if found is not None:
-        matrix_names, errors = found
+        matrix_names, errors = names, np.array([s.errors for s in found])  # (schemes, matrices)
         show_figure(figures.matrix_heatmap(errors, keys, tr("quant_error_title"), tr("quant_matrix"),
                                            tr("quant_scheme"), column_labels=matrix_names, colorscale="Viridis",
                                            symmetric=False),
@@ -121,17 +131,21 @@ def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _behaviour(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...], text: str) -> pd.DataFrame:
-    found = quantize.behaviour(_loaded, list(chosen), text, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS)
-    return pd.DataFrame([dataclasses.asdict(row) for row in found]).dropna(axis=1, how="all")
+def _behaviour(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...], text: str) -> list[quantize.Behaviour]:
+    return quantize.behaviour(_loaded, list(chosen), text, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS)
 
 
 def behaviour(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     st.subheader(tr("quant_behaviour_title"))
     text = st.text_area(tr("quant_text"), key=url_state("qtext", tr("predict_sample")), height=80)
-    table = compute(_behaviour, loaded, loaded.fingerprint, tuple(chosen), text)
-    if table is None:
+    if text == tr("predict_sample"):  # the page's own sample: measured with the rest of the page
+        found = surveyed(loaded, chosen)
+        rows = None if found is None else [s.behaviour for s in found]
+    else:
+        rows = compute(_behaviour, loaded, loaded.fingerprint, tuple(chosen), text)
+    if rows is None:
         return
+    table = pd.DataFrame([dataclasses.asdict(row) for row in rows]).dropna(axis=1, how="all")
     dropped = activations.encode(loaded, text, COMPARE_TOKENS)[3]
     if dropped and loaded.info.family == "decoder":
         st.warning(tr("truncated", dropped=dropped))
@@ -141,16 +155,12 @@ def behaviour(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
                   tokens=PERPLEXITY_TOKENS))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _speed(_loaded, fingerprint: str, chosen: tuple[quantize.Scheme, ...]) -> list[float]:
-    return quantize.speeds(_loaded, list(chosen))
-
-
 def speed(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     st.subheader(tr("quant_speed_title"))
-    seconds = compute(_speed, loaded, loaded.fingerprint, tuple(chosen))
-    if seconds is None:
+    found = surveyed(loaded, chosen)
+    if found is None:
         return
+    seconds = [s.seconds for s in found]
     keys = [s.key for s in chosen]
     show_figure(figures.before_after_bars(keys, [s * 1000 for s in seconds], None, tr("quant_speed_figure"),
                                           tr("quant_ms"), "", tr("quant_ms")),
