@@ -29,7 +29,7 @@ from explorer import architecture, capture_attention, process
 MINILM = "minilm-l6"
 SMOLLM2 = "smollm2-135m"
 GEMMA3 = "gemma3-270m"
-DEFAULT_MAX_PARAMS = 400_000_000  # 1.6 GB in fp32: inside the memory budget (explorer/memory.py) with room for a request
+DEFAULT_MAX_PARAMS = 400_000_000  # 1.6 GB in fp32; one larger than the memory budget is refused there, with what to set
 
 
 class ModelError(Exception):
@@ -116,7 +116,13 @@ def device_of(module: torch.nn.Module) -> torch.device:
 def estimated_bytes(key_or_id: str) -> int:
     """What a model will take once loaded, before loading it (bundled ones; 0 for others, measured after)."""
     bundled = BUNDLED.get(key_or_id)
-    return bundled.parameters * 4 if bundled else 0  # float32
+    if bundled is None:
+        return 0
+    narrowed = key_or_id in NARROW_TABLE_PARAMETERS and pick_device().type == "cpu" and process.native_bf16()
+    return bundled.parameters * 4 - (2 * NARROW_TABLE_PARAMETERS[key_or_id] if narrowed else 0)  # float32
+
+
+NARROW_TABLE_PARAMETERS = {GEMMA3: 262_144 * 640}  # bundled tables over LARGE_TABLE_BYTES (narrow_large_tables)
 
 
 def cache_dir() -> Path:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub, wherever they run
 os.environ.setdefault("EXPLORER_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache"))
+# The test process holds its fixtures' models outside the budget and switches models far more often than a class:
+# a larger budget spares it reloads. The deployed default is measured by bench/bench_memory.py.
+os.environ.setdefault("EXPLORER_MEMORY_BUDGET_MB", "1700")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402

@@ -149,10 +149,11 @@ def compare(loaded: LoadedModel, chosen_view: Shown) -> None:
     info, text, layer = loaded.info, chosen_view.text, chosen_view.layer
     st.subheader(tr("compare_title", layer=layer))
     columns = st.columns(2)
-    for column, key in zip(columns, (models.MINILM, models.SMOLLM2)):
-        other = loaded if key == info.key else current_model(key)
+    for column, family, bundled in zip(columns, ("encoder", "decoder"), (models.MINILM, models.SMOLLM2)):
+        other = loaded if info.family == family else current_model(bundled)  # the page's own model where it can
         if other is None:
             continue
+        key = other.info.key
         other_layer = min(layer, other.info.layers - 1)
         compared = capture_or_explain(other, text, [f"blocks.{other_layer}.attn.pattern"], notify_truncation=False,
                                max_tokens=COMPARE_TOKENS)
@@ -162,7 +163,7 @@ def compare(loaded: LoadedModel, chosen_view: Shown) -> None:
         with column:
             show_figure(figures.attention_heatmap(compared[f"blocks.{other_layer}.attn.pattern"].astype(np.float32).mean(0),
                                                   compare_labels, compare_labels,
-                                                  f"{models.BUNDLED[key].hub_id.split('/')[-1]} · {tr(f'family_{other.info.family}')}",
+                                                  f"{models.BUNDLED[key].hub_id.split('/')[-1] if key in models.BUNDLED else key} · {tr(f'family_{other.info.family}')}",
                                                   tr("query"), tr("key")), f"compare_{key}", key=f"compare_{key}")
     st.write(tr("compare_explain"))
     st.caption(tr("compare_first_tokens", n=COMPARE_TOKENS))
