@@ -10,7 +10,9 @@ from pages.common import (HEAVY_SECONDS, app_shell_run, as_bool, current_model, 
                           url_value)
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
-warmup.start([("rnn_speeds", recurrent.speeds_here), ("kiwi", tokenize.kiwi)])  # once per process, off every request
+warmup.start([  # once per process, off every visitor's request; a model still to convert is converted by its first page
+    ("tokenizers", lambda: [models.bundled_tokenizer(key) for key in models.BUNDLED if not models.needs_conversion(key)]),
+    ("rnn_speeds", recurrent.speeds_here), ("kiwi", tokenize.kiwi)])
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>

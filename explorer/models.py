@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -24,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
-from explorer import architecture, capture_attention, process
+from explorer import architecture, capture_attention, process, warmup
 
 MINILM = "minilm-l6"
 SMOLLM2 = "smollm2-135m"
@@ -386,7 +385,7 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
             if source != "cache":
                 raise
             shutil.rmtree(folder, ignore_errors=True)
-            bundled_tokenizer.cache_clear()
+            warmup.forget(("tokenizer", key_or_id))
             folder, source = _bundled_folder(key_or_id)
             model, tokenizer = _from_folder(folder, config, torch_dtype, torch_device, tokenizer_of(folder))
     except torch.cuda.OutOfMemoryError as error:
@@ -450,16 +449,19 @@ def load_tokenizer(folder) -> object:
     return tokenizer
 
 
-@lru_cache(maxsize=len(BUNDLED))
 def bundled_tokenizer(key: str) -> object:
     """One tokenizer per bundled model and process, shared by the loaded model and the pages that read only the
-    tokenizer (Gemma 3's is ~170 MB: two copies were measured in one process). Outside the memory budget: at most
-    one per bundled model, kept when the model is dropped."""
-    try:
-        folder = str(bundled_folder(key))
-    except ModelError:
-        folder = BUNDLED[key].hub_id  # Streamlit Cloud without the package: the same tokenizer from the hub
-    return load_tokenizer(folder)
+    tokenizer (Gemma 3's is ~170 MB: two copies were measured in one process; loading it takes ~2 s, so the app
+    loads them in the background at start). Outside the memory budget: at most one per bundled model, kept when the
+    model is dropped."""
+    def load() -> object:
+        try:
+            folder = str(bundled_folder(key))
+        except ModelError:
+            folder = BUNDLED[key].hub_id  # Streamlit Cloud without the package: the same tokenizer from the hub
+        return load_tokenizer(folder)
+
+    return warmup.once(("tokenizer", key), load)
 
 
 def _describe(key, config, model, source, device, dtype, table_dtype: str = "") -> ModelInfo:

@@ -362,17 +362,17 @@ class Surveyed:
 
 
 def survey(loaded: LoadedModel, schemes: list[Scheme], text: str, tokens: int, reference_text: str,
-           reference_tokens: int, report: Callable[[int], None] = lambda done: None) -> list[Surveyed]:
+           reference_tokens: int, report: Callable[[list[Surveyed]], None] = lambda done: None) -> list[Surveyed]:
     """Each scheme's copy built once and measured for every table of the page (sizes, matrix errors, behaviour on
-    `text`, speed); `report(schemes done)` after each. Tables that each walked every scheme rebuilt the copies the
-    budget had dropped in between: Gemma's page took 24-55 s on a fresh process, measured."""
+    `text`, speed); `report(those measured so far)` after each. Tables that each walked every scheme rebuilt the
+    copies the budget had dropped in between: Gemma's page took 24-55 s on a fresh process, measured."""
     errors, behaved = errors_of(loaded), behaviour_of(loaded, text, tokens, reference_text, reference_tokens)
-    done = []
+    done: list[Surveyed] = []
 
     def measured(copy: QuantizedModel) -> Surveyed:
         found = Surveyed(facts_of(copy), errors(copy), behaved(copy), seconds_per_forward(copy.loaded))
-        done.append(copy.scheme.key)
-        report(len(done))
+        done.append(found)
+        report(list(done))
         return found
 
     return one_at_a_time(loaded, schemes, measured)

@@ -34,6 +34,12 @@ def once(key: Hashable, build: Callable[[], Any]) -> Any:
     return future.result()
 
 
+def forget(key: Hashable) -> None:
+    """The next caller of `once(key, …)` builds again (what was built is known to be damaged)."""
+    with _lock:
+        _results.pop(key, None)
+
+
 def start(tasks: list[tuple[str, Callable[[], Any]]]) -> bool:
     """Run `tasks` (name, function) one after another on a background thread, once per process (later calls do
     nothing: False). A task that fails is skipped: the page that needs it computes it, and says why, itself."""

@@ -56,34 +56,44 @@ def caveat(loaded: LoadedModel) -> None:
 SURVEYS = Kept(8)  # every visitor's: (model, weights, schemes, sample text) -> each scheme's measured copy
 
 
-def surveyed(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> list[quantize.Surveyed] | None:
-    """Each scheme's copy built once and measured for every table of the page, with a progress bar the first time
-    (the same for every visitor: kept for the process)."""
+def surveyed(loaded: LoadedModel, chosen: list[quantize.Scheme],
+             partial=lambda done: None) -> list[quantize.Surveyed] | None:
+    """Each scheme's copy built once and measured for every table of the page, the first time behind a progress bar
+    and `partial(those measured so far)` (the same for every visitor: kept for the process)."""
     sample = tr("predict_sample")
     key = (loaded.info.key, loaded.fingerprint, tuple(chosen), sample)
     found = SURVEYS.get(key)
     if found is None:
         bar = st.progress(0.0, text=tr("quant_surveying", done=0, n=len(chosen)))
-        found = compute(quantize.survey, loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS,
-                        report=lambda done: bar.progress(done / len(chosen), text=tr("quant_surveying", done=done, n=len(chosen))))
+
+        def report(done: list[quantize.Surveyed]) -> None:
+            bar.progress(len(done) / len(chosen), text=tr("quant_surveying", done=len(done), n=len(chosen)))
+            partial(done)
+
+        found = compute(quantize.survey, loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS, report=report)
         bar.empty()
         if found is not None:
             SURVEYS.put(key, found)
     return found
 
 
+def _sizes(found: list[quantize.Surveyed]) -> pd.DataFrame:
+    return headed(pd.DataFrame([dict(scheme=c.scheme, library=tr(f"quant_library_{c.library}"),
+                                     bytes_per_parameter=round(c.matrix_bytes / c.matrix_parameters, 3),
+                                     matrices_mb=round(c.matrix_bytes / 2**20, 1), packed_mb=round(c.packed_bytes / 2**20, 1),
+                                     rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2))
+                                for c in (s.facts for s in found)]))
+
+
 def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     """Bytes per parameter and size of each scheme's copy, measured from the stored tensors (the copies built one at
     a time under the memory budget), and the arithmetic for the models in the history chart."""
     st.subheader(tr("quant_memory_title"))
-    found = surveyed(loaded, chosen)
+    table = st.empty()  # each scheme's row as soon as its copy is measured (Gemma: ~5 s a scheme on 2 cores)
+    found = surveyed(loaded, chosen, partial=lambda done: table.dataframe(_sizes(done), hide_index=True, width="stretch"))
     if found is None:
         return
-    rows = [dict(scheme=c.scheme, library=tr(f"quant_library_{c.library}"),
-                 bytes_per_parameter=round(c.matrix_bytes / c.matrix_parameters, 3),
-                 matrices_mb=round(c.matrix_bytes / 2**20, 1), packed_mb=round(c.packed_bytes / 2**20, 1),
-                 rest_mb=round(c.other_bytes / 2**20, 1), build_seconds=round(c.seconds, 2)) for c in (s.facts for s in found)]
-    st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
+    table.dataframe(_sizes(found), hide_index=True, width="stretch")
     st.caption(tr("quant_memory_explain"))
     sizes = [(s["name"], s["parameters"]) for s in HISTORY["sizes"]]
     arithmetic = pd.DataFrame([{tr("quant_column_model"): name, tr("quant_column_parameters"): f"{parameters:,}",
