@@ -4,15 +4,15 @@ import time
 
 import streamlit as st
 
-from explorer import memory, models, process, recurrent, tokenize, warmup
+from explorer import memory, models, process, warmup
 from explorer.i18n import LANGUAGES, t
 from pages.common import (HEAVY_SECONDS, app_shell_run, as_bool, current_model, default_model, keep_value, setting, tr,
                           url_value)
+from pages.views import warm_up
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
-warmup.start([  # once per process, off every visitor's request; a model still to convert is converted by its first page
-    ("tokenizers", lambda: [models.bundled_tokenizer(key) for key in models.BUNDLED if not models.needs_conversion(key)]),
-    ("rnn_speeds", recurrent.speeds_here), ("kiwi", tokenize.kiwi)])
+if warmup.enabled():  # the work that is the same for every visitor, once per process, in the background
+    warm_up.start()
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>

@@ -7,6 +7,7 @@ the first view of the RNN page; Kiwi and the tokenizers ~3 s of the tokenization
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Hashable
@@ -34,15 +35,21 @@ def once(key: Hashable, build: Callable[[], Any]) -> Any:
     return future.result()
 
 
+def enabled() -> bool:
+    """EXPLORER_WARM_UP=0 skips the background work at start (the tests do: they measure each page's own path)."""
+    return os.environ.get("EXPLORER_WARM_UP", "1") != "0"
+
+
 def forget(key: Hashable) -> None:
     """The next caller of `once(key, …)` builds again (what was built is known to be damaged)."""
     with _lock:
         _results.pop(key, None)
 
 
-def start(tasks: list[tuple[str, Callable[[], Any]]]) -> bool:
-    """Run `tasks` (name, function) one after another on a background thread, once per process (later calls do
-    nothing: False). A task that fails is skipped: the page that needs it computes it, and says why, itself."""
+def start(tasks: list[tuple[str, Callable[[], Any]]], wait: bool = False) -> bool:
+    """Run `tasks` (name, function) one after another on a background thread (with `wait`, on this one), once per
+    process (later calls do nothing: False). A task that fails is skipped: the page that needs it computes it, and
+    says why, itself."""
     with _lock:
         if _started.is_set():
             return False
@@ -55,5 +62,8 @@ def start(tasks: list[tuple[str, Callable[[], Any]]]) -> bool:
             except Exception:  # noqa: BLE001 - the page asks again and shows the reason
                 pass
 
-    threading.Thread(target=run, name="warm-up", daemon=True).start()
+    if wait:
+        run()
+    else:
+        threading.Thread(target=run, name="warm-up", daemon=True).start()
     return True

@@ -173,7 +173,7 @@ def as_bool(raw: str) -> bool:
 
 # ---------------------------------------------------------------- model
 
-def _load(key_or_id: str) -> models.LoadedModel:
+def shared_model(key_or_id: str) -> models.LoadedModel:
     """Loaded once per process and shared, under the memory budget: dropped when another needs the room while no
     run uses it, and loaded again by the next run that asks."""
     return memory.BUDGET.get_or_build(("model", key_or_id), lambda: models.load(key_or_id),
@@ -201,7 +201,7 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
     chosen = key or setting("model", default_model())
     try:
         with st.spinner(loading_message(chosen)):
-            return _load(chosen)
+            return shared_model(chosen)
     except (models.ModelError, memory.OverBudget) as error:
         show_error(error)
         if key is not None or chosen == default_model():

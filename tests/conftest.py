@@ -9,6 +9,7 @@ os.environ.setdefault("EXPLORER_CACHE_DIR", str(Path(__file__).resolve().parent.
 # The test process holds its fixtures' models outside the budget and switches models far more often than a class:
 # a larger budget spares it reloads. The deployed default is measured by bench/bench_memory.py.
 os.environ.setdefault("EXPLORER_MEMORY_BUDGET_MB", "1700")
+os.environ.setdefault("EXPLORER_WARM_UP", "0")  # no background work at start: each test measures its page's own path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402

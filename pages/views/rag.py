@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import figures, jobs, models, rag
+from explorer import figures, jobs, memory, models, rag
+from explorer.i18n import t
 from explorer.kept import Kept
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, lang, one_of, show_figure, tr, translated, url_state
+from pages.common import bounded, compute, lang, one_of, shared_model, show_figure, tr, translated, url_state
 from pages.views import jobs as jobs_view
 
 PARAMS = ("csize", "coverlap", "q", "k", "method")
+CHUNK_SIZE, CHUNK_OVERLAP = 400, 50  # characters
 
 KS = (1, 2, 3, 4, 5)
 # MiniLM's vectors were trained on English: on the 6 Korean built-in questions at k = 1, Gemma answers 5 from BM25's
@@ -36,6 +38,10 @@ def _index(_encoder, fingerprint: str, digest: str, text: str, size: int, overla
     return rag.build_index(_encoder, rag.chunk(rag.paragraphs(text), size, overlap))
 
 
+def _documents_index(encoder: LoadedModel, text: str, size: int, overlap: int) -> rag.Index:
+    return _index(encoder, encoder.fingerprint, _digest(text), text, size, min(overlap, size // 2 - 1))
+
+
 def documents(encoder: LoadedModel, decoder: LoadedModel) -> rag.Index | None:
     """The documents box (one paragraph per document, or an uploaded file), chunking controls, chunks and costs."""
     st.subheader(tr("rag_documents_title"))
@@ -50,10 +56,9 @@ def documents(encoder: LoadedModel, decoder: LoadedModel) -> rag.Index | None:
             st.error(tr("bpe_not_utf8"))
     text = st.text_area(tr("rag_documents"), key="rag_documents", height=220, help=tr("rag_documents_help"))
     left, right = st.columns(2)
-    size = left.slider(tr("rag_chunk_size"), 100, 1000, step=50, key=url_state("csize", 400, bounded(int, 100, 1000)))
-    overlap = right.slider(tr("rag_overlap"), 0, 200, step=10, key=url_state("coverlap", 50, bounded(int, 0, 200)))
-    overlap = min(overlap, size // 2 - 1)
-    index = compute(_index, encoder, encoder.fingerprint, _digest(text), text, size, overlap)
+    size = left.slider(tr("rag_chunk_size"), 100, 1000, step=50, key=url_state("csize", CHUNK_SIZE, bounded(int, 100, 1000)))
+    overlap = right.slider(tr("rag_overlap"), 0, 200, step=10, key=url_state("coverlap", CHUNK_OVERLAP, bounded(int, 0, 200)))
+    index = compute(_documents_index, encoder, text, size, overlap)
     if index is None:
         return None
     costs = rag.token_counts(decoder.tokenizer, [c.text for c in index.chunks])
@@ -143,6 +148,32 @@ def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> tuple[list[
         st.write_stream(pieces())
     ANSWERS.put(cache_key, (ids, chances))
     return ids, rag.confidence(decoder, ids, chances)
+
+
+def _answer_kept(decoder: LoadedModel, prompt: rag.Prompt) -> list[int]:
+    """The answer computed without drawing it, into the same store (the warm-up's)."""
+    cache_key = (decoder.fingerprint, tuple(prompt.ids))
+    if cache_key not in ANSWERS:
+        chances: list[float] = []
+        ids = list(rag.stream_answer(decoder, prompt, chances=chances))
+        ANSWERS.put(cache_key, (ids, chances))
+    return ANSWERS.get(cache_key)[0]
+
+
+def warm_up(language: str = "ko") -> None:
+    """The page's first view for a new visitor in `language` (the bundled documents, the sample question, the default
+    k and method, the language's default decoder), computed into the page's own stores: the index, both answers and
+    what the answer drew on. The same for every visitor, so the app does it in the background at start."""
+    with memory.BUDGET.run():
+        encoder, decoder = shared_model(models.MINILM), shared_model(models.DEFAULT_MODEL[language])
+        index = _documents_index(encoder, rag.bundled_text(), CHUNK_SIZE, CHUNK_OVERLAP)
+        question = t("rag_sample_question", language)
+        passages = [index.chunks[i].text for i in rag.retrieve(index, encoder, question).top(DEFAULT_METHOD[language], KS[0])]
+        prompt = rag.build_prompt(decoder, question, passages)
+        answer_ids = _answer_kept(decoder, prompt)
+        _answer_kept(decoder, rag.build_prompt(decoder, question, []))
+        if answer_ids:
+            _attribution(decoder, decoder.fingerprint, question, tuple(passages), tuple(answer_ids))
 
 
 def _confidence(value: float | None) -> None:
