@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import activations, figures, quantize
-from explorer.kept import Kept
+from explorer import activations, figures, models, quantize, warmup
+from explorer.i18n import t
+from explorer.memory import BUDGET
 from explorer.models import LoadedModel
-from pages.common import as_bool, compute, one_of, show_figure, tr, translated, url_state
+from pages.common import as_bool, compute, one_of, shared_model, show_figure, tr, translated, url_state
 
 PARAMS = ("group", "sym", "matrix", "grid", "qtext")
 
@@ -22,6 +23,7 @@ HISTORY = json.loads((Path(__file__).resolve().parents[2] / "assets" / "history.
 SAMPLE = (Path(__file__).resolve().parents[2] / "assets" / "sample_long.txt").read_text(encoding="utf-8")
 COMPARE_TOKENS = 256  # the learner's text is compared on its first 256 tokens (a long paste: a notice, kept as typed)
 PERPLEXITY_TOKENS = 512  # the page's perplexity reads this many tokens of the bundled text (the bench reads 2,000)
+GROUP = 32  # the page's group size until the learner picks another
 
 
 def headed(table: pd.DataFrame) -> pd.DataFrame:
@@ -36,7 +38,7 @@ def schemes(group: int, symmetric: bool) -> list[quantize.Scheme]:
 def controls() -> tuple[int, bool]:
     left, right = st.columns(2)
     group = left.select_slider(tr("quant_group"), quantize.GROUP_SIZES,
-                               key=url_state("group", 32, one_of(quantize.GROUP_SIZES, int)), help=tr("quant_group_help"))
+                               key=url_state("group", GROUP, one_of(quantize.GROUP_SIZES, int)), help=tr("quant_group_help"))
     symmetric = right.toggle(tr("quant_symmetric"), key=url_state("sym", True, as_bool),
                              help=tr("quant_symmetric_help"))
     return int(group), bool(symmetric)
@@ -53,7 +55,18 @@ def caveat(loaded: LoadedModel) -> None:
         st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
-SURVEYS = Kept(8)  # every visitor's: (model, weights, schemes, sample text) -> each scheme's measured copy
+def _survey_key(loaded: LoadedModel, chosen: list[quantize.Scheme], sample: str) -> tuple:
+    """Kept for the process (warmup.once): a few per model (group sizes × symmetry × the two sample texts)."""
+    return "quantize_survey", loaded.info.key, loaded.fingerprint, tuple(chosen), sample
+
+
+def warm_up(language: str = "ko") -> None:
+    """The page's tables for a new visitor in `language` (the language's default model, the default group size and
+    symmetry), measured into the page's store: the same for every visitor, so the app does it at start."""
+    with BUDGET.run():
+        loaded, chosen, sample = shared_model(models.DEFAULT_MODEL[language]), schemes(GROUP, True), t("predict_sample", language)
+        warmup.once(_survey_key(loaded, chosen, sample),
+                    lambda: quantize.survey(loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS))
 
 
 def surveyed(loaded: LoadedModel, chosen: list[quantize.Scheme],
@@ -61,19 +74,19 @@ def surveyed(loaded: LoadedModel, chosen: list[quantize.Scheme],
     """Each scheme's copy built once and measured for every table of the page, the first time behind a progress bar
     and `partial(those measured so far)` (the same for every visitor: kept for the process)."""
     sample = tr("predict_sample")
-    key = (loaded.info.key, loaded.fingerprint, tuple(chosen), sample)
-    found = SURVEYS.get(key)
-    if found is None:
-        bar = st.progress(0.0, text=tr("quant_surveying", done=0, n=len(chosen)))
+    bars = []  # the progress bar, drawn only by the run that measures (one that finds the result or waits for another's draws none)
 
-        def report(done: list[quantize.Surveyed]) -> None:
-            bar.progress(len(done) / len(chosen), text=tr("quant_surveying", done=len(done), n=len(chosen)))
-            partial(done)
+    def report(done: list[quantize.Surveyed]) -> None:
+        bars[0].progress(len(done) / len(chosen), text=tr("quant_surveying", done=len(done), n=len(chosen)))
+        partial(done)
 
-        found = compute(quantize.survey, loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS, report=report)
+    def measure() -> list[quantize.Surveyed]:
+        bars.append(st.progress(0.0, text=tr("quant_surveying", done=0, n=len(chosen))))
+        return quantize.survey(loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS, report=report)
+
+    found = compute(warmup.once, _survey_key(loaded, chosen, sample), measure)
+    for bar in bars:
         bar.empty()
-        if found is not None:
-            SURVEYS.put(key, found)
     return found
 
 

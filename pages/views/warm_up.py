@@ -1,22 +1,26 @@
 """What the app computes once per process, in the background, when the server serves its first page: the work that
 is the same for every visitor (explorer/warmup.py runs it; a page that needs a result first waits for the same one).
 Measured on a fresh process (bench/bench_memory.py): the RAG page's first view spent 13 s on its two answers and 5 s
-on what the answer drew on, the RNN page 7-10 s on its speed figures, the tokens page ~3 s on Kiwi and tokenizers."""
+on what the answer drew on, the quantization page on Gemma ~5 s a scheme (six), the RNN page 7-10 s on its speed
+figures, the tokens page ~3 s on Kiwi and tokenizers."""
 
 from explorer import models, recurrent, tokenize, warmup
-from pages.views import rag
+from pages.views import quantize, rag
 
 
-def _rag_in_korean() -> None:
-    if not models.needs_conversion(models.DEFAULT_MODEL["ko"]):  # a first conversion is left to the page that asks
-        rag.warm_up("ko")
+def _korean(warm_up):
+    def run() -> None:
+        if not models.needs_conversion(models.DEFAULT_MODEL["ko"]):  # a first conversion is left to the page that asks
+            warm_up("ko")
+    return run
 
 
 TASKS = [
     ("tokenizers", lambda: [models.bundled_tokenizer(key) for key in models.BUNDLED if not models.needs_conversion(key)]),
     ("kiwi", tokenize.kiwi),
     ("rnn_speeds", recurrent.speeds_here),
-    ("rag_ko", _rag_in_korean),
+    ("rag_ko", _korean(rag.warm_up)),
+    ("quantize_ko", _korean(quantize.warm_up)),
 ]
 
 
