@@ -2,25 +2,28 @@
 is the same for every visitor (explorer/warmup.py runs it; a page that needs a result first waits for the same one).
 Measured on a fresh process (bench/bench_memory.py): the RAG page's first view spent 13 s on its two answers and 5 s
 on what the answer drew on, the quantization page on Gemma ~5 s a scheme (six), the RNN page 7-10 s on its speed
-figures, the tokens page ~3 s on Kiwi and tokenizers."""
+figures, the tokens page ~3 s on Kiwi and tokenizers. Both languages' defaults are measured (Gemma in Korean,
+SmolLM2 in English)."""
 
 from explorer import models, recurrent, tokenize, warmup
+from pages.common import shared_model
 from pages.views import quantize, rag
 
 
-def _korean(warm_up):
+def _in(language: str, warm_up):
     def run() -> None:
-        if not models.needs_conversion(models.DEFAULT_MODEL["ko"]):  # a first conversion is left to the page that asks
-            warm_up("ko")
+        if not models.needs_conversion(models.DEFAULT_MODEL[language]):  # a first conversion is left to the page
+            warm_up(language)
     return run
 
 
-TASKS = [
+TASKS = [  # Korean first: the course's language; its default model is the one left resident at the end
     ("tokenizers", lambda: [models.bundled_tokenizer(key) for key in models.BUNDLED if not models.needs_conversion(key)]),
     ("kiwi", tokenize.kiwi),
     ("rnn_speeds", recurrent.speeds_here),
-    ("rag_ko", _korean(rag.warm_up)),
-    ("quantize_ko", _korean(quantize.warm_up)),
+    *((f"{name}_{language}", _in(language, view.warm_up)) for language in ("ko", "en") for name, view in
+      (("rag", rag), ("quantize", quantize))),
+    ("model_ko", _in("ko", lambda language: shared_model(models.DEFAULT_MODEL[language]))),
 ]
 
 
