@@ -35,6 +35,13 @@ def once(key: Hashable, build: Callable[[], Any]) -> Any:
     return future.result()
 
 
+def pending(key: Hashable) -> bool:
+    """Whether `key` is being built now (by another thread: the warm-up at start, another session)."""
+    with _lock:
+        future = _results.get(key)
+    return future is not None and not future.done()
+
+
 def enabled() -> bool:
     """EXPLORER_WARM_UP=0 skips the background work at start (the tests do: they measure each page's own path)."""
     return os.environ.get("EXPLORER_WARM_UP", "1") != "0"

@@ -125,9 +125,12 @@ def test_work_done_once_per_process_is_built_once_however_many_ask_and_a_failure
     threads = [threading.Thread(target=lambda: found.append(warmup.once("test-once", slow))) for _ in range(3)]
     for thread in threads:
         thread.start()
+    time.sleep(0.05)
+    assert warmup.pending("test-once")  # being built: a page can say it waits for it
     for thread in threads:
         thread.join()
     assert found == [1, 1, 1] and len(calls) == 1
     with pytest.raises(ZeroDivisionError):
         warmup.once("test-fails", lambda: 1 / 0)
     assert warmup.once("test-fails", lambda: "second try") == "second try"
+    assert not warmup.pending("test-once") and not warmup.pending("never-asked")

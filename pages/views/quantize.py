@@ -84,7 +84,12 @@ def surveyed(loaded: LoadedModel, chosen: list[quantize.Scheme],
         bars.append(st.progress(0.0, text=tr("quant_surveying", done=0, n=len(chosen))))
         return quantize.survey(loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS, report=report)
 
-    found = compute(warmup.once, _survey_key(loaded, chosen, sample), measure)
+    key = _survey_key(loaded, chosen, sample)
+    waiting = st.empty()
+    if warmup.pending(key):  # the warm-up at start (or another visitor) is measuring this very survey: wait for it
+        waiting.info(tr("quant_measured_elsewhere"))
+    found = compute(warmup.once, key, measure)
+    waiting.empty()
     for bar in bars:
         bar.empty()
     return found
