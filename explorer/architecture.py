@@ -192,11 +192,3 @@ def frozen_norm(norm: nn.Module, input_state: torch.Tensor) -> FrozenNorm:
     spread = (state - state.mean()) if centred else state
     gain, bias = norm_gain_and_bias(norm, len(state))
     return FrozenNorm(centred, float(1 / torch.sqrt(spread.pow(2).mean() + eps)), gain, bias)
-
-
-def unembed_states(architecture: Architecture, states: torch.Tensor) -> torch.Tensor:
-    """Residual-stream states (..., d) -> vocabulary logits (..., vocab), through the final norm as the model does."""
-    if architecture.unembed is None:
-        raise ValueError("this model has no unembedding (an encoder)")
-    normed = architecture.final_norm(states) if architecture.final_norm is not None else states
-    return architecture.logits(normed)

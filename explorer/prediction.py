@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from explorer.activations import CaptureError, chosen_log_probs, run_capture, encode
-from explorer.architecture import unembed_states
 from explorer.models import LoadedModel, device_of
 from explorer.labels import token_label, token_labels
 
@@ -110,19 +109,20 @@ def logit_lens(loaded: LoadedModel, hidden_states: np.ndarray) -> tuple[np.ndarr
     """For each layer's residual stream: the final norm then the unembedding, as if that layer were the last.
 
     hidden_states: (layers, seq, d) -> top token ids (layers, seq) and their probabilities (layers, seq).
-    One layer at a time, so (layers, seq, vocab) logits never exist at once.
+    One layer and one chunk of positions at a time (sized by bytes): (seq, vocab) logits never exist, whatever seq.
     """
-    if loaded.parts.unembed is None:
+    parts = loaded.parts
+    if parts.unembed is None:
         raise CaptureError("not_available", "logits (encoder)")
     device = device_of(loaded.model)
     top_ids, top_probs = [], []
     with loaded.lock, torch.inference_mode():  # the model's modules run under its lock, like every forward
         for layer_states in hidden_states:
             states = torch.as_tensor(layer_states, device=device, dtype=loaded.dtype)  # (seq, d)
-            probs = torch.softmax(unembed_states(loaded.parts, states).float(), dim=-1)  # (seq, vocab)
-            best = probs.max(dim=-1)
-            top_ids.append(best.indices.cpu().numpy())
-            top_probs.append(best.values.cpu().numpy())
+            normed = parts.final_norm(states) if parts.final_norm is not None else states  # (seq, d)
+            bests = [log_probs.max(dim=-1) for _, log_probs in parts.log_softmax_chunks(normed)]  # (chunk,) each
+            top_ids.append(np.concatenate([b.indices.cpu().numpy() for b in bests] or [np.zeros(0, np.int64)]))
+            top_probs.append(np.concatenate([b.values.exp().cpu().numpy() for b in bests] or [np.zeros(0, np.float32)]))
     return np.stack(top_ids), np.stack(top_probs)
 
 

@@ -266,12 +266,6 @@ def errors_of(loaded: LoadedModel) -> Callable[[QuantizedModel], list[float]]:
                          for (_, original), (_, module) in zip(originals, block_matrices(copy.loaded.model, copy.loaded.parts.blocks))]
 
 
-def relative_errors(loaded: LoadedModel, schemes: list[Scheme]) -> tuple[list[str], np.ndarray]:
-    """Every block matrix's relative error in each scheme's copy: names, (schemes, matrices)."""
-    names = [name for name, _ in block_matrices(loaded.model, loaded.parts.blocks)]
-    return names, np.array(one_at_a_time(loaded, schemes, errors_of(loaded)))
-
-
 @dataclass
 class Comparison:
     kl: float  # mean over positions of KL(fp32 ‖ scheme) of the next-token distribution, in nats

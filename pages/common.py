@@ -173,21 +173,6 @@ def as_bool(raw: str) -> bool:
 
 # ---------------------------------------------------------------- model
 
-def shared_model(key_or_id: str) -> models.LoadedModel:
-    """Loaded once per process and shared, under the memory budget: dropped when another needs the room while no
-    run uses it, and loaded again by the next run that asks."""
-    return memory.BUDGET.get_or_build(("model", key_or_id), lambda: models.load(key_or_id),
-                                      estimate=models.estimated_bytes(key_or_id))
-
-
-def model_resident(loaded: models.LoadedModel, kind: str, build, *key, measure):
-    """Something large built from a shared model and kept (its vocabulary's norms and labels, the model seen through
-    an adapter): a resident of the memory budget that goes with its model, so that a model dropped for room is freed
-    whole (an st.cache_resource holding a view of a dropped SmolLM2's table kept its 108 MB, measured)."""
-    return memory.BUDGET.get_or_build((kind, loaded.info.key, loaded.fingerprint, *key), build, measure=measure,
-                                      parent=("model", loaded.info.key))
-
-
 def loading_message(key: str) -> str:
     """The spinner's words while `key` loads: a first conversion takes a minute, a (re)load a few seconds."""
     return tr("converting_model" if models.needs_conversion(key) else "loading_model", model=key)
@@ -201,7 +186,7 @@ def current_model(key: str | None = None) -> models.LoadedModel | None:
     chosen = key or setting("model", default_model())
     try:
         with st.spinner(loading_message(chosen)):
-            return shared_model(chosen)
+            return models.shared(chosen)
     except (models.ModelError, memory.OverBudget) as error:
         show_error(error)
         if key is not None or chosen == default_model():

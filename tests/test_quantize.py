@@ -46,7 +46,7 @@ def test_torchao_int4_copy_takes_16_levels_per_group_drawn_by_its_grid(minilm, s
     parameters, groups = copy.matrix_parameters, copy.matrix_parameters // 32
     assert copy.matrix_bytes == parameters + groups * (4 + 1)  # int8-held codes, float32 scale, int8 zero point
     assert copy.packed_bytes == parameters // 2 + 2 * groups * (1 if symmetric else 2)
-    errors = quantize.relative_errors(minilm, [scheme])[1]  # the heatmap describes this copy
+    errors = np.array(quantize.one_at_a_time(minilm, [scheme], quantize.errors_of(minilm)))  # the heatmap's copy
     assert errors.shape == (1, len(quantize.block_matrices(minilm.model, minilm.parts.blocks)))
     assert errors[0, 0] == pytest.approx(float((weight - original).norm() / original.norm()), rel=1e-5)
 

@@ -11,7 +11,7 @@ import streamlit as st
 from explorer import embeddings, figures, models
 from explorer.i18n import t
 from explorer.labels import token_labels, visible, vocabulary_labels
-from pages.common import capture_or_explain, current_model, lang, model_resident, one_of, show_figure, tr, translated, url_state, working
+from pages.common import capture_or_explain, current_model, lang, one_of, show_figure, tr, translated, url_state, working
 
 DATA = json.loads((Path(__file__).resolve().parents[2] / "assets" / "embeddings.json").read_text(encoding="utf-8"))
 PARAMS = ("etext", "vmethod", "vdims", "vscript", "find", "word", "smethod", "poly", "query")
@@ -24,7 +24,7 @@ def _vocabulary(loaded) -> tuple[embeddings.UnitRows, list[str], np.ndarray]:
         labels = vocabulary_labels(loaded.tokenizer)
         return embeddings.vocabulary_rows(loaded), labels, embeddings.token_kinds(loaded.tokenizer, labels)
 
-    return model_resident(loaded, "vocabulary", build, measure=lambda found: found[0].norms.nbytes + found[2].nbytes
+    return models.derived(loaded, "vocabulary", build, measure=lambda found: found[0].norms.nbytes + found[2].nbytes
                           + sum(map(sys.getsizeof, found[1])))
 
 

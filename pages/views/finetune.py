@@ -7,7 +7,7 @@ import streamlit as st
 
 from explorer import adapting, figures, jobs, memory, models
 from explorer.models import LoadedModel
-from pages.common import (bounded, compute, current_model, lang, model_resident, one_of, show_error, show_figure, tr,
+from pages.common import (bounded, compute, current_model, lang, one_of, show_error, show_figure, tr,
                           translated, url_state)
 from pages.views import jobs as jobs_view
 
@@ -89,7 +89,7 @@ def _compare(_loaded, _adapter, fingerprint: str, digest: str, prompt: str) -> a
 
 def adapted(loaded: LoadedModel, adapter: adapting.Adapter) -> LoadedModel:
     """The shared model seen through an adapter: its own small modules, the shared weights (no copy)."""
-    return model_resident(loaded, "adapted", lambda: adapting.with_adapter(loaded, adapter), adapter.digest,
+    return models.derived(loaded, "adapted", lambda: adapting.with_adapter(loaded, adapter), adapter.digest,
                           measure=lambda _: sum(memory.stored_bytes(w) for w in adapter.weights.values()))
 
 

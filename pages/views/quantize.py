@@ -15,7 +15,7 @@ from explorer import activations, figures, models, quantize, warmup
 from explorer.i18n import t
 from explorer.memory import BUDGET
 from explorer.models import LoadedModel
-from pages.common import as_bool, compute, one_of, shared_model, show_figure, tr, translated, url_state
+from pages.common import as_bool, compute, one_of, show_figure, tr, translated, url_state
 
 PARAMS = ("group", "sym", "matrix", "grid", "qtext")
 
@@ -64,7 +64,7 @@ def warm_up(language: str = "ko") -> None:
     """The page's tables for a new visitor in `language` (the language's default model, the default group size and
     symmetry), measured into the page's store: the same for every visitor, so the app does it at start."""
     with BUDGET.run():
-        loaded, chosen, sample = shared_model(models.DEFAULT_MODEL[language]), schemes(GROUP, True), t("predict_sample", language)
+        loaded, chosen, sample = models.shared(models.DEFAULT_MODEL[language]), schemes(GROUP, True), t("predict_sample", language)
         warmup.once(_survey_key(loaded, chosen, sample),
                     lambda: quantize.survey(loaded, chosen, sample, COMPARE_TOKENS, SAMPLE, PERPLEXITY_TOKENS))
 

@@ -14,7 +14,7 @@ from explorer import figures, jobs, memory, models, rag
 from explorer.i18n import t
 from explorer.kept import Kept
 from explorer.models import LoadedModel
-from pages.common import bounded, compute, lang, one_of, shared_model, show_figure, tr, translated, url_state
+from pages.common import bounded, compute, lang, one_of, show_figure, tr, translated, url_state
 from pages.views import jobs as jobs_view
 
 PARAMS = ("csize", "coverlap", "q", "k", "method")
@@ -165,7 +165,7 @@ def warm_up(language: str = "ko") -> None:
     k and method, the language's default decoder), computed into the page's own stores: the index, both answers and
     what the answer drew on. The same for every visitor, so the app does it in the background at start."""
     with memory.BUDGET.run():
-        encoder, decoder = shared_model(models.MINILM), shared_model(models.DEFAULT_MODEL[language])
+        encoder, decoder = models.shared(models.MINILM), models.shared(models.DEFAULT_MODEL[language])
         index = _documents_index(encoder, rag.bundled_text(), CHUNK_SIZE, CHUNK_OVERLAP)
         question = t("rag_sample_question", language)
         passages = [index.chunks[i].text for i in rag.retrieve(index, encoder, question).top(DEFAULT_METHOD[language], KS[0])]

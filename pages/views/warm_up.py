@@ -6,7 +6,6 @@ figures, the tokens page ~3 s on Kiwi and tokenizers. Both languages' defaults a
 SmolLM2 in English)."""
 
 from explorer import models, recurrent, tokenize, warmup
-from pages.common import shared_model
 from pages.views import quantize, rag
 
 
@@ -23,7 +22,7 @@ TASKS = [  # Korean first: the course's language; its default model is the one l
     ("rnn_speeds", recurrent.speeds_here),
     *((f"{name}_{language}", _in(language, view.warm_up)) for language in ("ko", "en") for name, view in
       (("rag", rag), ("quantize", quantize))),
-    ("model_ko", _in("ko", lambda language: shared_model(models.DEFAULT_MODEL[language]))),
+    ("model_ko", _in("ko", lambda language: models.shared(models.DEFAULT_MODEL[language]))),
 ]
 
 
