@@ -124,10 +124,14 @@ def prompt_view(decoder: LoadedModel, question: str, passages: list[str]) -> rag
 ANSWERS = Kept(64)  # (model, prompt ids) -> greedy answer and its tokens' probabilities, for every session
 
 
+def _answer_key(decoder: LoadedModel, prompt: rag.Prompt) -> tuple:
+    return decoder.fingerprint, tuple(prompt.ids)
+
+
 def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> tuple[list[int], float | None]:
     """The answer's ids and the model's confidence in them: written token by token the first time, then kept (greedy
     decoding gives every session the same answer, so a lesson rehearsed before class shows it at once)."""
-    cache_key = (decoder.fingerprint, tuple(prompt.ids))
+    cache_key = _answer_key(decoder, prompt)
     kept = ANSWERS.get(cache_key)
     if kept is not None:
         st.html(figures.plain_text_html("", rag.answer_text(decoder, kept[0])))
@@ -152,7 +156,7 @@ def _streamed(decoder: LoadedModel, prompt: rag.Prompt, key: str) -> tuple[list[
 
 def _answer_kept(decoder: LoadedModel, prompt: rag.Prompt) -> list[int]:
     """The answer computed without drawing it, into the same store (the warm-up's)."""
-    cache_key = (decoder.fingerprint, tuple(prompt.ids))
+    cache_key = _answer_key(decoder, prompt)
     if cache_key not in ANSWERS:
         chances: list[float] = []
         ids = list(rag.stream_answer(decoder, prompt, chances=chances))
