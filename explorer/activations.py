@@ -272,7 +272,7 @@ class CaptureCache:
         arrays["offsets"] = capture.offsets
         meta = {"model_key": capture.model_key, "text": capture.text, "tokens": capture.tokens, "dropped": capture.dropped_tokens}
         metadata = {"meta": json.dumps(meta, ensure_ascii=False), "checksum": self._checksum(arrays)}
-        partial = path.with_suffix(f".{threading.get_ident()}.partial")
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")  # another process may write it too
         save_file(arrays, str(partial), metadata=metadata)
         os.replace(partial, path)
 
@@ -296,11 +296,18 @@ class CaptureCache:
         return Capture(meta["model_key"], meta["text"], arrays["token_ids"], meta["tokens"], arrays["offsets"], meta["dropped"], tensors)
 
     def _trim_disk(self) -> None:
-        files = sorted(self.folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
+        files = []  # (modified, bytes, path); a file another process removes meanwhile is skipped
+        for path in self.folder.glob("*.safetensors"):
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                continue
+            files.append((found.st_mtime, found.st_size, path))
+        files.sort()
+        total = sum(size for _, size, _ in files)
         while files and total > self.disk_bytes:
-            oldest = files.pop(0)
-            total -= oldest.stat().st_size
+            _, size, oldest = files.pop(0)
+            total -= size
             oldest.unlink(missing_ok=True)
 
 

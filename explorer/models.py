@@ -14,6 +14,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,11 @@ from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
 from explorer import architecture, capture_attention, memory, process, warmup
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: conversions there are not guarded against a second process
+    fcntl = None
 
 MINILM = "minilm-l6"
 SMOLLM2 = "smollm2-135m"
@@ -242,9 +248,24 @@ def _bundled_folder(key: str) -> tuple[Path, str]:
         return folder, "package"
     if not needs_conversion(key):
         return converted_folder(key), "cache"
-    if GGUF_FILES[key]() is not None:
-        return convert_gguf(key), "package"
+    with _converting(key):
+        if not needs_conversion(key):  # another process converted it while this one waited
+            return converted_folder(key), "cache"
+        if GGUF_FILES[key]() is not None:
+            return convert_gguf(key), "package"
     raise ModelError("unknown_id", f"package {BUNDLED[key].package} is not installed")
+
+
+@contextmanager
+def _converting(key: str):
+    """Held while a bundled GGUF is joined and converted into the cache: a second process on the same cache (another
+    server, a test worker) waits for it instead of writing the same files at the same time."""
+    lock = cache_dir() / "models" / f".{key}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def bundled_folder(key: str) -> Path:

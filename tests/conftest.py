@@ -10,11 +10,15 @@ os.environ.setdefault("EXPLORER_CACHE_DIR", str(Path(__file__).resolve().parent.
 # a larger budget spares it reloads. The deployed default is measured by bench/bench_memory.py.
 os.environ.setdefault("EXPLORER_MEMORY_BUDGET_MB", "1700")
 os.environ.setdefault("EXPLORER_WARM_UP", "0")  # no background work at start: each test measures its page's own path
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes share the cores (pyproject.toml): one thread each, for
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch here and in the servers they start, else they oversubscribe
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402
 
 from explorer import models  # noqa: E402
+
+pytest_plugins = ["browsing"]  # the browser tests' server and chromium fixtures
 
 
 @pytest.fixture(scope="session")
