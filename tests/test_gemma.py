@@ -93,9 +93,11 @@ def test_a_base_model_answers_a_korean_rag_question_from_a_completion_prompt(gem
     with torch.inference_mode():  # the confidence is the model's own softmax at each written token, by hand
         logits = gemma.model(torch.tensor([prompt.ids + ids])).logits[0, len(prompt.ids) - 1:-1].float()  # (n, vocab)
     by_hand = torch.softmax(logits, -1).gather(-1, torch.tensor(ids)[:, None])[:, 0]  # (n,)
-    np.testing.assert_allclose(chances, by_hand.numpy(), atol=1e-4)
+    # The streamed answer decodes with a cache, the reference in one forward: they round differently, and Gemma's table
+    #   multiplies in bfloat16 (its input rounded to 8 bits), which can turn that rounding into 5e-4 (seen, 1 thread)
+    np.testing.assert_allclose(chances, by_hand.numpy(), atol=2e-3)
     sure = rag.confidence(gemma, ids, chances)
-    assert sure == pytest.approx(float(by_hand[[i not in adapting.answer_stop_ids(gemma) for i in ids]].mean()), abs=1e-4)
+    assert sure == pytest.approx(float(by_hand[[i not in adapting.answer_stop_ids(gemma) for i in ids]].mean()), abs=1e-3)
     bare, bare_chances = rag.build_prompt(gemma, question, []), []
     bare_ids = list(rag.stream_answer(gemma, bare, chances=bare_chances))
     print(f"with the passage {answer!r} at {sure:.0%}; without {rag.answer_text(gemma, bare_ids)!r} at "
