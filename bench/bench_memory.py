@@ -31,7 +31,7 @@ if _models.exists():
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from explorer import memory as budget, models, process  # noqa: E402
+from explorer import activations, memory as budget, models, process  # noqa: E402
 from measure import PeakMemory, best_warm_rerun  # noqa: E402
 from pages.views import warm_up  # noqa: E402
 
@@ -83,6 +83,21 @@ def open_page(page: str, **query) -> AppTest:
     return at
 
 
+def apply_server_settings() -> None:
+    """What `streamlit run` does at start and AppTest does not: the st.cache_data bound of .streamlit/config.toml."""
+    os.chdir(ROOT)  # where Streamlit reads .streamlit/config.toml
+    from streamlit.runtime.caching.global_cache_budget import reconfigure_global_cache_budget_from_config
+
+    reconfigure_global_cache_budget_from_config()
+
+
+def cached_data_bytes() -> int:
+    """Every st.cache_data entry's pickled bytes (outside the memory budget, bounded by server.maxCacheDataSize)."""
+    from streamlit.runtime.caching import get_data_cache_stats_provider
+
+    return sum(stat.byte_length for stats in get_data_cache_stats_provider().get_stats().values() for stat in stats)
+
+
 def at_rest(memory: PeakMemory) -> float:
     """Resident GB once every visitor has left and freed memory is handed back."""
     gc.collect()
@@ -91,6 +106,7 @@ def at_rest(memory: PeakMemory) -> float:
 
 
 def main() -> None:
+    apply_server_settings()
     memory = PeakMemory()
     started = time.perf_counter()
     warm_up.start(wait=True)
@@ -142,6 +158,8 @@ def main() -> None:
     print(f"budget {budget.BUDGET.limit / 2**20:,.0f} MB; residents now: "
           + ", ".join(f"{model} {(own + extra) / 2**20:,.0f} MB" for model, own, _, extra in budget.by_model(budget.BUDGET.residents())))
     print(f"residents dropped to make room (reloads): {budget.BUDGET.dropped}")
+    print(f"outside the budget: st.cache_data {cached_data_bytes() / 2**20:,.0f} MB, capture cache "
+          f"{activations.default_cache().memory_used() / 2**20:,.0f} MB")
 
     budget.BUDGET.drop(("model", models.GEMMA3))
     gc.collect()

@@ -222,7 +222,7 @@ class CaptureCache:
     def __init__(self, folder: Path | None = None, memory_bytes: int | None = None, disk_bytes: int | None = None):
         self.folder = folder or cache_dir() / "captures"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.memory_bytes = memory_bytes or int(os.environ.get("EXPLORER_MEMORY_CACHE_MB", 192)) * 2**20
+        self.memory_bytes = memory_bytes or int(os.environ.get("EXPLORER_MEMORY_CACHE_MB", 64)) * 2**20
         self.disk_bytes = disk_bytes or int(os.environ.get("EXPLORER_DISK_CACHE_MB", 2048)) * 2**20
         self._memory: OrderedDict[str, Capture] = OrderedDict()
         self._lock = threading.Lock()
@@ -250,6 +250,10 @@ class CaptureCache:
         if capture.nbytes <= DISK_ENTRY_BYTES:
             self._write(self.folder / f"{key}.safetensors", capture)
             self._trim_disk()
+
+    def memory_used(self) -> int:
+        with self._lock:
+            return sum(c.nbytes for c in self._memory.values())
 
     def _remember(self, key: str, capture: Capture) -> None:
         with self._lock:

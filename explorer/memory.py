@@ -22,7 +22,7 @@ from typing import Any, Callable, Hashable
 import torch
 
 DEFAULT_BUDGET_MB = 1_100  # residents. Outside it (bench_memory.py): the imports (~450 MB), one tokenizer per bundled
-#   model (~215 MB), the capture cache (<= 192 MB); with one request's room the process stays near 2.4 GB at peak
+#   model (~215 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those
 WAIT_SECONDS = 30.0  # no room while others are in use: wait this long for a run to end before saying so
 
 
@@ -40,6 +40,7 @@ class Resident:
     value: Any
     nbytes: int
     parent: Hashable | None = None  # dropped with its parent (a quantized copy shares its model's embeddings)
+    pinned: bool = False  # never dropped: a native library that keeps its pages after it is freed (Kiwi, measured)
     leases: int = 0
     used: float = field(default_factory=time.monotonic)
 
@@ -80,9 +81,11 @@ class Budget:
     # ------------------------------------------------------------ admitting
 
     def get_or_build(self, key: Hashable, build: Callable[[], Any], estimate: int = 0,
-                     measure: Callable[[Any], int] | None = None, parent: Hashable | None = None):
+                     measure: Callable[[Any], int] | None = None, parent: Hashable | None = None,
+                     pinned: bool = False):
         """The resident `key`, built (once, however many sessions ask at the same time) if it is not here. Room for
-        `estimate` bytes is made before building, and for the measured size after. Leased to the current run."""
+        `estimate` bytes is made before building, and for the measured size after. Leased to the current run. A
+        `pinned` one stays for the life of the process, its bytes counted."""
         found = self._touch(key)
         if found is not None:
             return found
@@ -98,7 +101,7 @@ class Budget:
             nbytes = (measure or _measure)(value)
             with self._lock:
                 self._make_room(nbytes, key)
-                self._residents[key] = Resident(key, value, nbytes, parent)
+                self._residents[key] = Resident(key, value, nbytes, parent, pinned)
                 self._lease(key)
         return value
 
@@ -117,8 +120,9 @@ class Budget:
         up to WAIT_SECONDS for a run to end (two sessions on two models take turns), then say so."""
         if nbytes > self.limit:
             raise OverBudget("memory_over_budget", f"{key}: {nbytes / 2**20:,.0f} MB > {self.limit / 2**20:,.0f} MB")
-        mine = sum(r.nbytes for r in (getattr(self._run, "held", None) or {}).values())
-        if mine + nbytes > self.limit:  # this run's own residents leave no room: waiting for other runs cannot help
+        held = getattr(self._run, "held", None) or {}
+        mine = sum(r.nbytes for r in (*held.values(), *(r for r in self._residents.values() if r.pinned and r.key not in held)))
+        if mine + nbytes > self.limit:  # this run's own residents (and the pinned) leave no room: waiting cannot help
             raise OverBudget("memory_over_budget", f"{key}: {nbytes / 2**20:,.0f} MB + {mine / 2**20:,.0f} MB in use "
                                                    f"on this page > {self.limit / 2**20:,.0f} MB")
         deadline = time.monotonic() + WAIT_SECONDS
@@ -137,7 +141,7 @@ class Budget:
             self._released.wait(left)
 
     def _idle(self, key: Hashable) -> bool:
-        return all(r.leases == 0 for r in self._residents.values() if r.key == key or r.parent == key)
+        return all(r.leases == 0 and not r.pinned for r in self._residents.values() if r.key == key or r.parent == key)
 
     def _drop(self, key: Hashable) -> None:
         for dependent in [r.key for r in self._residents.values() if r.parent == key]:

@@ -56,6 +56,18 @@ def test_a_leased_resident_is_never_dropped_while_another_thread_asks_for_room(m
     assert [r.key for r in budget.residents()] == ["b"]
 
 
+def test_a_pinned_resident_is_never_dropped_and_its_bytes_leave_less_room():
+    budget = memory.Budget(100 * MB)
+    budget.get_or_build("kiwi", lambda: _tensor(40), pinned=True)
+    budget.get_or_build("a", lambda: _tensor(40))
+    budget.get_or_build("b", lambda: _tensor(40), estimate=40 * MB)  # a goes, the pinned one stays
+    assert [r.key for r in budget.residents()] == ["kiwi", "b"] and budget.dropped == 1
+    with pytest.raises(memory.OverBudget) as refused, budget.run():
+        budget.get_or_build("c", lambda: _tensor(70), estimate=70 * MB)  # 70 + 40 pinned > 100: said at once
+    assert refused.value.kind == "memory_over_budget" and "40 MB in use" in refused.value.detail
+    assert [r.key for r in budget.residents()] == ["kiwi", "b"]  # nothing dropped for a request that cannot fit
+
+
 def test_a_resident_larger_than_the_budget_is_refused_with_what_to_set():
     budget = memory.Budget(50 * MB)
     with pytest.raises(memory.OverBudget) as refused:
