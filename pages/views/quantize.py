@@ -31,6 +31,14 @@ def headed(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=lambda column: tr(f"quant_column_{column}"))
 
 
+def show_table(place, table: pd.DataFrame) -> None:
+    """A table of schemes, its name columns wide enough to read whole ("int4_group-g32-sym", "torchao (가중치 전용)"
+    were cut)."""
+    names = [tr("quant_column_scheme"), tr("quant_column_library")]
+    place.dataframe(table, hide_index=True, width="stretch",
+                    column_config={name: st.column_config.TextColumn(name, width=150) for name in names})  # px
+
+
 def schemes(group: int, symmetric: bool) -> list[quantize.Scheme]:
     return [quantize.Scheme(name, group, symmetric) for name in quantize.SCHEMES]
 
@@ -108,10 +116,10 @@ def memory(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     a time under the memory budget), and the arithmetic for the models in the history chart."""
     st.subheader(tr("quant_memory_title"))
     table = st.empty()  # each scheme's row as soon as its copy is measured (Gemma: ~5 s a scheme on 2 cores)
-    found = surveyed(loaded, chosen, partial=lambda done: table.dataframe(_sizes(done), hide_index=True, width="stretch"))
+    found = surveyed(loaded, chosen, partial=lambda done: show_table(table, _sizes(done)))
     if found is None:
         return
-    table.dataframe(_sizes(found), hide_index=True, width="stretch")
+    show_table(table, _sizes(found))
     st.caption(tr("quant_memory_explain"))
     sizes = [(s["name"], s["parameters"]) for s in HISTORY["sizes"]]
     arithmetic = pd.DataFrame([{tr("quant_column_model"): name, tr("quant_column_parameters"): f"{parameters:,}",
@@ -178,7 +186,7 @@ def behaviour(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     if dropped and loaded.info.family == "decoder":
         st.warning(tr("truncated", dropped=dropped))
     with st.container(key="quant_behaviour"):
-        st.dataframe(headed(table), hide_index=True, width="stretch")
+        show_table(st, headed(table))
     st.caption(tr("quant_behaviour_explain_decoder" if loaded.info.family == "decoder" else "quant_behaviour_explain_encoder",
                   tokens=PERPLEXITY_TOKENS))
 
