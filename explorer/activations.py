@@ -253,13 +253,16 @@ class CaptureCache:
 
     def memory_used(self) -> int:
         with self._lock:
-            return sum(c.nbytes for c in self._memory.values())
+            return self._memory_bytes()
+
+    def _memory_bytes(self) -> int:  # under self._lock
+        return sum(c.nbytes for c in self._memory.values())
 
     def _remember(self, key: str, capture: Capture) -> None:
         with self._lock:
             self._memory[key] = capture
             self._memory.move_to_end(key)
-            while sum(c.nbytes for c in self._memory.values()) > self.memory_bytes and len(self._memory) > 1:
+            while self._memory_bytes() > self.memory_bytes and len(self._memory) > 1:
                 self._memory.popitem(last=False)
 
     @staticmethod

@@ -121,7 +121,8 @@ class Budget:
         if nbytes > self.limit:
             raise OverBudget("memory_over_budget", f"{key}: {nbytes / 2**20:,.0f} MB > {self.limit / 2**20:,.0f} MB")
         held = getattr(self._run, "held", None) or {}
-        mine = sum(r.nbytes for r in (*held.values(), *(r for r in self._residents.values() if r.pinned and r.key not in held)))
+        pinned = [r for r in self._residents.values() if r.pinned and r.key not in held]
+        mine = sum(r.nbytes for r in held.values()) + sum(r.nbytes for r in pinned)
         if mine + nbytes > self.limit:  # this run's own residents (and the pinned) leave no room: waiting cannot help
             raise OverBudget("memory_over_budget", f"{key}: {nbytes / 2**20:,.0f} MB + {mine / 2**20:,.0f} MB in use "
                                                    f"on this page > {self.limit / 2**20:,.0f} MB")
