@@ -83,8 +83,9 @@ def test_a_class_follows_its_lecturer_and_the_room_sees_its_answers(server, brow
     lecturer = open_tab(browser, f"{server}/lessons?lang=ko&model=smollm2-135m&lesson=tokenization&step=2", 2000)
     lecturer.get_by_text("수업 모드: 학생들이 각자 화면으로 따라오기").click()
     lecturer.get_by_role("button", name="수업 시작").click()
-    code = lecturer.locator(".st-key-class_code").inner_text(timeout=30_000).strip()
-    assert len(code) == 6
+    lecturer.wait_for_function(f"() => {{ const box = document.querySelector('.st-key-class_code');"
+                               f" return box && ({ALL_TEXT})(box).trim().length === 6; }}", timeout=30_000)
+    code = lecturer.locator(".st-key-class_code").evaluate(ALL_TEXT).strip()  # drawn after its container, maybe later
     students = [open_tab(browser, f"{server}/lessons?class={code}&lang=en", 2000) for _ in range(2)]
     for student in students:
         student.get_by_text("A model does not read letters").first.wait_for(timeout=30_000)
