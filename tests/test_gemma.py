@@ -45,7 +45,8 @@ def test_sliding_and_full_layers_are_captured_exactly_past_the_window(gemma, eag
     assert result["blocks.0.attn.pattern"][:, beyond].max() == 0  # a sliding layer sees only its window
     assert result["blocks.5.attn.pattern"][:, beyond].astype(np.float32).sum() > 0  # the full one sees everything
     logits = reference.logits[0].double()  # (seq, vocab): the model's own
-    np.testing.assert_allclose(result["next_logits"], logits[-1].numpy(), atol=2e-3)
+    # the logits leave the bf16 table in bf16's resolution (1/8 at 21): one step apart is the same answer
+    np.testing.assert_allclose(result["next_logits"], logits[-1].numpy(), rtol=2 ** -7, atol=0.05)
     expected = torch.log_softmax(logits[:-1], -1).gather(-1, ids[0, 1:, None])[:, 0]
     np.testing.assert_allclose(result["token_log_probs"], expected.numpy(), atol=2e-3)
 
