@@ -20,9 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from explorer import embeddings, transfer
 from explorer.jobs import Job, TrainingError
@@ -74,7 +71,7 @@ def teacher(decoder: LoadedModel, language: str, vectors: np.ndarray | None = No
     if vectors is None:
         vectors = embeddings.decoder_sentence_vectors(decoder, texts)  # (n, d)
     pool, test = transfer.split(topics.labels, POOL_PER_CLASS, seed)
-    classifier = make_pipeline(StandardScaler(), transfer._classifier()).fit(vectors[pool], topics.labels[pool])
+    classifier = transfer.classifier(scaled=True).fit(vectors[pool], topics.labels[pool])
     layer = max(1, decoder.info.layers // 3)  # where decoder_sentence_vectors reads
     read = [decoder.parts.embed, *list(decoder.parts.blocks)[:layer]]
     parameters = sum(p.numel() for module in read for p in module.parameters()) + \
@@ -97,6 +94,8 @@ class Student(torch.nn.Module):
 
 def grams(texts: list[str]) -> torch.Tensor:
     """(n, BUCKETS) float32: each sentence's character 1–3-grams within words, hashed, unit length."""
+    from sklearn.feature_extraction.text import HashingVectorizer  # with its use: see transfer.classifier
+
     hashed = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=BUCKETS, alternate_sign=False)
     return torch.from_numpy(hashed.transform(texts).toarray().astype(np.float32))
 

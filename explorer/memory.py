@@ -21,6 +21,8 @@ from typing import Any, Callable, Hashable
 
 import torch
 
+from explorer import process
+
 DEFAULT_BUDGET_MB = 1_100  # residents. Outside it (bench_memory.py): the imports (~450 MB), one tokenizer per bundled
 #   model (~215 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those
 WAIT_SECONDS = 30.0  # no room while others are in use: wait this long for a run to end before saying so
@@ -128,12 +130,15 @@ class Budget:
                                                    f"on this page > {self.limit / 2**20:,.0f} MB")
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
+            dropped = self.dropped
             for candidate in list(self._residents):
                 if self.used() + nbytes <= self.limit:
-                    return
+                    break
                 if candidate in self._residents and self._idle(candidate):
                     self._drop(candidate)
                     self.dropped += 1
+            if self.dropped > dropped:  # hand what they held back before the newcomer is built
+                process.release_freed_memory(collect=True)
             if self.used() + nbytes <= self.limit:
                 return
             left = deadline - time.monotonic()

@@ -418,8 +418,22 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
         parts = architecture.find(model)
     except ValueError as error:
         raise ModelError("unsupported", f"{key_or_id}: {error}") from error
+    if parts.unembed is not None:
+        parts.unembed.register_forward_pre_hook(_one_matrix_multiply)  # first: narrow_large_tables' keeps its strides
     info = _describe(key_or_id, config, model, source, torch_device, torch_dtype, narrow_large_tables(parts, torch_device))
     return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started, parts)
+
+
+def _one_matrix_multiply(head: torch.nn.Module, args: tuple) -> tuple | None:
+    """The unembedding's input with standard strides. A slice of the last positions (`logits_to_keep`) of a batch of
+    one keeps the whole sequence's strides, and torch.matmul multiplies such a (1, k, d) input by a weight that needs
+    no gradient (a frozen or quantized copy, an adapter's base) by expanding the transposed table into a contiguous
+    (1, d, vocab) copy: Gemma 3's 320 MB and 0.6-1 s per forward, measured. With standard strides it folds into one
+    (k, d) @ (d, vocab) product."""
+    x = args[0]  # (…, k, d)
+    if x.dim() < 3 or x.stride() == torch.empty(x.shape, device="meta").stride():
+        return None
+    return (x.clone(memory_format=torch.contiguous_format), *args[1:])
 
 
 LARGE_TABLE_BYTES = 256 * 2**20  # a float32 vocabulary table this large is stored in bfloat16 (Gemma 3's 640 MB)

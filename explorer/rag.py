@@ -8,14 +8,14 @@ fusion joins the two rankings. The answer comes from the decoder with the passag
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import bm25s
-from bm25s.stopwords import STOPWORDS_EN
 import numpy as np
 import torch
 
@@ -24,6 +24,24 @@ from explorer.activations import CaptureError
 from explorer.adapting import answer_stop_ids, chat_ids, completion_prompt, sequence_log_probs
 from explorer.capture_attention import CaptureRequest, capturing
 from explorer.models import LoadedModel, device_of
+
+
+
+def _without_numba(name: str):
+    """Import `name` as if numba were not installed (unless it is already imported). bm25s imports numba whenever
+    it can (umap-learn installs it) for a backend this app does not use: the scores of a few hundred passages take
+    numpy under a millisecond, and numba's import alone holds ~50 MB of the shared process (measured)."""
+    if "numba" in sys.modules:
+        return importlib.import_module(name)
+    sys.modules["numba"] = None  # `import numba` raises ImportError meanwhile, which bm25s expects
+    try:
+        return importlib.import_module(name)
+    finally:
+        del sys.modules["numba"]
+
+
+bm25s = _without_numba("bm25s")
+from bm25s.stopwords import STOPWORDS_EN  # noqa: E402
 
 DOCUMENTS = Path(__file__).resolve().parent.parent / "assets" / "rag" / "documents.json"
 MAX_DOCUMENT_CHARS = 200_000  # more is refused with a message (the text stays in its box)
@@ -122,7 +140,7 @@ class Index:
 
 def build_index(encoder: LoadedModel, chunks: list[Chunk]) -> Index:
     words = [morphemes(c.text) for c in chunks]
-    retriever = bm25s.BM25()
+    retriever = bm25s.BM25(backend="numpy")
     retriever.index([w or [""] for w in words], show_progress=False)
     order = np.argsort([len(c.text) for c in chunks])  # similar lengths batched together: little padding
     vectors = np.empty((len(chunks), encoder.info.hidden_size), dtype=np.float32)

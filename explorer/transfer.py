@@ -17,10 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from explorer import embeddings
 from explorer.models import LoadedModel
@@ -62,25 +58,36 @@ def split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np
     return np.array(train), np.array(test)
 
 
-def _classifier() -> LogisticRegression:
-    return LogisticRegression(max_iter=2000)
+# scikit-learn is imported where it fits, not with the module: the lessons page imports this one, and sklearn with
+# scipy's solvers adds ~105 MB to the shared process (measured) that only a transfer or distillation run needs.
+
+def classifier(scaled: bool = False):
+    """A logistic regression (each feature standardised first when `scaled`)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    regression = LogisticRegression(max_iter=2000)
+    return make_pipeline(StandardScaler(), regression) if scaled else regression
 
 
 def vector_accuracy(vectors: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
     """Each feature standardised on the labelled sentences, then the classifier: a decoder's residual stream has a few
     dimensions hundreds of times larger than the rest, which swamp an unscaled fit (Gemma's layer 9: 27 % in Korean
     unscaled, 75 % scaled); MiniLM's unit vectors score the same either way (99 % / 42 %)."""
-    classifier = make_pipeline(StandardScaler(), _classifier())
-    return float(classifier.fit(vectors[train], labels[train]).score(vectors[test], labels[test]))
+    fitted = classifier(scaled=True).fit(vectors[train], labels[train])
+    return float(fitted.score(vectors[test], labels[test]))
 
 
 def tfidf_accuracy(texts: list[str], labels: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
     """Character 1–3-grams within words: the from-scratch baseline, fitted on the labelled sentences only.
     (Characters rather than words, so Korean endings and particles do not hide the stem.)"""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3))
     features = vectorizer.fit_transform([texts[i] for i in train])
-    classifier = _classifier().fit(features, labels[train])
-    return float(classifier.score(vectorizer.transform([texts[i] for i in test]), labels[test]))
+    fitted = classifier().fit(features, labels[train])
+    return float(fitted.score(vectorizer.transform([texts[i] for i in test]), labels[test]))
 
 
 def learning_curves(vectors: dict[str, dict[str, np.ndarray]], topics: Topics, repeats: int = 5, seed: int = 0) -> list[dict]:

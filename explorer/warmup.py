@@ -12,6 +12,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Hashable
 
+from explorer import process
+
 _lock = threading.Lock()
 _results: dict[Hashable, Future] = {}
 _started = threading.Event()
@@ -68,6 +70,7 @@ def start(tasks: list[tuple[str, Callable[[], Any]]], wait: bool = False) -> boo
                 task()
             except Exception:  # noqa: BLE001 - the page asks again and shows the reason
                 pass
+            process.release_freed_memory()  # a task's temporaries (a tokenizer's load: ~270 MB) go back at once
 
     if wait:
         run()
