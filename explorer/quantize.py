@@ -103,6 +103,14 @@ def grid_levels(module: torch.nn.Module, scheme: Scheme) -> np.ndarray:
     return float(stored.scale[row, group]) * (np.arange(low, high + 1) - zero)
 
 
+def grid_of(loaded: LoadedModel, scheme: Scheme, matrix: str) -> np.ndarray:
+    """grid_levels of one block matrix (named as block_matrices names it) in the scheme's copy, the copy held only
+    while they are read: a page run that held it to its end left no room for the other copies its tables build."""
+    with memory.BUDGET.run():
+        copy = quantized(loaded, scheme)
+        return grid_levels(dict(block_matrices(copy.loaded.model, copy.loaded.parts.blocks))[matrix], scheme)
+
+
 def packed_bytes(parameters: int, scheme: Scheme) -> int:
     """int4 as a file format packs it (GGUF's Q4_0/Q4_1): two codes a byte, an fp16 scale per group, and for
     asymmetric groups an fp16 minimum too. torchao keeps each int4 code in an int8 on this CPU, so its copy is

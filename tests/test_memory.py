@@ -56,6 +56,25 @@ def test_a_leased_resident_is_never_dropped_while_another_thread_asks_for_room(m
     assert [r.key for r in budget.residents()] == ["b"]
 
 
+def test_a_run_nested_in_a_page_run_is_told_at_once_when_only_the_page_holds_the_room():
+    """A view's copy held by the page's run, then a table building other copies in a run nested inside: nothing
+    another run holds can end, so waiting would only cost WAIT_SECONDS a copy. Once the inner run ends its own copy
+    is idle again, while the page's stays leased; nothing is dropped for a room that cannot be made."""
+    budget = memory.Budget(100 * MB)
+    with budget.run():
+        budget.get_or_build("view's copy", lambda: _tensor(60))
+        with budget.run():
+            budget.get_or_build("a table's copy", lambda: _tensor(30))
+        started = time.monotonic()
+        with pytest.raises(memory.OverBudget) as refused, budget.run():
+            budget.get_or_build("another copy", lambda: _tensor(50), estimate=50 * MB)
+        assert time.monotonic() - started < 1 and refused.value.kind == "memory_over_budget"
+        assert "in use on this page" in str(refused.value)
+        assert {r.key: r.leases for r in budget.residents()} == {"view's copy": 1, "a table's copy": 0}
+        assert budget.held() == ("view's copy",)
+    assert budget.held() == () and all(r.leases == 0 for r in budget.residents())
+
+
 def test_a_pinned_resident_is_never_dropped_and_its_bytes_leave_less_room():
     budget = memory.Budget(100 * MB)
     budget.get_or_build("kiwi", lambda: _tensor(40), pinned=True)

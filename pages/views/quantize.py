@@ -141,10 +141,9 @@ def weights(loaded: LoadedModel, chosen: list[quantize.Scheme]) -> None:
     grid_scheme = st.radio(tr("quant_grid"), grids, horizontal=True, format_func=translated("quant_scheme_"),
                            key=url_state("grid", "int4_group", one_of(grids)))
     scheme = next(s for s in chosen if s.name == grid_scheme)
-    copy = compute(quantize.quantized, loaded, scheme)  # the one copy this view holds
-    if copy is None:
+    levels = compute(quantize.grid_of, loaded, scheme, name)
+    if levels is None:
         return
-    levels = quantize.grid_levels(dict(quantize.block_matrices(copy.loaded.model, copy.loaded.parts.blocks))[name], scheme)
     show_figure(figures.weight_histogram(weight.flatten().numpy(), levels, tr("quant_histogram_title", matrix=name), tr("quant_weight"),
                                          tr("quant_count"), tr("quant_levels")),
                 "weight_histogram", pd.DataFrame({"level": levels}), key="quant_histogram")
