@@ -23,8 +23,9 @@ import torch
 
 from explorer import process
 
-DEFAULT_BUDGET_MB = 1_100  # residents. Outside it (bench_memory.py): the imports (~450 MB), one tokenizer per bundled
-#   model (~215 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those
+DEFAULT_BUDGET_MB = 1_200  # residents. Outside it (bench_memory.py): the imports (~530 MB), one tokenizer per bundled
+#   model (~140 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those.
+#   Every page must fit: Gemma's quantization table holds Gemma 703 + Kiwi ~250-280 (pinned) + a bf16 copy 192
 WAIT_SECONDS = 30.0  # no room while others are in use: wait this long for a run to end before saying so
 
 
