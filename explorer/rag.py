@@ -26,7 +26,6 @@ from explorer.capture_attention import CaptureRequest, capturing
 from explorer.models import LoadedModel, device_of
 
 
-
 def _without_numba(name: str):
     """Import `name` as if numba were not installed (unless it is already imported). bm25s imports numba whenever
     it can (umap-learn installs it) for a backend this app does not use: the scores of a few hundred passages take
