@@ -36,11 +36,14 @@ def serve(**settings):
     """A streamlit server of the app on a free port, with `settings` added to its environment; yields its URL."""
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(ROOT / ".cache"), **settings}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"server-{port}.log"  # a file, never an unread pipe: a full pipe (64 KB of the server's
+    with log.open("wb") as output:  # log) blocks whichever of its threads writes next, and the app stalls
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -51,7 +54,7 @@ def serve(**settings):
             time.sleep(0.5)
     else:
         process.kill()
-        pytest.fail("streamlit did not come up: " + process.stdout.read().decode(errors="replace")[-2000:])
+        pytest.fail("streamlit did not come up: " + log.read_text(errors="replace")[-2000:])
     yield url
     process.terminate()
     process.wait(timeout=20)

@@ -4,6 +4,8 @@ small budget shared by two models. Kept apart from test_browser.py so that the t
 
 import pytest
 
+from explorer import lessons
+
 from browsing import ALL_TEXT, ARTIFACTS, NEEDS_CHROMIUM, assert_no_exception, finish, open_tab, serve, wait_until_done
 
 pytestmark = NEEDS_CHROMIUM
@@ -91,11 +93,15 @@ def test_a_class_follows_its_lecturer_and_the_room_sees_its_answers(server, brow
         student.get_by_text("A model does not read letters").first.wait_for(timeout=30_000)
         assert student.get_by_role("button", name="Start a class").count() == 0
         assert student.get_by_role("button", name="End the class").count() == 0
-    for _ in range(2):
-        lecturer.get_by_role("button", name="다음 →").click()
+    count = len(next(lesson for lesson in lessons.load_all()[0] if lesson.id == "tokenization").steps)
+    for step in (3, 4):  # each click has landed (its step is drawn) before the next: a click sent while the page
+        lecturer.get_by_role("button", name="다음 →").click()  # still reruns is not lost, only later
+        lecturer.get_by_text(f"{count}단계 중 {step}단계").wait_for(timeout=90_000)
         wait_until_done(lecturer)
     for student in students:  # followed within the poll (1.5 s) and one run (bench_classroom times it; here the
-        student.locator(".st-key-class_guess").wait_for(timeout=60_000)  # other test process may share the cores)
+        student.get_by_text(f"Step 4 of {count}").wait_for(timeout=120_000)  # other test process may share the cores)
+        wait_until_done(student)
+        student.locator(".st-key-class_guess").wait_for(timeout=60_000)
     for number, student in enumerate(students):
         student.locator(".st-key-class_guess input").fill(str(20 + number))
         student.locator(".st-key-class_guess input").press("Enter")

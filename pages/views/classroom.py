@@ -4,12 +4,14 @@ the lecturer's step, and answer its question; the room's answers appear live (st
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from html import escape
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import segno
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import classroom, figures
 from explorer.lessons import Question
@@ -18,6 +20,7 @@ from pages.common import lang, show_figure, tr, url_state
 PARAMS = ("class",)
 STUDENT_POLL_SECONDS = 0.75  # a follower sees the lecturer's step within this and one run: <= 2 s (bench_classroom)
 LECTURER_POLL_SECONDS = 2.0
+REDRAW_AFTER_SECONDS = 3.0  # a browser whose address still shows another step this long after a run has lost it
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ def _end(now: Lecturer) -> None:
 def _student_panel(now: Student) -> None:
     with st.container(key="class_student_panel", border=True):
         st.toggle(tr("class_follow"), key="class_follow", value=True)
+        st.session_state["class_drawing"] = True  # until `drawn`: the poll below also runs inside this page run
         st.fragment(_poll, run_every=STUDENT_POLL_SECONDS)(now)
 
 
@@ -201,9 +205,32 @@ def _poll(now: Student) -> None:
     here = (st.session_state.get("lesson"), int(st.session_state.get("step", 0)))
     revealed = f"{here[0]}_{here[1]}" in state.revealed
     moved = st.session_state.get("class_follow", True) and (state.lesson, state.step) != here
-    if moved or revealed != st.session_state.get("class_revealed_seen", False):
+    if moved or _lost_a_run(here) or revealed != st.session_state.get("class_revealed_seen", False):
         st.session_state["class_revealed_seen"] = revealed
         st.rerun(scope="app")
+
+
+def drawn() -> None:
+    """The lessons page's last line: its run has ended (the browser's address is rewritten with its step)."""
+    st.session_state["class_drawing"] = False
+    st.session_state["class_drawn_at"] = time.monotonic()
+
+
+def _lost_a_run(here: tuple[str | None, int]) -> bool:
+    """Whether this browser never drew the step this session last ran. Under load the browser can lose a run that a
+    poll started (seen: the server ran step 4 to its end, the student's screen kept step 3 and was never redrawn), so
+    each poll reads the address the browser sent with it, which every finished run rewrites. A poll sent while a run
+    was still drawing carries the old address: only one sent REDRAW_AFTER_SECONDS after the run counts (measured:
+    the address follows within 0.7–1.4 s)."""
+    context = get_script_run_ctx()
+    address = parse_qs(context.query_string if context else "")
+    if ("step" not in address or st.session_state.get("class_drawing") or st.session_state.get("class_redrawn") == here
+            or time.monotonic() - st.session_state.get("class_drawn_at", 0) < REDRAW_AFTER_SECONDS):
+        return False  # once per step: a host that never shows the address is not rerun forever
+    lost = (address.get("lesson", [None])[0], address["step"][0]) != (here[0], str(here[1]))
+    if lost:
+        st.session_state["class_redrawn"] = here
+    return lost
 
 
 # ---------------------------------------------------------------- the step's question
