@@ -14,8 +14,79 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from explorer import process
+
 POSITION_KINDS = ("learned", "rotary", "none")
 LOGIT_CHUNK_BYTES = 64 * 49_152 * 4  # float32 logits unembedded at once: 12.5 MB (64 SmolLM2 positions, 12 of Gemma's)  # learned rows added to the input; rotated queries and keys; nothing
+
+
+WIDENED_ROWS = 2_048  # rows of a bfloat16 table widened to float32 at a time: 5 MB, which stays in the CPU's cache
+DIRECT_POSITIONS = 2  # up to this many positions a bfloat16 table is multiplied in bfloat16 on any CPU (table_product)
+
+
+def table_product(states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """states (..., d) @ table (rows, d)ᵀ (+ bias) -> (..., rows) float32, whatever dtype the table is stored in.
+    A bfloat16 table (Gemma 3's, narrowed at load) is multiplied in bfloat16 where the CPU does that natively or for
+    one or two positions (reading the table is all the work), and otherwise widened WIDENED_ROWS rows at a time and
+    multiplied in float32. Measured on Gemma's 262,144 x 640 table on a 2-core CPU without bfloat16 instructions
+    (bench_weights_at_rest.py), 1 / 16 / 64 positions: float32 table 51 / 157 / 288 ms; bfloat16 multiply 23 / 299 /
+    1,259 ms; widened 34-40 / 106 / 309-365 ms."""
+    positions = states.numel() // max(1, states.shape[-1])
+    if table.dtype != torch.bfloat16 or states.device.type != "cpu" or process.native_bf16() \
+            or positions <= DIRECT_POSITIONS:
+        product = torch.nn.functional.linear(states.to(table.dtype), table)
+    else:
+        product = _WidenedProduct.apply(states.float(), table)
+    product = product.float()
+    return product if bias is None else product + bias.float()
+
+
+class _WidenedProduct(torch.autograd.Function):
+    """x @ tableᵀ with the table widened a slice at a time into one reused float32 buffer, forward and backward:
+    neither keeps a float32 copy of the table (autograd would otherwise save every widened slice for a training's
+    backward), and no slice is allocated anew (the app maps blocks of 4 MB or more on their own, process.py, and a new
+    5 MB slice each time faulted a whole float32 table's pages in per call: Gemma's logit lens 22 s instead of 3)."""
+
+    @staticmethod
+    def forward(ctx, states, table):  # states (..., d) float32, table (rows, d) bfloat16 -> (..., rows)
+        ctx.save_for_backward(states if ctx.needs_input_grad[1] else None, table)
+        flat = states.reshape(-1, states.shape[-1])  # (n, d)
+        product = flat.new_empty(len(flat), len(table))  # (n, rows)
+        for start, widened in _widened_slices(table):  # widened: (slice, d) float32
+            product[:, start:start + len(widened)] = flat @ widened.T
+        return product.view(*states.shape[:-1], len(table))
+
+    @staticmethod
+    def backward(ctx, grad):  # grad (..., rows)
+        states, table = ctx.saved_tensors
+        flat_grad = grad.reshape(-1, len(table))  # (n, rows)
+        to_states = to_table = None
+        if ctx.needs_input_grad[0]:
+            to_states = flat_grad.new_zeros(len(flat_grad), table.shape[1])  # (n, d)
+            for start, widened in _widened_slices(table):
+                to_states.addmm_(flat_grad[:, start:start + len(widened)], widened)
+            to_states = to_states.view(*grad.shape[:-1], table.shape[1])
+        if ctx.needs_input_grad[1]:
+            to_table = (flat_grad.T @ states.reshape(-1, table.shape[1])).to(table.dtype)  # (rows, d)
+        return to_states, to_table
+
+
+def _widened_slices(table: torch.Tensor):
+    """(start, table[start:start + WIDENED_ROWS] in float32) over the table, each slice in the same buffer."""
+    buffer = torch.empty(min(WIDENED_ROWS, len(table)), table.shape[1], dtype=torch.float32, device=table.device)
+    for start in range(0, len(table), WIDENED_ROWS):
+        rows = table[start:start + WIDENED_ROWS]
+        widened = buffer[:len(rows)]
+        widened.copy_(rows)
+        yield start, widened
+
+
+class NarrowTableLinear(nn.Linear):
+    """The unembedding of a table stored in bfloat16 (models.narrow_large_tables swaps an nn.Linear's class to this,
+    so that copies of the model keep it): float32 logits from table_product."""
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return table_product(states, self.weight, self.bias)
 
 
 @dataclass(frozen=True)
@@ -52,9 +123,7 @@ class Architecture:
             logits = self.unembed(final_states)
         else:
             bias = getattr(self.unembed, "bias", None)
-            weight = self.unembed.weight[rows]  # (rows, d), in the table's own dtype (bfloat16 for a large one)
-            logits = torch.nn.functional.linear(final_states.to(weight.dtype), weight,
-                                                None if bias is None else bias[rows]).float()
+            logits = table_product(final_states, self.unembed.weight[rows], None if bias is None else bias[rows])
         if self.logit_softcap:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
         return logits

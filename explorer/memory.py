@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ DEFAULT_BUDGET_MB = 1_200  # residents. Outside it (bench_memory.py): the import
 #   model (~140 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those.
 #   Every page must fit: Gemma's quantization table holds Gemma 703 + Kiwi ~250-280 (pinned) + a bf16 copy 192
 WAIT_SECONDS = 30.0  # no room while others are in use: wait this long for a run to end before saying so
+DEFAULT_IDLE_MINUTES = 10.0  # a resident nobody has used this long is dropped (0: never), so that a process nobody
+#   visits holds its imports and Kiwi, not the last class's models and copies (bench_memory.py: 2.07 -> 1.20 GB at rest);
+#   the next visitor reloads a model from the converted cache in well under a second, a quantized copy in seconds
 
 
 class OverBudget(Exception):
@@ -72,9 +76,12 @@ def _storages(tensor: torch.Tensor) -> list[torch.Tensor]:
 
 
 class Budget:
-    def __init__(self, limit_bytes: int):
+    def __init__(self, limit_bytes: int, idle_seconds: float = 0.0):
         self.limit = limit_bytes
+        self.idle_seconds = idle_seconds  # unused this long: dropped by a background sweep (0: never)
         self.dropped = 0  # residents dropped to make room since start (a small budget reloads more)
+        self.expired = 0  # residents dropped because nobody had used them for idle_seconds
+        self._sweeper: threading.Thread | None = None
         self._residents: OrderedDict[Hashable, Resident] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
         self._released = threading.Condition(self._lock)  # a lease ended: room may be made now
@@ -106,6 +113,7 @@ class Budget:
                 self._make_room(nbytes, key)
                 self._residents[key] = Resident(key, value, nbytes, parent, pinned)
                 self._lease(key)
+                self._start_sweeper()
         return value
 
     def _touch(self, key: Hashable):
@@ -169,6 +177,43 @@ class Budget:
     def drop(self, key: Hashable) -> None:
         with self._lock:
             self._drop(key)
+
+    # ------------------------------------------------------------ nobody here
+
+    def drop_idle(self) -> int:
+        """Drop every resident (with what was built from it) that no run holds and nobody has used for idle_seconds,
+        and hand what they held back to the system. Pinned ones stay. Returns how many went."""
+        if self.idle_seconds <= 0:
+            return 0
+        with self._lock:
+            stale_before = time.monotonic() - self.idle_seconds
+            gone = 0
+            for key in list(self._residents):
+                if key in self._residents and self._idle(key) and self._last_used(key) <= stale_before:
+                    gone += sum(1 for r in self._residents.values() if r.key == key or r.parent == key)
+                    self._drop(key)
+            self.expired += gone
+        if gone:
+            process.release_freed_memory(collect=True)
+        return gone
+
+    def _last_used(self, key: Hashable) -> float:
+        """When the resident or anything built from it (a model's quantized copy) was last used."""
+        return max(r.used for r in self._residents.values() if r.key == key or r.parent == key)
+
+    def expire_after(self, seconds: float) -> None:
+        """From now on drop residents nobody has used for `seconds` (0: never)."""
+        self.idle_seconds = max(0.0, seconds)
+        if self._residents:
+            self._start_sweeper()
+
+    def _start_sweeper(self) -> None:
+        """Once, with the first resident: a daemon thread that calls drop_idle now and then. It holds the budget
+        weakly, so a budget nobody refers to any more (a test's) goes, and its thread with it."""
+        if self.idle_seconds > 0 and self._sweeper is None:
+            self._sweeper = threading.Thread(target=_sweep, args=(weakref.ref(self),), name="memory-idle-sweep",
+                                             daemon=True)
+            self._sweeper.start()
 
     # ------------------------------------------------------------ leases
 
@@ -266,9 +311,22 @@ def _measure(value) -> int:
     return tensor_bytes(module) if isinstance(module, torch.nn.Module) else 0
 
 
+def _sweep(budget_ref: weakref.ref) -> None:
+    while (budget := budget_ref()) is not None:
+        idle = budget.idle_seconds  # re-read each time: a bench shortens it after its walk
+        pause = min(30.0, max(0.1, idle / 4)) if idle > 0 else 30.0
+        del budget
+        time.sleep(pause)
+        budget = budget_ref()
+        if budget is not None:
+            budget.drop_idle()
+        del budget
+
+
 def budget_from_environment() -> Budget:
     megabytes = float(os.environ.get("EXPLORER_MEMORY_BUDGET_MB", DEFAULT_BUDGET_MB))
-    return Budget(int(megabytes * 2**20))
+    minutes = float(os.environ.get("EXPLORER_IDLE_MINUTES", DEFAULT_IDLE_MINUTES))
+    return Budget(int(megabytes * 2**20), idle_seconds=max(0.0, minutes) * 60)
 
 
 BUDGET = budget_from_environment()  # the process's one budget

@@ -123,7 +123,7 @@ def estimated_bytes(key_or_id: str) -> int:
     bundled = BUNDLED.get(key_or_id)
     if bundled is None:
         return 0
-    narrowed = key_or_id in NARROW_TABLE_PARAMETERS and pick_device().type == "cpu" and process.native_bf16()
+    narrowed = key_or_id in NARROW_TABLE_PARAMETERS and pick_device().type == "cpu"
     return bundled.parameters * 4 - (2 * NARROW_TABLE_PARAMETERS[key_or_id] if narrowed else 0)  # float32
 
 
@@ -440,29 +440,35 @@ LARGE_TABLE_BYTES = 256 * 2**20  # a float32 vocabulary table this large is stor
 
 
 def narrow_large_tables(parts: architecture.Architecture, device: torch.device) -> str:
-    """Store a vocabulary table of LARGE_TABLE_BYTES or more in bfloat16 where the CPU multiplies bfloat16 natively
-    ("bfloat16"; else "": float32 kept). Measured on Gemma 3's tied 262,144 × 640 table (bench_weights_at_rest.py):
-    320 MB saved, the unembedding 3.5x faster (it reads the table once per call), the next token's distribution
-    within a mean KL of 3e-4 nats. The embedding's output is widened to the model's float32, and the unembedding
-    multiplies in bfloat16 and hands back float32 logits, so that every other module and caller is unchanged."""
-    if device.type != "cpu" or not process.native_bf16():
+    """Store a vocabulary table of LARGE_TABLE_BYTES or more in bfloat16 on the CPU ("bfloat16"; else ""). Measured on
+    Gemma 3's tied 262,144 x 640 table (bench_weights_at_rest.py): 320 MB saved, the next token's distribution within
+    a mean KL of 3e-4 nats, and the unembedding faster with it whether or not the CPU multiplies bfloat16 natively
+    (architecture.table_product: 3.5x with AVX-512 BF16; widened a slice at a time, 1.2-1.4x, without). Without the
+    saving Gemma (1,023 MB) and Kiwi (~290 MB) did not fit the default budget together, and Gemma was refused once
+    Kiwi had loaded (bench_memory.py on a CPU without bfloat16). The embedding's output is widened to the model's
+    float32 and the unembedding hands back float32 logits, so every other module and caller is unchanged. An
+    unembedding that is not a plain nn.Linear keeps a float32 table."""
+    if device.type != "cpu":
         return ""
-    narrowed = set()  # the Parameters narrowed here (a tied head's is its embedding's)
-    for module, role in ((parts.embed, "embed"), (parts.unembed, "unembed")):
-        weight = getattr(module, "weight", None)
-        if weight is None or type(weight.data) is not torch.Tensor:
-            continue
-        if weight.dtype == torch.float32 and weight.numel() * 4 >= LARGE_TABLE_BYTES:
-            wide = weight.data
-            weight.data = wide.to(torch.bfloat16)
-            process.forget_file_pages(wide.data_ptr(), wide.untyped_storage().nbytes())
-            narrowed.add(id(weight))
-        if id(weight) not in narrowed:
-            continue
-        if role == "unembed":
-            module.register_forward_pre_hook(lambda head, args: (args[0].to(head.weight.dtype), *args[1:]))
-        module.register_forward_hook(lambda _module, _args, output: output.float())
-    return "bfloat16" if narrowed else ""
+    tables = {id(module.weight): module.weight for module in (parts.embed, parts.unembed) if _large_float32_table(module)}
+    head = getattr(parts.unembed, "weight", None)
+    if not tables or (id(head) in tables and type(parts.unembed) is not torch.nn.Linear):
+        return ""  # nothing that large; or a head whose own forward would multiply float32 states by bfloat16
+    for weight in tables.values():  # a tied table once
+        wide = weight.data
+        weight.data = wide.to(torch.bfloat16)
+        process.forget_file_pages(wide.data_ptr(), wide.untyped_storage().nbytes())
+    if id(getattr(parts.embed, "weight", None)) in tables:
+        parts.embed.register_forward_hook(lambda _module, _args, output: output.float())
+    if id(head) in tables:
+        parts.unembed.__class__ = architecture.NarrowTableLinear  # a class, not a hook: copies of the model keep it
+    return "bfloat16"
+
+
+def _large_float32_table(module) -> bool:
+    weight = getattr(module, "weight", None)
+    return weight is not None and type(weight.data) is torch.Tensor and weight.dtype == torch.float32 \
+        and weight.numel() * 4 >= LARGE_TABLE_BYTES
 
 
 _LOADING = threading.Lock()  # measured: two from_pretrained at once in one process leave meta tensors behind

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from transformers import (AutoTokenizer, BertConfig, BertModel, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from explorer import activations, adapting, alignment, embeddings, interpret, memory, models, prediction, process, qlora
+from explorer import activations, adapting, alignment, architecture, embeddings, interpret, memory, models, prediction, process, qlora
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXT = "The cat sat on the mat. 고양이가 앉았다."
@@ -219,13 +219,11 @@ def test_the_logits_the_engine_reads_carry_the_familys_final_softcap(monkeypatch
 
 @pytest.mark.parametrize("name", DECODERS)
 def test_a_table_stored_in_bfloat16_gives_float32_logits_close_to_the_wide_ones(tiny, tiny_folders, name, monkeypatch):
-    """Where the CPU multiplies bfloat16 natively a large table (Gemma 3's) is stored narrow; here every table counts
-    as large. The model's own forward, the engine's sliced logits and generation all still read float32."""
+    """A large table (Gemma 3's) is stored narrow on the CPU, whether or not it multiplies bfloat16 natively; here
+    every table counts as large. The model's own forward, the engine's sliced logits and generation all still read
+    float32."""
     monkeypatch.setattr(models, "LARGE_TABLE_BYTES", 0)
     narrow = models.load(tiny_folders[name], device="cpu", dtype="float32")
-    if not process.native_bf16():
-        assert narrow.info.table_dtype == ""
-        return
     assert narrow.info.table_dtype == "bfloat16" and narrow.parts.embed.weight.dtype == torch.bfloat16
     assert memory.tensor_bytes(narrow.model) < memory.tensor_bytes(tiny[name].model)
     ids = tiny[name].tokenizer(TEXT, return_tensors="pt")["input_ids"]
@@ -238,6 +236,30 @@ def test_a_table_stored_in_bfloat16_gives_float32_logits_close_to_the_wide_ones(
     torch.testing.assert_close(narrowed, wide, atol=0.05, rtol=0.02)
     torch.testing.assert_close(sliced, whole[:, 10:60])
     assert prediction.generate(narrow, TEXT, 3)[0] == prediction.generate(tiny[name], TEXT, 3)[0]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_bfloat16_table_multiplies_like_its_float32_widening_forward_and_backward(monkeypatch, native):
+    """Both ways a bfloat16 table is multiplied on the CPU (natively in bfloat16; widened a few rows at a time where the
+    CPU has no bfloat16 instructions), against float32 arithmetic on the same rounded table: logits, the gradient a
+    training sends back to the states, and the table's own (a full fine-tuning's), over a vocabulary that is not a
+    multiple of the slice."""
+    monkeypatch.setattr(process, "native_bf16", lambda: native)
+    monkeypatch.setattr(architecture, "WIDENED_ROWS", 7)  # and 6 positions: more than DIRECT_POSITIONS
+    torch.manual_seed(0)
+    table = torch.nn.Parameter(torch.randn(50, 16).to(torch.bfloat16))  # (rows, d)
+    states = torch.randn(2, 3, 16, requires_grad=True)  # (batch, seq, d)
+    product = architecture.table_product(states, table)  # (2, 3, 50)
+    (product * torch.linspace(-1, 1, 50)).sum().backward()
+    wide_table = table.detach().float().requires_grad_(True)
+    wide_states = states.detach().clone().requires_grad_(True)
+    expected = wide_states @ wide_table.T
+    (expected * torch.linspace(-1, 1, 50)).sum().backward()
+    tolerance = {"atol": 0.1, "rtol": 0.02} if native else {"atol": 1e-5, "rtol": 1e-5}  # native: bfloat16 states
+    assert product.dtype == torch.float32 and product.shape == (2, 3, 50)
+    torch.testing.assert_close(product, expected, **tolerance)
+    torch.testing.assert_close(states.grad, wide_states.grad, **tolerance)
+    torch.testing.assert_close(table.grad.float(), wide_table.grad, atol=0.05, rtol=0.02)
 
 
 @pytest.mark.parametrize("name", DECODERS)

@@ -130,6 +130,52 @@ def test_a_copy_goes_with_its_model_and_a_lease_taken_for_a_job_holds_both(monke
     assert [r.key for r in budget.residents()] == ["other"]  # the model and its copy went together
 
 
+def _wait_for(condition, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_residents_nobody_used_for_a_while_are_dropped_by_the_sweep_but_not_those_in_use_or_pinned():
+    """The budget's own background sweep, at a short idle time: a model with its copy and a lone resident go once
+    idle; one that a run holds (a page still drawing) stays however long, and goes once the run has ended; a pinned
+    one (Kiwi) stays. A copy used recently keeps its model; room-making drops are not counted as expiries."""
+    budget = memory.Budget(200 * MB, idle_seconds=1.0)
+    budget.get_or_build("kiwi", lambda: _tensor(10), pinned=True)
+    budget.get_or_build(("model", "m"), lambda: _tensor(20))
+    budget.get_or_build(("quantized", "m", "int8"), lambda: _tensor(10), parent=("model", "m"))
+    budget.get_or_build("lone", lambda: _tensor(10))
+    holding, done = threading.Event(), threading.Event()
+
+    def a_long_page_run():
+        with budget.run():
+            budget.get_or_build("drawn now", lambda: _tensor(10))
+            holding.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=a_long_page_run)
+    thread.start()
+    holding.wait(30)
+    for _ in range(15):  # the copy in use for 1.5 s: its model, not used itself, stays with it
+        assert budget.get(("quantized", "m", "int8")) is not None
+        time.sleep(0.1)
+    assert {("model", "m"), ("quantized", "m", "int8")} <= {r.key for r in budget.residents()}
+    assert _wait_for(lambda: {r.key for r in budget.residents()} == {"kiwi", "drawn now"})
+    assert budget.expired == 3 and budget.dropped == 0
+    time.sleep(1.5)  # held by a run: never dropped, however idle
+    assert {r.key for r in budget.residents()} == {"kiwi", "drawn now"}
+    done.set()
+    thread.join(30)
+    assert _wait_for(lambda: [r.key for r in budget.residents()] == ["kiwi"]) and budget.expired == 4
+
+
+def test_no_sweep_when_the_idle_time_is_zero():
+    budget = memory.Budget(100 * MB)  # idle_seconds=0: what EXPLORER_IDLE_MINUTES=0 gives
+    budget.get_or_build("a", lambda: _tensor(10))
+    assert budget.drop_idle() == 0 and budget._sweeper is None and [r.key for r in budget.residents()] == ["a"]
+
+
 def test_sizes_count_each_storage_once(smollm):
     assert memory.tensor_bytes(smollm.model) == pytest.approx(models.estimated_bytes(models.SMOLLM2), rel=0.01)
     copy = quantize.quantized(smollm, quantize.Scheme("fp32"))
