@@ -178,9 +178,12 @@ def main() -> None:
     models.load(models.GEMMA3)
     print(f"\nGemma 3 270M from the converted cache: {time.perf_counter() - started:.1f} s")
     with tempfile.TemporaryDirectory() as scratch:
+        before = at_rest(memory) * 2**30
+        memory.reset()
         started = time.perf_counter()
         models.convert_gguf(models.GEMMA3, Path(scratch) / "gemma3")
-        print(f"Gemma 3 270M first conversion (join, dequantize, save): {time.perf_counter() - started:.1f} s")
+        print(f"Gemma 3 270M first conversion (join, dequantize, save): {time.perf_counter() - started:.1f} s, "
+              f"peak {memory.peak / 2**30:.2f} GB (+{(memory.peak - before) / 2**20:,.0f} MB over {before / 2**30:.2f} GB)")
 
 
 if __name__ == "__main__":

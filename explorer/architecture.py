@@ -21,23 +21,20 @@ LOGIT_CHUNK_BYTES = 64 * 49_152 * 4  # float32 logits unembedded at once: 12.5 M
 
 
 WIDENED_ROWS = 2_048  # rows of a bfloat16 table widened to float32 at a time: 5 MB, which stays in the CPU's cache
-DIRECT_POSITIONS = 2  # up to this many positions a bfloat16 table is multiplied in bfloat16 on any CPU (table_product)
 
 
 def table_product(states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """states (..., d) @ table (rows, d)ᵀ (+ bias) -> (..., rows) float32, whatever dtype the table is stored in.
-    A bfloat16 table (Gemma 3's, narrowed at load) is multiplied in bfloat16 where the CPU does that natively or for
-    one or two positions (reading the table is all the work), and otherwise widened WIDENED_ROWS rows at a time and
-    multiplied in float32. Measured on Gemma's 262,144 x 640 table on a 2-core CPU without bfloat16 instructions
-    (bench_weights_at_rest.py), 1 / 16 / 64 positions: float32 table 51 / 157 / 288 ms; bfloat16 multiply 23 / 299 /
-    1,259 ms; widened 34-40 / 106 / 309-365 ms."""
-    positions = states.numel() // max(1, states.shape[-1])
-    if table.dtype != torch.bfloat16 or states.device.type != "cpu" or process.native_bf16() \
-            or positions <= DIRECT_POSITIONS:
-        product = torch.nn.functional.linear(states.to(table.dtype), table)
-    else:
+    A bfloat16 table (Gemma 3's, narrowed at load) is multiplied in bfloat16 where the CPU does that natively, and
+    elsewhere widened WIDENED_ROWS rows at a time and multiplied in float32. Measured on Gemma's 262,144 x 640 table on
+    a 2-core CPU without bfloat16 instructions (bench_weights_at_rest.py), 1 / 16 / 64 positions: float32 table 49 /
+    151 / 298 ms, widened 34-40 / 103 / 233 ms, multiplied in bfloat16 19 / 305 / 1,292 ms. Widened for every count
+    of positions, so that a position's logits do not depend on how many are computed with it (one position in
+    bfloat16 and many widened moved a streamed answer's probabilities by up to 0.014 from one forward's)."""
+    if table.dtype == torch.bfloat16 and states.device.type == "cpu" and not process.native_bf16():
         product = _WidenedProduct.apply(states.float(), table)
-    product = product.float()
+    else:
+        product = torch.nn.functional.linear(states.to(table.dtype), table).float()
     return product if bias is None else product + bias.float()
 
 

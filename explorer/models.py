@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
@@ -217,23 +218,75 @@ def needs_conversion(key: str) -> bool:
 
 
 def convert_gguf(key: str, target: Path | None = None) -> Path:
-    """Dequantize a bundled GGUF once and save it as safetensors (later loads take about a second)."""
+    """Dequantize a bundled GGUF once and save it as safetensors (later loads take about a second), holding about one
+    tensor at a time: transformers' reader names and processes each tensor for a skeleton on the meta device, and it
+    is written at once; a vocabulary table is dequantized a slice of rows at a time. Loading the model with
+    from_pretrained and saving it held the weights several times over: Gemma's first conversion peaked at 3.2 GB,
+    over Streamlit Cloud's limit (bench_memory.py prints the peak now)."""
+    from gguf import GGUFReader, dequantize
+    from transformers import GenerationConfig
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map, read_field
+
     gguf = GGUF_FILES[key]()
     if gguf is None:
         raise ModelError("unknown_id", f"package {BUNDLED[key].package} is not installed")
     target = target or converted_folder(key)
     partial = target.with_name(target.name + ".partial")
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model.hf_quantizer = None  # save_pretrained refuses a GGUF-loaded model otherwise
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    del model
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(partial)  # each of these three
+    process.release_freed_memory(collect=True)  # reads the file's metadata anew (~650 MB for Gemma's vocabulary)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    process.release_freed_memory(collect=True)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)  # its parameters' names, no memory
+    config.architectures, config.dtype = [type(skeleton).__name__], torch.float32
+    reader = GGUFReader(str(gguf))
+    processor = TENSOR_PROCESSORS.get(read_field(reader, "general.architecture")[0], TensorProcessor)(config.to_dict())
+    names = get_gguf_hf_weights_map(skeleton, processor)  # GGUF name -> the skeleton's
+    header, offset, data = {"__metadata__": {"format": "pt"}}, 0, partial / "model.safetensors.data"
+    with open(data, "wb") as file:
+        for tensor in reader.tensors:
+            shape, nbytes = None, 0
+            for rows in _dequantized_rows(tensor, dequantize):
+                result = processor.process(weights=rows, name=tensor.name, tensor_key_mapping=names, parsed_parameters={})
+                if result.name not in names:  # not a parameter of the model (as transformers' own reader skips it)
+                    break
+                values = np.ascontiguousarray(result.weights, dtype=np.float32)
+                shape = list(values.shape) if shape is None else [shape[0] + len(values), *shape[1:]]
+                nbytes += values.nbytes
+                file.write(values.data)
+            if shape is not None:
+                header[names[result.name]] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + nbytes]}
+                offset += nbytes
+    tied = {"lm_head.weight"} if config.get_text_config().tie_word_embeddings else set()
+    missing = set(skeleton.state_dict()) - set(header) - tied
+    if missing:
+        raise ModelError("missing_package", f"{gguf.name} lacks {sorted(missing)[:3]}")
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the tensors' bytes start 8-byte aligned
+    with open(partial / "model.safetensors", "wb") as file, open(data, "rb") as tensors:
+        file.write(len(encoded).to_bytes(8, "little") + encoded)
+        shutil.copyfileobj(tensors, file, 16 * 2**20)
+    data.unlink()
+    config.save_pretrained(partial)
+    GenerationConfig.from_model_config(config).save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)  # a conversion cut short never looks finished
     return target
+
+
+TABLE_ROWS = 16_384  # rows of a GGUF vocabulary table dequantized at a time (Gemma 3's: 42 MB of its 671 MB)
+
+
+def _dequantized_rows(tensor, dequantize):
+    """A GGUF tensor as float32 arrays to write one after another: the vocabulary table (token_embd, output: no
+    family's processor changes them) in slices of TABLE_ROWS rows, every other tensor whole."""
+    if tensor.name in ("token_embd.weight", "output.weight") and tensor.data.ndim == 2:
+        for start in range(0, len(tensor.data), TABLE_ROWS):
+            yield dequantize(tensor.data[start:start + TABLE_ROWS], tensor.tensor_type)
+    else:
+        yield dequantize(tensor.data, tensor.tensor_type)
 
 
 def convert_smollm2_gguf(target: Path | None = None) -> Path:
@@ -442,8 +495,8 @@ LARGE_TABLE_BYTES = 256 * 2**20  # a float32 vocabulary table this large is stor
 def narrow_large_tables(parts: architecture.Architecture, device: torch.device) -> str:
     """Store a vocabulary table of LARGE_TABLE_BYTES or more in bfloat16 on the CPU ("bfloat16"; else ""). Measured on
     Gemma 3's tied 262,144 x 640 table (bench_weights_at_rest.py): 320 MB saved, the next token's distribution within
-    a mean KL of 3e-4 nats, and the unembedding faster with it whether or not the CPU multiplies bfloat16 natively
-    (architecture.table_product: 3.5x with AVX-512 BF16; widened a slice at a time, 1.2-1.4x, without). Without the
+    a mean KL of 3e-4 nats, and the unembedding no slower whether or not the CPU multiplies bfloat16 natively
+    (architecture.table_product: 3.5x faster with AVX-512 BF16; widened a slice at a time, about as fast, without). Without the
     saving Gemma (1,023 MB) and Kiwi (~290 MB) did not fit the default budget together, and Gemma was refused once
     Kiwi had loaded (bench_memory.py on a CPU without bfloat16). The embedding's output is widened to the model's
     float32 and the unembedding hands back float32 logits, so every other module and caller is unchanged. An

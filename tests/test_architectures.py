@@ -245,7 +245,7 @@ def test_a_bfloat16_table_multiplies_like_its_float32_widening_forward_and_backw
     training sends back to the states, and the table's own (a full fine-tuning's), over a vocabulary that is not a
     multiple of the slice."""
     monkeypatch.setattr(process, "native_bf16", lambda: native)
-    monkeypatch.setattr(architecture, "WIDENED_ROWS", 7)  # and 6 positions: more than DIRECT_POSITIONS
+    monkeypatch.setattr(architecture, "WIDENED_ROWS", 7)
     torch.manual_seed(0)
     table = torch.nn.Parameter(torch.randn(50, 16).to(torch.bfloat16))  # (rows, d)
     states = torch.randn(2, 3, 16, requires_grad=True)  # (batch, seq, d)

@@ -376,3 +376,10 @@ def test_a_damaged_converted_cache_is_converted_again(tmp_path, monkeypatch):
     assert loaded.info.source == "package" and weights.stat().st_size > 500_000_000  # converted again from the GGUF
     added, _ = prediction.generate(loaded, "The capital of France is", 2)
     assert loaded.tokenizer.decode(added).strip().startswith("Paris")
+    # The conversion writes a tensor at a time (models.convert_gguf): every weight equals transformers' own reading of
+    #   the GGUF, its query and key rows un-permuted as Llama needs
+    gguf = models.GGUF_FILES[models.SMOLLM2]()
+    reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).state_dict()
+    converted_weights = loaded.model.state_dict()
+    assert set(converted_weights) == set(reference)
+    assert all(torch.equal(converted_weights[name], reference[name]) for name in reference)

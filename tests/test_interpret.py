@@ -28,7 +28,8 @@ def test_attributions_sum_to_the_target_logit_and_heads_to_their_layer(smollm, p
     with torch.inference_mode():
         logits = smollm.model(torch.tensor([prompt]), logits_to_keep=1).logits[0, -1]
     assert found.logit == pytest.approx(float(logits[target]), abs=1e-4)  # the model's own logit
-    assert found.probability == pytest.approx(float(torch.softmax(logits, -1)[target]), abs=1e-5)
+    # the same bound as the logits': float32 sums in another order (AVX2 against AVX-512 kernels) moved it 1.5e-5
+    assert found.probability == pytest.approx(float(torch.softmax(logits, -1)[target]), abs=1e-4)
 
 
 def test_a_target_that_is_several_tokens_is_refused_with_its_pieces(smollm, prompt):
