@@ -11,8 +11,6 @@ from pages.common import (HEAVY_SECONDS, app_shell_run, as_bool, current_model, 
 from pages.views import warm_up
 
 process.tune_allocator()  # every page run is a new thread: without this each may keep its own heap
-if warmup.enabled():  # the work that is the same for every visitor, once per process, in the background
-    warm_up.start()
 st.set_page_config(page_title=t("app_title", url_value("lang", "ko")), page_icon="🔎", layout="wide")
 
 PRESENTER_CSS = """<style>
@@ -111,3 +109,5 @@ try:
 finally:
     if time.perf_counter() - started > HEAVY_SECONDS:  # a run that computed: hand freed memory back to the system
         process.release_freed_memory(collect=True)  # Streamlit's own collection after every run is off (config.toml)
+    if warmup.enabled():  # the work that is the same for every visitor, once per process, in the background: begun
+        warm_up.start()  # after the first visitor's page, which it slowed by 3-10 s on 2 cores (bench_first_views.py)

@@ -1,11 +1,13 @@
 """Every page's first view in a real browser on a fresh server, as a visitor meets it (issue 23: <= 5 s each).
 
     python3 bench/bench_first_views.py          # Korean (Gemma) and English (SmolLM2), the defaults
+    SHOTS=/tmp/shots python3 bench/bench_first_views.py   # and a screenshot of each page's first view
+    python3 bench/bench_first_views.py transfer rag       # only these pages
 
-A new `streamlit run` of the app starts its work that is the same for every visitor in the background when it
-serves its first page (pages/views/warm_up.py). This bench opens the home page, waits WARM_UP_SECONDS for that
+A new `streamlit run` of the app starts its work that is the same for every visitor in the background once it
+has served its first page (pages/views/warm_up.py). This bench opens the home page, waits WARM_UP_SECONDS for that
 work, then opens each page in a new tab (a new session), in each language, and prints two times: until the page's
-first figure or table is drawn, and until its run has ended (no spinner, no running indicator). A page that fills
+first figure or table is drawn, and until its run has ended (the server's script_finished message). A page that fills
 in behind a progress bar (quantization) shows its first scheme before the run ends.
 """
 
@@ -24,32 +26,45 @@ PAGES = ("home", "tokens", "embeddings", "inside", "attention", "predict", "recu
          "rag", "quantize", "lab", "lessons")
 WARM_UP_SECONDS = 120  # measured: 50-85 s (bench_memory.py prints it)
 TARGET_SECONDS = 5.0
-DRAWN = """() => document.querySelector('.js-plotly-plot, [data-testid="stDataFrame"], [data-testid="stTable"]')"""
-DONE = """() => document.querySelector('[data-testid="stApp"]')
-          && !document.querySelector('[data-testid="stStatusWidget"]')
-          && !document.querySelector('[data-testid="stSpinner"]')
-          && !document.querySelector('[data-stale="true"]')"""
+SHOTS = Path(os.environ["SHOTS"]) if os.environ.get("SHOTS") else None  # SHOTS=folder: a screenshot of each first view
+DRAWN = """() => !!document.querySelector('.js-plotly-plot, [data-testid="stDataFrame"], [data-testid="stTable"]')"""
 
 
 def first_view(browser, url: str) -> tuple[float, float]:
-    """Seconds until the first figure or table, and until the run has ended."""
+    """Seconds until the first figure or table is drawn, and until the server says the page's run has finished
+    (Streamlit's own script_finished message on the page's websocket: the DOM alone cannot tell a run that has not
+    begun from one that has ended). A page with no figure or table before its run ends: its end is its first view."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    finished = []
+
+    def read(frame) -> None:
+        if isinstance(frame, bytes):
+            message = ForwardMsg.FromString(frame)
+            if message.WhichOneof("type") == "script_finished" \
+                    and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY and not finished:
+                finished.append(time.perf_counter())
+
     tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.on("websocket", lambda socket: socket.on("framereceived", read))
     started = time.perf_counter()
     tab.goto(url)
-    tab.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
-    tab.wait_for_timeout(300)  # the first script run has begun
-    try:
-        tab.wait_for_function(DRAWN, timeout=120_000)
-        drawn = time.perf_counter() - started
-    except Exception:  # noqa: BLE001 - a page with no figure or table (home): its end is its first view
-        drawn = float("nan")
-    tab.wait_for_function(DONE, timeout=300_000)
-    done = time.perf_counter() - started
+    drawn = None
+    while not finished and time.perf_counter() - started < 300:
+        if drawn is None and tab.evaluate(DRAWN):
+            drawn = time.perf_counter() - started
+        tab.wait_for_timeout(50)
+    if not finished:
+        raise RuntimeError(f"{url}: its run did not finish in 300 s")
+    done = finished[0] - started
+    tab.wait_for_timeout(500)  # the last messages drawn
+    if SHOTS:
+        tab.screenshot(path=str(SHOTS / f"{url.rsplit('/', 1)[-1].replace('?', '-').replace('=', '')}.png"), full_page=True)
     failed = tab.locator('[data-testid="stException"]').count()
     tab.close()
     if failed:
         raise RuntimeError(f"{url}: an exception on the page")
-    return drawn, done
+    return done if drawn is None else min(drawn, done), done
 
 
 def main() -> None:
@@ -70,9 +85,8 @@ def main() -> None:
         slowest = 0.0
         for language in ("ko", "en"):
             print(f"  {language}: first figure or table / run ended", flush=True)
-            for page in PAGES:
-                drawn, done = first_view(browser, f"{url}/{page}?lang={language}")
-                first = done if drawn != drawn else min(drawn, done)
+            for page in sys.argv[1:] or PAGES:
+                first, done = first_view(browser, f"{url}/{page}?lang={language}")
                 slowest = max(slowest, first)
                 print(f"    {page:<11} {first:5.1f} s / {done:5.1f} s {'' if first <= TARGET_SECONDS else '  over ' + str(TARGET_SECONDS)}",
                       flush=True)

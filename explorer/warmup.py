@@ -1,5 +1,5 @@
-"""Work that is the same for every visitor, done once per process: started in the background when the process
-serves its first page, so that no visitor's first view waits for it (the RNN pair's speed figures took 7–10 s on
+"""Work that is the same for every visitor, done once per process: started in the background once the process
+has served its first page, so that no visitor's first view waits for it (the RNN pair's speed figures took 7–10 s on
 the first view of the RNN page; Kiwi and the tokenizers ~3 s of the tokenization page's).
 
     once("rnn_speeds", measure)    # computed by the first caller; a caller meanwhile waits for the same result

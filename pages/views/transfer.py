@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import distill, embeddings, figures, jobs, models, transfer
+from explorer import distill, embeddings, figures, jobs, memory, models, transfer
 from pages.common import bounded, compute, current_model, lang, one_of, show_figure, tr, url_state
 from pages.views import jobs as jobs_view
 
@@ -30,6 +30,14 @@ def _curves(_encoder, _decoder, fingerprints: tuple[str, str]) -> list[dict]:
                "decoder": {language: _decoder_vectors(_decoder, fingerprints[1], language)
                            for language in transfer.LANGUAGES}}
     return transfer.learning_curves(vectors, topics)
+
+
+def warm_up() -> None:
+    """The learning curves, the same for every visitor and language (MiniLM's and the Korean decoder's vectors of the
+    topic set, then the classifiers: ~15 s on 2 cores, the page's first view before it was done at start)."""
+    with memory.BUDGET.run():
+        encoder, decoder = models.shared(models.MINILM), models.shared(KOREAN_DECODER)
+        _curves(encoder, decoder, (encoder.fingerprint, decoder.fingerprint))
 
 
 def _series_name(language: str, method: str) -> str:

@@ -1,12 +1,12 @@
-"""What the app computes once per process, in the background, when the server serves its first page: the work that
+"""What the app computes once per process, in the background, once the server has served its first page: the work that
 is the same for every visitor (explorer/warmup.py runs it; a page that needs a result first waits for the same one).
 Measured on a fresh process (bench/bench_memory.py): the RAG page's first view spent 13 s on its two answers and 5 s
 on what the answer drew on, the quantization page on Gemma ~5 s a scheme (six), the RNN page 7-10 s on its speed
-figures, the tokens page ~3 s on Kiwi and tokenizers. Both languages' defaults are measured (Gemma in Korean,
+figures, the transfer page 15 s on its learning curves (in a browser), the tokens page ~3 s on Kiwi and tokenizers. Both languages' defaults are measured (Gemma in Korean,
 SmolLM2 in English)."""
 
 from explorer import models, recurrent, tokenize, warmup
-from pages.views import quantize, rag
+from pages.views import quantize, rag, transfer
 
 
 def _in(language: str, warm_up):
@@ -22,6 +22,7 @@ TASKS = [  # Korean first: the course's language; its default model is the one l
     ("rnn_speeds", recurrent.speeds_here),
     *((f"{name}_{language}", _in(language, view.warm_up)) for language in ("ko", "en") for name, view in
       (("rag", rag), ("quantize", quantize))),
+    ("transfer_curves", _in("ko", lambda language: transfer.warm_up())),
     ("model_ko", _in("ko", lambda language: models.shared(models.DEFAULT_MODEL[language]))),
 ]
 
