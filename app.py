@@ -65,7 +65,9 @@ def shell() -> None:
         loaded = current_model()
         if loaded is not None:
             info = loaded.info
-            dtype = tr("dtype_with_table", dtype=info.dtype, table=info.table_dtype) if info.table_dtype else info.dtype
+            dtype = (tr("dtype_with_table_and_blocks", dtype=info.dtype, table=info.table_dtype) if info.block_dtype
+                     else tr("dtype_with_table", dtype=info.dtype, table=info.table_dtype) if info.table_dtype
+                     else info.dtype)
             st.caption(tr("sidebar_running_on", device=info.device, dtype=dtype, source=tr(f"source_{info.source}")))
         groups = memory.by_model(memory.BUDGET.residents())  # whoever deploys the app sees where the memory goes
         st.caption(tr("memory_caption", used=memory.BUDGET.used() / 2**20, limit=memory.BUDGET.limit / 2**20,

@@ -8,6 +8,7 @@ A part a family does not have is None, and the view that needs it says so in a s
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -20,18 +21,20 @@ POSITION_KINDS = ("learned", "rotary", "none")
 LOGIT_CHUNK_BYTES = 64 * 49_152 * 4  # float32 logits unembedded at once: 12.5 MB (64 SmolLM2 positions, 12 of Gemma's)  # learned rows added to the input; rotated queries and keys; nothing
 
 
-WIDENED_ROWS = 2_048  # rows of a bfloat16 table widened to float32 at a time: 5 MB, which stays in the CPU's cache
+WIDENED_ELEMENTS = 2_048 * 640  # values of a bfloat16 matrix widened to float32 at a time: 5 MB (2,048 rows of Gemma's
+#   table, or a whole block matrix), in one buffer per thread, which stays in the CPU's cache
 
 
-def table_product(states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def table_product(states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None = None,
+                  widened: bool = False) -> torch.Tensor:
     """states (..., d) @ table (rows, d)ᵀ (+ bias) -> (..., rows) float32, whatever dtype the table is stored in.
     A bfloat16 table (Gemma 3's, narrowed at load) is multiplied in bfloat16 where the CPU does that natively, and
-    elsewhere widened WIDENED_ROWS rows at a time and multiplied in float32. Measured on Gemma's 262,144 x 640 table on
+    elsewhere (or where `widened` is asked for) widened a slice at a time and multiplied in float32. Measured on Gemma's 262,144 x 640 table on
     a 2-core CPU without bfloat16 instructions (bench_weights_at_rest.py), 1 / 16 / 64 positions: float32 table 49 /
     151 / 298 ms, widened 34-40 / 103 / 233 ms, multiplied in bfloat16 19 / 305 / 1,292 ms. Widened for every count
     of positions, so that a position's logits do not depend on how many are computed with it (one position in
     bfloat16 and many widened moved a streamed answer's probabilities by up to 0.014 from one forward's)."""
-    if table.dtype == torch.bfloat16 and states.device.type == "cpu" and not process.native_bf16():
+    if table.dtype == torch.bfloat16 and states.device.type == "cpu" and (widened or not process.native_bf16()):
         product = _WidenedProduct.apply(states.float(), table)
     else:
         product = torch.nn.functional.linear(states.to(table.dtype), table).float()
@@ -69,21 +72,42 @@ class _WidenedProduct(torch.autograd.Function):
 
 
 def _widened_slices(table: torch.Tensor):
-    """(start, table[start:start + WIDENED_ROWS] in float32) over the table, each slice in the same buffer."""
-    buffer = torch.empty(min(WIDENED_ROWS, len(table)), table.shape[1], dtype=torch.float32, device=table.device)
-    for start in range(0, len(table), WIDENED_ROWS):
-        rows = table[start:start + WIDENED_ROWS]
+    """(start, table[start:start + rows] in float32) over the table, every slice in this thread's one buffer: a new
+    5 MB buffer per call is mapped and faulted in anew (process.tune_allocator), 2 ms against 0.13 ms for the copy
+    itself, measured, which a block matrix pays on every forward."""
+    width = table.shape[1]
+    step = max(1, WIDENED_ELEMENTS // width)  # rows per slice
+    buffer = _buffer(min(step, len(table)) * width, table.device).view(-1, width)  # (rows, d)
+    for start in range(0, len(table), step):
+        rows = table[start:start + step]
         widened = buffer[:len(rows)]
         widened.copy_(rows)
         yield start, widened
 
 
-class NarrowTableLinear(nn.Linear):
-    """The unembedding of a table stored in bfloat16 (models.narrow_large_tables swaps an nn.Linear's class to this,
-    so that copies of the model keep it): float32 logits from table_product."""
+_BUFFERS = threading.local()  # .cpu: this thread's float32 buffer for widened slices (never shared between threads)
+
+
+def _buffer(elements: int, device: torch.device) -> torch.Tensor:
+    if device.type != "cpu":
+        return torch.empty(elements, dtype=torch.float32, device=device)
+    buffer = getattr(_BUFFERS, "cpu", None)
+    if buffer is None or len(buffer) < elements:
+        with torch.inference_mode(False):  # a normal tensor, which runs in and out of inference mode alike
+            buffer = _BUFFERS.cpu = torch.empty(max(elements, WIDENED_ELEMENTS), dtype=torch.float32)
+    return buffer[:elements]
+
+
+class NarrowLinear(nn.Linear):
+    """An nn.Linear whose weight is stored in bfloat16 (a large vocabulary table, Gemma 3's block matrices): float32
+    in, float32 out, through table_product. models.narrow_large_tables and narrow_block_matrices swap a module's class
+    to this, so that copies of the model keep it."""
+
+    widened = False  # True for a block matrix: always widened, so that the residual stream never passes through
+    #   bfloat16 (the vocabulary's head alone multiplies natively where it can; bench_weights_at_rest.py)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return table_product(states, self.weight, self.bias)
+        return table_product(states, self.weight, self.bias, self.widened)
 
 
 @dataclass(frozen=True)

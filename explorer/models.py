@@ -92,6 +92,7 @@ class ModelInfo:
     device: str
     dtype: str
     table_dtype: str = ""  # "bfloat16" where the vocabulary table is stored narrower than `dtype` (narrow_large_tables)
+    block_dtype: str = ""  # "bfloat16" where the block matrices are (narrow_block_matrices)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -110,7 +111,8 @@ class LoadedModel:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype it computes in: its blocks' weights' (a large vocabulary table may be stored narrower)."""
+        """The dtype it computes in (its table and block matrices may be stored narrower: info.table_dtype,
+        info.block_dtype)."""
         return getattr(torch, self.info.dtype)
 
 
@@ -124,11 +126,15 @@ def estimated_bytes(key_or_id: str) -> int:
     bundled = BUNDLED.get(key_or_id)
     if bundled is None:
         return 0
-    narrowed = key_or_id in NARROW_TABLE_PARAMETERS and pick_device().type == "cpu"
-    return bundled.parameters * 4 - (2 * NARROW_TABLE_PARAMETERS[key_or_id] if narrowed else 0)  # float32
+    if pick_device().type != "cpu":
+        return bundled.parameters * 4  # float32
+    narrowed = NARROW_TABLE_PARAMETERS.get(key_or_id, 0) + NARROW_BLOCK_PARAMETERS.get(key_or_id, 0)
+    return bundled.parameters * 4 - 2 * narrowed  # float32, less what is stored in bfloat16
 
 
 NARROW_TABLE_PARAMETERS = {GEMMA3: 262_144 * 640}  # bundled tables over LARGE_TABLE_BYTES (narrow_large_tables)
+NARROW_BLOCK_PARAMETERS = {GEMMA3: 100_270_080}  # bundled models whose block matrices are stored in bfloat16 on the
+#   CPU (narrow_block_matrices), and how many weights that is: chosen per model from bench_weights_at_rest.py
 
 
 def cache_dir() -> Path:
@@ -473,7 +479,9 @@ def load(key_or_id: str, device: str | None = None, dtype: str | None = None) ->
         raise ModelError("unsupported", f"{key_or_id}: {error}") from error
     if parts.unembed is not None:
         parts.unembed.register_forward_pre_hook(_one_matrix_multiply)  # first: narrow_large_tables' keeps its strides
-    info = _describe(key_or_id, config, model, source, torch_device, torch_dtype, narrow_large_tables(parts, torch_device))
+    table_dtype = narrow_large_tables(parts, torch_device)
+    block_dtype = narrow_block_matrices(parts, torch_device) if key_or_id in NARROW_BLOCK_PARAMETERS else ""
+    info = _describe(key_or_id, config, model, source, torch_device, torch_dtype, table_dtype, block_dtype)
     return LoadedModel(info, model, tokenizer, weights_fingerprint(model), time.perf_counter() - started, parts)
 
 
@@ -508,14 +516,37 @@ def narrow_large_tables(parts: architecture.Architecture, device: torch.device) 
     if not tables or (id(head) in tables and type(parts.unembed) is not torch.nn.Linear):
         return ""  # nothing that large; or a head whose own forward would multiply float32 states by bfloat16
     for weight in tables.values():  # a tied table once
-        wide = weight.data
-        weight.data = wide.to(torch.bfloat16)
-        process.forget_file_pages(wide.data_ptr(), wide.untyped_storage().nbytes())
+        _store_in_bfloat16(weight)
     if id(getattr(parts.embed, "weight", None)) in tables:
         parts.embed.register_forward_hook(lambda _module, _args, output: output.float())
     if id(head) in tables:
-        parts.unembed.__class__ = architecture.NarrowTableLinear  # a class, not a hook: copies of the model keep it
+        parts.unembed.__class__ = architecture.NarrowLinear  # a class, not a hook: copies of the model keep it
     return "bfloat16"
+
+
+def narrow_block_matrices(parts: architecture.Architecture, device: torch.device) -> str:
+    """Store every plain nn.Linear inside the blocks in bfloat16 on the CPU ("bfloat16"; else ""), widened to float32
+    for each product (architecture.NarrowLinear), so that every module still computes in and returns float32.
+    Measured on Gemma 3 (bench_weights_at_rest.py, a 2-core CPU without bfloat16 instructions): 383 -> 191 MB, a
+    forward 1.07-1.22x the float32 one's time and 20 greedy tokens 1.01x; the next token's distribution within a mean KL of
+    4e-5 nats of the float32 model's and the same greedy text. That is what brought the process at rest after every
+    page under 1.9 GB (bench_memory.py). Chosen per model (NARROW_BLOCK_PARAMETERS): SmolLM2 is small enough, and a
+    learner's own model keeps the precision it was saved in."""
+    matrices = [module for block in parts.blocks for module in block.modules()
+                if type(module) is torch.nn.Linear and module.weight.dtype == torch.float32]
+    if device.type != "cpu" or not matrices:
+        return ""  # on a GPU the model computes in its own half precision; GPT-2's Conv1D blocks have no nn.Linear
+    for module in matrices:
+        _store_in_bfloat16(module.weight)
+        module.__class__ = architecture.NarrowLinear
+        module.widened = True
+    return "bfloat16"
+
+
+def _store_in_bfloat16(weight: torch.nn.Parameter) -> None:
+    wide = weight.data
+    weight.data = wide.to(torch.bfloat16)
+    process.forget_file_pages(wide.data_ptr(), wide.untyped_storage().nbytes())
 
 
 def _large_float32_table(module) -> bool:
@@ -558,7 +589,7 @@ def bundled_tokenizer(key: str) -> object:
     return warmup.once(("tokenizer", key), load)
 
 
-def _describe(key, config, model, source, device, dtype, table_dtype: str = "") -> ModelInfo:
+def _describe(key, config, model, source, device, dtype, table_dtype: str = "", block_dtype: str = "") -> ModelInfo:
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     heads = getattr(text_config, "num_attention_heads", 0) or getattr(text_config, "n_head", 0)
     return ModelInfo(
@@ -576,6 +607,7 @@ def _describe(key, config, model, source, device, dtype, table_dtype: str = "") 
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
         table_dtype=table_dtype,
+        block_dtype=block_dtype,
     )
 
 

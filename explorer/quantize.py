@@ -44,6 +44,11 @@ class Scheme:
         return {"fp32": 32, "bf16": 16, "fp16": 16, "int8_tensor": 8, "int8_channel": 8, "int4_group": 4}[self.name]
 
     @property
+    def dtype(self) -> torch.dtype | None:
+        """The float a dtype cast stores its matrices in (bf16, fp16); None for fp32 and the integer schemes."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+
+    @property
     def library(self) -> str:
         """Who builds the copy: a PyTorch dtype cast, or torchao's weight-only tensors (int8 runs with an int8
         matrix kernel on a CPU; int4 keeps each code in an int8 and expands it for the matrix multiply)."""
@@ -69,12 +74,12 @@ class CastLinear(torch.nn.Module):
 
 
 def as_linear(module: torch.nn.Module) -> torch.nn.Linear:
-    """GPT-2's Conv1D as the nn.Linear torchao quantizes: the same weight seen transposed, the same bias (no copy)."""
-    if isinstance(module, torch.nn.Linear):
+    """The plain float32 nn.Linear torchao quantizes: the module itself; GPT-2's Conv1D with the same weight seen
+    transposed and the same bias (no copy); a bfloat16 matrix (Gemma 3's) widened, one block's at a time."""
+    if type(module) is torch.nn.Linear:
         return module
-    weight = matrix_weight(module).detach()  # (out, in): a transposed view
-    linear = torch.nn.Linear(0, 0, bias=False)
-    linear.out_features, linear.in_features = weight.shape
+    weight = matrix_weight(module).detach()  # (out, in): a transposed view, or a float32 copy of a bfloat16 weight
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")  # nothing allocated
     linear.weight = torch.nn.Parameter(weight, requires_grad=False)
     linear.bias = module.bias
     return linear
@@ -139,11 +144,8 @@ class QuantizedModel:
     other_bytes: int  # everything else (embeddings, norms, unembedding) at its own precision
     packed_bytes: int  # the matrices as a nibble-packed file would hold them (int4), else matrix_bytes
     seconds: float  # to build
-
-    @property
-    def own_bytes(self) -> int:
-        """What the copy adds to the process: its matrices, unless they are the model's own (fp32)."""
-        return 0 if self.scheme.name == "fp32" else self.matrix_bytes
+    own_bytes: int  # what the copy adds to the process: its matrices, less those it shares with its model (fp32's
+    #   all, and Gemma's bf16 copy's, whose model stores them in bf16)
 
 
 OWN_BYTES = {32: 0, 16: 2, 8: 1, 4: 1}  # bytes per matrix weight a copy adds (fp32 shares the model's; int4 sits in int8)
@@ -162,7 +164,8 @@ def quantized(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
         with _building:
             return _build(loaded, scheme)
 
-    parameters = sum(matrix_weight(m).numel() for _, m in block_matrices(loaded.model, loaded.parts.blocks))
+    matrices = block_matrices(loaded.model, loaded.parts.blocks)
+    parameters = sum(module.weight.numel() for _, module in matrices if module.weight.dtype != scheme.dtype)
     return memory.BUDGET.get_or_build(copy_key(loaded, scheme), build, parameters * OWN_BYTES[scheme.bits],
                                       measure=lambda copy: copy.own_bytes, parent=("model", loaded.info.key))
 
@@ -173,24 +176,25 @@ def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
     view_blocks = _same_modules(view, loaded.model, list(loaded.parts.blocks))
     matrices = block_matrices(view, view_blocks)
     matrix_parameters = sum(matrix_weight(module).numel() for _, module in matrices)
+    cast = scheme.dtype
     for name, module in matrices:
         index, dotted = name.split(".", 1)
-        if scheme.name in ("bf16", "fp16"):
-            _set_module(view_blocks[int(index)], dotted, CastLinear(module, getattr(torch, {"bf16": "bfloat16",
-                                                                                            "fp16": "float16"}[scheme.name])))
-        elif scheme.bits < 16:
-            _set_module(view_blocks[int(index)], dotted, as_linear(module))
+        if cast is not None and module.weight.dtype != cast:  # Gemma's bf16 copy is its model (stored in bf16)
+            _set_module(view_blocks[int(index)], dotted, CastLinear(module, cast))
     if scheme.bits < 16:
         _torchao(view_blocks, scheme)
     matrices = block_matrices(view, view_blocks)
     matrix_bytes = sum(memory.stored_bytes(module.weight) for _, module in matrices)
+    models_own = {module.weight.data_ptr() for _, module in block_matrices(loaded.model, loaded.parts.blocks)}
+    own = sum(memory.stored_bytes(module.weight) for _, module in matrices
+              if type(module.weight.data) is not torch.Tensor or module.weight.data_ptr() not in models_own)
     other = sum(p.numel() * p.element_size() for p in view.parameters()
                 if type(p.data) is torch.Tensor and not any(p is m.weight for _, m in matrices))  # shared: not copied
     copy = replace(loaded, model=view.eval(), fingerprint=f"{loaded.fingerprint}+{scheme.key}",
                    parts=architecture.find(view), lock=threading.Lock())  # its own modules, for hooks
     packed = packed_bytes(matrix_parameters, scheme) if scheme.name == "int4_group" else matrix_bytes
     return QuantizedModel(copy, scheme, scheme.library, matrix_bytes, matrix_parameters, other, packed,
-                          time.perf_counter() - started)
+                          time.perf_counter() - started, own)
 
 
 def group_for(width: int, group_size: int) -> int:
@@ -213,6 +217,8 @@ def _torchao(blocks: list[torch.nn.Module], scheme: Scheme) -> None:
     int8 = Int8WeightOnlyConfig(granularity=PerRow() if scheme.name == "int8_channel" else PerTensor(),
                                 set_inductor_config=False)  # leave torch's global compiler settings alone
     for block in blocks:
+        for name, module in block_matrices(block, [block]):
+            _set_module(block, name.split(".", 1)[1], as_linear(module))
         if scheme.name != "int4_group":
             quantize_(block, int8)
         else:

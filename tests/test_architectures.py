@@ -238,6 +238,30 @@ def test_a_table_stored_in_bfloat16_gives_float32_logits_close_to_the_wide_ones(
     assert prediction.generate(narrow, TEXT, 3)[0] == prediction.generate(tiny[name], TEXT, 3)[0]
 
 
+@pytest.mark.parametrize("name", DECODERS)
+def test_block_matrices_stored_in_bfloat16_compute_in_float32_close_to_the_wide_model(tiny, tiny_folders, name):
+    """Gemma 3's block matrices are stored in bfloat16 (models.NARROW_BLOCK_PARAMETERS); the same on every family
+    with nn.Linear blocks: float32 between modules, logits close to the float32 model's, the same greedy tokens, and a
+    backward to the inputs (LoRA's) after an inference-mode forward has made the widening buffer."""
+    narrow = models.load(tiny_folders[name], device="cpu", dtype="float32")
+    stored = models.narrow_block_matrices(narrow.parts, torch.device("cpu"))
+    linears = [m for block in narrow.parts.blocks for m in block.modules() if isinstance(m, torch.nn.Linear)]
+    if name == "gpt2":  # Conv1D blocks: nothing to narrow
+        assert stored == "" and not linears
+        return
+    assert stored == "bfloat16" and linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    assert memory.tensor_bytes(narrow.model) < memory.tensor_bytes(tiny[name].model)
+    ids = tiny[name].tokenizer(TEXT, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        wide, narrowed = tiny[name].model(ids).logits, narrow.model(ids).logits  # (1, seq, vocab)
+    assert narrowed.dtype == torch.float32
+    torch.testing.assert_close(narrowed, wide, atol=0.05, rtol=0.02)
+    assert prediction.generate(narrow, TEXT, 3)[0] == prediction.generate(tiny[name], TEXT, 3)[0]
+    embedded = narrow.model.get_input_embeddings()(ids).detach().requires_grad_(True)  # (1, seq, d)
+    narrow.model(inputs_embeds=embedded).logits.sum().backward()
+    assert embedded.grad is not None and torch.isfinite(embedded.grad).all()
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_a_bfloat16_table_multiplies_like_its_float32_widening_forward_and_backward(monkeypatch, native):
     """Both ways a bfloat16 table is multiplied on the CPU (natively in bfloat16; widened a few rows at a time where the
@@ -245,7 +269,7 @@ def test_a_bfloat16_table_multiplies_like_its_float32_widening_forward_and_backw
     training sends back to the states, and the table's own (a full fine-tuning's), over a vocabulary that is not a
     multiple of the slice."""
     monkeypatch.setattr(process, "native_bf16", lambda: native)
-    monkeypatch.setattr(architecture, "WIDENED_ROWS", 7)
+    monkeypatch.setattr(architecture, "WIDENED_ELEMENTS", 7 * 16)  # 7 rows a slice
     torch.manual_seed(0)
     table = torch.nn.Parameter(torch.randn(50, 16).to(torch.bfloat16))  # (rows, d)
     states = torch.randn(2, 3, 16, requires_grad=True)  # (batch, seq, d)

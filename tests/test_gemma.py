@@ -13,11 +13,13 @@ LONG = ("새별섬의 등대는 바다를 비춘다. The lighthouse on Gull Poin
 
 @pytest.fixture(scope="module")
 def eager(gemma):
-    """The same weights, stored as the engine stores them (its table in bfloat16 where the CPU has it natively), run
+    """The same weights, stored as the engine stores them (its table and block matrices in bfloat16 on the CPU), run
     by transformers' eager attention, which returns every softmax."""
     model = AutoModelForCausalLM.from_pretrained(models.converted_folder(models.GEMMA3), attn_implementation="eager",
                                                  dtype=torch.float32).eval()
-    assert models.narrow_large_tables(architecture.find(model), torch.device("cpu")) == gemma.info.table_dtype
+    parts = architecture.find(model)
+    assert models.narrow_large_tables(parts, torch.device("cpu")) == gemma.info.table_dtype
+    assert models.narrow_block_matrices(parts, torch.device("cpu")) == gemma.info.block_dtype
     return model
 
 

@@ -59,8 +59,9 @@ def caveat(loaded: LoadedModel) -> None:
         st.caption(tr("quant_true_fp32", model=loaded.info.key))
         return
     st.warning(tr("quant_gguf_caveat", model=loaded.info.key, types=", ".join(r["type"] for r in rows)), icon="ℹ️")
-    if rows:
-        st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
+    if loaded.info.block_dtype:
+        st.info(tr("quant_stored_bf16", model=loaded.info.key), icon="ℹ️")
+    st.dataframe(headed(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
 def _survey_key(loaded: LoadedModel, chosen: list[quantize.Scheme], sample: str) -> tuple:
