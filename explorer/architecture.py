@@ -29,13 +29,19 @@ def table_product(states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor 
                   widened: bool = False) -> torch.Tensor:
     """states (..., d) @ table (rows, d)ᵀ (+ bias) -> (..., rows) float32, whatever dtype the table is stored in.
     A bfloat16 table (Gemma 3's, narrowed at load) is multiplied in bfloat16 where the CPU does that natively, and
-    elsewhere (or where `widened` is asked for) widened a slice at a time and multiplied in float32. Measured on Gemma's 262,144 x 640 table on
-    a 2-core CPU without bfloat16 instructions (bench_weights_at_rest.py), 1 / 16 / 64 positions: float32 table 49 /
-    151 / 298 ms, widened 34-40 / 103 / 233 ms, multiplied in bfloat16 19 / 305 / 1,292 ms. Widened for every count
-    of positions, so that a position's logits do not depend on how many are computed with it (one position in
-    bfloat16 and many widened moved a streamed answer's probabilities by up to 0.014 from one forward's)."""
+    elsewhere (or where `widened` is asked for) widened a slice at a time and multiplied in float32. Measured on
+    Gemma's 262,144 x 640 table on a 2-core CPU without bfloat16 instructions (bench_weights_at_rest.py), 1 / 16 / 64
+    positions: float32 table 49 / 151 / 298 ms, widened 34-40 / 103 / 233 ms, multiplied in bfloat16 19 / 305 / 1,292
+    ms. Widened for every count of positions, so that a position's logits do not depend on how many are computed with
+    it (one position in bfloat16 and many widened moved a streamed answer's probabilities by up to 0.014 from one
+    forward's)."""
     if table.dtype == torch.bfloat16 and states.device.type == "cpu" and (widened or not process.native_bf16()):
-        product = _WidenedProduct.apply(states.float(), table)
+        if len(table) * table.shape[1] <= WIDENED_ELEMENTS and not (torch.is_grad_enabled() and
+                                                                    (states.requires_grad or table.requires_grad)):
+            product = states.float() @ _buffer(table.numel(), table.device).view(table.shape).copy_(table).T  # a
+            #   block matrix in one slice, with nothing to differentiate: without autograd's and the loop's ~75 us a call
+        else:
+            product = _WidenedProduct.apply(states.float(), table)
     else:
         product = torch.nn.functional.linear(states.to(table.dtype), table).float()
     return product if bias is None else product + bias.float()
