@@ -137,3 +137,18 @@ def test_int4_groups_fit_a_width_the_chosen_size_does_not_divide(tmp_path):
         assert width // module.weight.scale.shape[1] == quantize.group_for(width, 32) == 8
         assert len(quantize.grid_levels(module, scheme)) == 16
     assert np.isfinite(activations.run_capture(copy.loaded, TEXT, ["next_logits"])["next_logits"]).all()
+
+
+def test_on_gemma_whose_matrices_are_stored_in_bf16_the_bf16_copy_is_the_model_and_fp32_widens_it(gemma):
+    """Gemma's block matrices are stored in bf16 (models.narrow_block_matrices): its bf16 copy shares them (nothing
+    added), its fp32 copy holds the same values in 4 bytes each (the sizes the page and lesson 9 teach), and both
+    give the model's own next-token distribution; int8 still moves it."""
+    fp32, bf16, int8 = (quantize.quantized(gemma, quantize.Scheme(name)) for name in ("fp32", "bf16", "int8_channel"))
+    assert gemma.info.block_dtype == "bfloat16"
+    assert bf16.own_bytes == 0 and bf16.matrix_bytes == 2 * bf16.matrix_parameters
+    assert fp32.own_bytes == fp32.matrix_bytes == 4 * fp32.matrix_parameters
+    stored = _weight(gemma)  # (out, in) float32, widened from bf16
+    torch.testing.assert_close(_weight(fp32.loaded), stored, atol=0, rtol=0)
+    found = dict(zip(("fp32", "bf16", "int8"), quantize.compare(gemma, [fp32.loaded, bf16.loaded, int8.loaded], TEXT)))
+    assert found["fp32"].kl == pytest.approx(0, abs=1e-9) and found["bf16"].kl == 0.0
+    assert found["int8"].kl > 1e-6
