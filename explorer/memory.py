@@ -24,9 +24,10 @@ import torch
 
 from explorer import process
 
-DEFAULT_BUDGET_MB = 1_200  # residents. Outside it (bench_memory.py): the imports (~530 MB), one tokenizer per bundled
-#   model (~140 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those.
-#   Every page must fit: Gemma's quantization table holds Gemma 703 + Kiwi ~250-280 (pinned) + a bf16 copy 192
+DEFAULT_BUDGET_MB = 1_050  # residents. Outside it (bench_memory.py): the imports (~600 MB), one tokenizer per bundled
+#   model (~140 MB), the capture cache and st.cache_data (<= 64 MB each); one request's room on top of those. Every
+#   page must fit: SmolLM2's quantization table holds SmolLM2 513 + Kiwi ~290 (pinned) + a bf16 copy 212 MB, Gemma's
+#   Gemma 511 (its table and block matrices in bf16) + Kiwi + an fp16 copy 191
 WAIT_SECONDS = 30.0  # no room while others are in use: wait this long for a run to end before saying so
 DEFAULT_IDLE_MINUTES = 10.0  # a resident nobody has used this long is dropped (0: never), so that a process nobody
 #   visits holds its imports and Kiwi, not the last class's models and copies (bench_memory.py: 2.07 -> 1.20 GB at rest);

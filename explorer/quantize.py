@@ -45,8 +45,9 @@ class Scheme:
 
     @property
     def dtype(self) -> torch.dtype | None:
-        """The float a dtype cast stores its matrices in (fp32, bf16, fp16); None for the integer schemes."""
-        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+        """The float a dtype cast stores its matrices in (bf16, fp16); None for fp32 (the model's own matrices, as it
+        stores them) and the integer schemes."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
 
     @property
     def library(self) -> str:
@@ -61,9 +62,8 @@ class Scheme:
 
 
 class CastLinear(torch.nn.Module):
-    """A Linear (or GPT-2's transposed Conv1D) whose weight is stored in another float (bf16, fp16; fp32 for Gemma,
-    whose model stores bf16) and cast to the input's dtype for each forward: what a dtype cast saves on a CPU is
-    memory, not time."""
+    """A Linear (or GPT-2's transposed Conv1D) whose weight is stored in a narrower float (bf16, fp16) and widened to
+    the input's dtype for each forward: what a dtype cast saves on a CPU is memory, not time."""
 
     def __init__(self, module: torch.nn.Module, dtype: torch.dtype):
         super().__init__()
@@ -146,11 +146,11 @@ class QuantizedModel:
     packed_bytes: int  # the matrices as a nibble-packed file would hold them (int4), else matrix_bytes
     seconds: float  # to build
     own_bytes: int  # what the copy adds to the process: its matrices, less those it shares with its model (fp32's
-    #   all, but Gemma's, whose model stores them in bf16: there the bf16 copy shares them, and fp32 widens them)
+    #   all; on Gemma, whose model stores them in bf16, the bf16 copy's too)
 
 
-OWN_BYTES = {32: 4, 16: 2, 8: 1, 4: 1}  # bytes per matrix weight a copy adds where it does not share its model's
-#   (int4 sits in int8)
+OWN_BYTES = {32: 0, 16: 2, 8: 1, 4: 1}  # bytes per matrix weight a copy adds where it does not share its model's
+#   (fp32 is the model's own; int4 sits in int8)
 _building = threading.Lock()  # one copy built at a time: each build's float temporaries are a few hundred MB
 
 
@@ -181,8 +181,8 @@ def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
     cast = scheme.dtype
     for name, module in matrices:
         index, dotted = name.split(".", 1)
-        if cast is not None and module.weight.dtype != cast:  # fp32 shares a float32 model's matrices; Gemma, whose
-            _set_module(view_blocks[int(index)], dotted, CastLinear(module, cast))  # are bf16, is its own bf16 copy
+        if cast is not None and module.weight.dtype != cast:  # Gemma, whose matrices are bf16, is its own bf16 copy
+            _set_module(view_blocks[int(index)], dotted, CastLinear(module, cast))
     if scheme.bits < 16:
         _torchao(view_blocks, scheme)
     matrices = block_matrices(view, view_blocks)
