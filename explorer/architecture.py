@@ -36,12 +36,9 @@ def table_product(states: torch.Tensor, table: torch.Tensor, bias: torch.Tensor 
     it (one position in bfloat16 and many widened moved a streamed answer's probabilities by up to 0.014 from one
     forward's)."""
     if table.dtype == torch.bfloat16 and states.device.type == "cpu" and (widened or not process.native_bf16()):
-        if len(table) * table.shape[1] <= WIDENED_ELEMENTS and not (torch.is_grad_enabled() and
-                                                                    (states.requires_grad or table.requires_grad)):
-            product = states.float() @ _buffer(table.numel(), table.device).view(table.shape).copy_(table).T  # a
-            #   block matrix in one slice, with nothing to differentiate: without autograd's and the loop's ~75 us a call
-        else:
-            product = _WidenedProduct.apply(states.float(), table)
+        differentiated = torch.is_grad_enabled() and (states.requires_grad or table.requires_grad)
+        product = (_WidenedProduct.apply if differentiated else _widened_product)(states.float(), table)  # autograd's
+        #   Function only where a backward will run: it costs ~75 us a call, which a block matrix pays on every forward
     else:
         product = torch.nn.functional.linear(states.to(table.dtype), table).float()
     return product if bias is None else product + bias.float()
@@ -56,11 +53,7 @@ class _WidenedProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, states, table):  # states (..., d) float32, table (rows, d) bfloat16 -> (..., rows)
         ctx.save_for_backward(states if ctx.needs_input_grad[1] else None, table)
-        flat = states.reshape(-1, states.shape[-1])  # (n, d)
-        product = flat.new_empty(len(flat), len(table))  # (n, rows)
-        for start, widened in _widened_slices(table):  # widened: (slice, d) float32
-            product[:, start:start + len(widened)] = flat @ widened.T
-        return product.view(*states.shape[:-1], len(table))
+        return _widened_product(states, table)
 
     @staticmethod
     def backward(ctx, grad):  # grad (..., rows)
@@ -77,13 +70,25 @@ class _WidenedProduct(torch.autograd.Function):
         return to_states, to_table
 
 
+def _widened_product(states: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """states (..., d) float32 @ table (rows, d)ᵀ bfloat16 -> (..., rows) float32, a widened slice at a time."""
+    flat = states.reshape(-1, states.shape[-1])  # (n, d)
+    if len(table) <= WIDENED_ELEMENTS // table.shape[1]:  # one slice (a block matrix): its product is the result
+        (_, widened), = _widened_slices(table)
+        return (flat @ widened.T).view(*states.shape[:-1], len(table))
+    product = flat.new_empty(len(flat), len(table))  # (n, rows)
+    for start, widened in _widened_slices(table):  # widened: (slice, d) float32
+        product[:, start:start + len(widened)] = flat @ widened.T
+    return product.view(*states.shape[:-1], len(table))
+
+
 def _widened_slices(table: torch.Tensor):
     """(start, table[start:start + rows] in float32) over the table, every slice in this thread's one buffer: a new
     5 MB buffer per call is mapped and faulted in anew (process.tune_allocator), 2 ms against 0.13 ms for the copy
     itself, measured, which a block matrix pays on every forward."""
     width = table.shape[1]
     step = max(1, WIDENED_ELEMENTS // width)  # rows per slice
-    buffer = _buffer(min(step, len(table)) * width, table.device).view(-1, width)  # (rows, d)
+    buffer = _buffer(min(step, len(table)) * width).view(-1, width)  # (rows, d)
     for start in range(0, len(table), step):
         rows = table[start:start + step]
         widened = buffer[:len(rows)]
@@ -94,9 +99,8 @@ def _widened_slices(table: torch.Tensor):
 _BUFFERS = threading.local()  # .cpu: this thread's float32 buffer for widened slices (never shared between threads)
 
 
-def _buffer(elements: int, device: torch.device) -> torch.Tensor:
-    if device.type != "cpu":
-        return torch.empty(elements, dtype=torch.float32, device=device)
+def _buffer(elements: int) -> torch.Tensor:
+    """`elements` float32 values of this thread's widening buffer (tables are only widened on the CPU)."""
     buffer = getattr(_BUFFERS, "cpu", None)
     if buffer is None or len(buffer) < elements:
         with torch.inference_mode(False):  # a normal tensor, which runs in and out of inference mode alike

@@ -527,11 +527,12 @@ def narrow_large_tables(parts: architecture.Architecture, device: torch.device) 
 def narrow_block_matrices(parts: architecture.Architecture, device: torch.device) -> str:
     """Store every plain nn.Linear inside the blocks in bfloat16 on the CPU ("bfloat16"; else ""), widened to float32
     for each product (architecture.NarrowLinear), so that every module still computes in and returns float32.
-    Measured on Gemma 3 (bench_weights_at_rest.py, a 2-core CPU without bfloat16 instructions): 383 -> 191 MB, a
-    forward 1.07-1.22x the float32 one's time and 20 greedy tokens 1.01x; the next token's distribution within a mean KL of
-    4e-5 nats of the float32 model's and the same greedy text. That is what brought the process at rest after every
-    page under 1.9 GB (bench_memory.py). Chosen per model (NARROW_BLOCK_PARAMETERS): SmolLM2 is small enough, and a
-    learner's own model keeps the precision it was saved in."""
+    Measured on Gemma 3 (bench_weights_at_rest.py, a 2-core CPU without bfloat16 instructions, best of 5): 383 -> 191
+    MB; a forward on 1 / 16 / 512 positions 1.11 / 0.97 / 1.03x the float32 blocks' time, 20 greedy tokens 1.05x; the
+    next token within a mean KL of 3.5e-5 nats of the float32 model's, the same top-1 at every position and the same
+    greedy text. Gemma 703 -> 511 MB resident is what let the default budget shrink to 1,050 MB (bench_memory.py).
+    Chosen per model (NARROW_BLOCK_PARAMETERS): SmolLM2 keeps float32, so that its quantization page still shows what
+    bf16 loses, and a learner's own model keeps the precision it was saved in."""
     matrices = [module for block in parts.blocks for module in block.modules()
                 if type(module) is torch.nn.Linear and module.weight.dtype == torch.float32]
     if device.type != "cpu" or not matrices:

@@ -177,7 +177,7 @@ def _build(loaded: LoadedModel, scheme: Scheme) -> QuantizedModel:
     view = frozen_view(loaded)
     view_blocks = _same_modules(view, loaded.model, list(loaded.parts.blocks))
     matrices = block_matrices(view, view_blocks)
-    matrix_parameters = sum(matrix_weight(module).numel() for _, module in matrices)
+    matrix_parameters = sum(module.weight.numel() for _, module in matrices)  # not matrix_weight: a float32 copy of bf16
     cast = scheme.dtype
     for name, module in matrices:
         index, dotted = name.split(".", 1)
